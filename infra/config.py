@@ -1,0 +1,337 @@
+"""Typed stack config: one validated model of everything a stack sets under ``gantry:*``.
+
+Called by the Pulumi program (from the engine's config) and by the CLI, renderer and rollout
+engine (straight from ``stacks/Pulumi.<stack>.yaml``). Every error names the stack file, the
+config key path, the bad value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError, model_validator
+
+from components.spec import Cloud, ClusterSpec, ServiceSpec, Spec, Strategy, Tier
+from components.validation import SpecError, Violation, check_region, message, raise_first
+from infra.rollout.settings import RolloutSettings
+
+NAMESPACE = "gantry"
+
+
+class ConfigError(Exception):
+    """Stack config is invalid; each line names the file, the key path, the value and the fix."""
+
+    def __init__(self, source: str, problems: Sequence[str]) -> None:
+        self.source = source
+        self.problems = list(problems)
+        super().__init__("\n".join(f"{source}: {p}" for p in self.problems))
+
+
+class SecretValue(str):
+    """A ``secure:`` config value that cannot be decrypted offline; renders as a placeholder."""
+
+    __slots__ = ()
+
+    def __new__(cls, name: str = "secret") -> SecretValue:
+        return super().__new__(cls, f"[secret:{name}]")
+
+
+class ServiceConfig(ServiceSpec):
+    """A service as the stack declares it: the component spec plus rollout overrides."""
+
+    rollout: RolloutSettings | None = Field(
+        default=None, description="Per-service rollout settings. Default: the stack's gantry:rollout."
+    )
+
+
+class PolicySettings(Spec):
+    """Inputs to the policy pack that belong to the stack."""
+
+    monthly_budget_usd: float | None = Field(
+        default=None, gt=0, description="Monthly budget for the cost-budget rule. Default: none (rule n/a)."
+    )
+
+
+class GantryConfig(Spec):
+    """Everything one stack sets. Keys are the part after ``gantry:``."""
+
+    cloud: Cloud = Field(description="aws, gcp, azure or local. Required.")
+    region: str | None = Field(default=None, description="Primary region. Required unless cloud is local.")
+    regions: list[str] = Field(default_factory=list, description="Additional regions. Default: none.")
+    project: str | None = Field(default=None, description="GCP project id. Default: the provider's.")
+    environment: str = Field(pattern=r"^[a-z][a-z0-9-]{0,30}$", description="Environment name. Required.")
+    tier: Tier = Field(description="dev, staging or prod. Required.")
+    cluster: ClusterSpec | None = Field(default=None, description="The cluster. Required unless cloud is local.")
+    services: dict[str, ServiceConfig] = Field(default_factory=dict, description="Services by name.")
+    rollout: RolloutSettings = Field(default_factory=RolloutSettings, description="Rollout defaults.")
+    tags: dict[str, str] = Field(default_factory=dict, description="Tags / labels on every cloud resource.")
+    policy: PolicySettings = Field(default_factory=PolicySettings, description="Policy inputs.")
+
+    @model_validator(mode="after")
+    def _check(self) -> GantryConfig:
+        out: list[Violation] = []
+        if self.cloud is not Cloud.LOCAL:
+            if self.region is None:
+                out.append(Violation("region", f"set for cloud {self.cloud.value}", None))
+            else:
+                out += check_region("region", self.cloud.value, self.region)
+            for i, r in enumerate(self.regions):
+                out += check_region(f"regions[{i}]", self.cloud.value, r)
+            if self.cluster is None:
+                out.append(Violation("cluster", f"set for cloud {self.cloud.value}", None))
+        for name in self.services:
+            if not name.replace("-", "").isalnum() or not name[0].isalpha() or name != name.lower():
+                out.append(Violation(f"services.{name}", "named in lowercase letters, digits and '-'", name))
+        raise_first(out)
+        return self
+
+    def rollout_for(self, service: str) -> RolloutSettings:
+        """The effective rollout settings for one service."""
+        svc = self.services[service]
+        return svc.rollout or self.rollout
+
+    def service(self, name: str, strategy: Strategy | None = None) -> ServiceConfig:
+        """Look a service up, with an error listing the valid names."""
+        if name not in self.services:
+            valid = ", ".join(sorted(self.services)) or "none"
+            raise KeyError(message("service", f"one of the stack's services ({valid})", name))
+        svc = self.services[name]
+        if strategy is not None and svc.strategy is not strategy:
+            raise KeyError(message(f"services.{name}.strategy", f"{strategy.value} for this rollout",
+                                   svc.strategy.value))
+        return svc
+
+
+# --------------------------------------------------------------------------- loading
+
+
+@dataclass(frozen=True, slots=True)
+class StackFile:
+    """A stack's config file on disk and its parsed ``config:`` block."""
+
+    stack: str
+    path: Path
+    raw: Mapping[str, object]
+
+
+def stack_path(stack: str, config_dir: Path) -> Path:
+    return config_dir / f"Pulumi.{stack}.yaml"
+
+
+def read_stack_file(stack: str, config_dir: Path) -> StackFile:
+    """Parse ``Pulumi.<stack>.yaml``; YAML and shape errors become ``ConfigError``."""
+    path = stack_path(stack, config_dir)
+    source = _display(path)
+    if not path.is_file():
+        known = sorted(p.name[len("Pulumi."):-len(".yaml")] for p in config_dir.glob("Pulumi.*.yaml"))
+        hint = f"; known stacks: {', '.join(known)}" if known else ""
+        raise ConfigError(source, [f"stack file not found{hint}"])
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(source, [f"is not valid YAML: {_one_line(str(exc))}"]) from None
+    if doc is None:
+        doc = {}
+    if not isinstance(doc, dict):
+        raise ConfigError(source, [message("the document", "a mapping with a 'config' key", type(doc).__name__)])
+    raw = doc.get("config", {}) or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(source, [message("config", "a mapping of 'namespace:key' to values", raw)])
+    return StackFile(stack=stack, path=path, raw=raw)
+
+
+def namespace_values(raw: Mapping[str, object], namespace: str = NAMESPACE) -> dict[str, object]:
+    """The ``gantry:*`` keys with the prefix removed; ``secure:`` values become placeholders."""
+    prefix = f"{namespace}:"
+    out: dict[str, object] = {}
+    for key, value in raw.items():
+        if isinstance(key, str) and key.startswith(prefix):
+            out[key[len(prefix):]] = _unsecure(value, key[len(prefix):])
+    return out
+
+
+def _unsecure(value: object, name: str) -> object:
+    if isinstance(value, dict):
+        if set(value) == {"secure"}:
+            return SecretValue(name)
+        return {k: _unsecure(v, f"{name}.{k}") for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unsecure(v, f"{name}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def load_stack(stack: str, config_dir: Path) -> GantryConfig:
+    """Load and validate a stack straight from disk (no engine needed)."""
+    sf = read_stack_file(stack, config_dir)
+    return parse(namespace_values(sf.raw), source=_display(sf.path))
+
+
+def load_from_engine() -> GantryConfig:
+    """Load the current stack's ``gantry:*`` config from the Pulumi engine (inside a program)."""
+    import pulumi
+    from pulumi.runtime import config as runtime_config
+
+    values: dict[str, object] = {}
+    prefix = f"{NAMESPACE}:"
+    for full_key in list(runtime_config.CONFIG.keys()):
+        key = str(full_key)
+        if not key.startswith(prefix):
+            continue
+        raw = runtime_config.get_config(key)
+        values[key[len(prefix):]] = _decode_engine_value(raw)
+    source = f"stacks/Pulumi.{pulumi.get_stack()}.yaml"
+    return parse(values, source=source)
+
+
+def _decode_engine_value(raw: object) -> object:
+    # Structured config reaches the program as JSON text; scalars stay strings, as the engine sends them.
+    if isinstance(raw, str):
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return raw
+    return raw
+
+
+def parse(values: Mapping[str, object], source: str) -> GantryConfig:
+    """Validate ``gantry:*`` values; every problem becomes one line of a ``ConfigError``."""
+    try:
+        return GantryConfig.model_validate(dict(values))
+    except ValidationError as exc:
+        raise ConfigError(source, [_format(err) for err in exc.errors()]) from None
+    except (SpecError, ValueError, TypeError) as exc:  # defensive: validators raising outside pydantic
+        raise ConfigError(source, [_one_line(str(exc))]) from None
+
+
+def _format(err: Mapping[str, Any]) -> str:
+    loc: tuple[int | str, ...] = tuple(err.get("loc", ()))
+    typ = str(err.get("type", ""))
+    ctx = cast(Mapping[str, Any], err.get("ctx") or {})
+    value = err.get("input")
+    inner = ctx.get("error")
+    if isinstance(inner, SpecError):
+        # Raised by a model validator: the field is relative to the model at `loc`.
+        return f"{_key(loc, inner.field)} {_rest(inner.field, inner.constraint, inner.value)}"
+    if typ == "extra_forbidden":
+        return _unknown_key(loc)
+    if typ == "missing":
+        return f"{_key(loc)} must be set, but nothing was given"
+    constraint = _constraint(typ, ctx, str(err.get("msg", "")))
+    if typ == "value_error":
+        text = str(err.get("msg", "")).removeprefix("Value error, ")
+        if " must be " in text:
+            return f"{_key(loc)} must be {text.split(' must be ', 1)[1]}"
+        return f"{_key(loc)}: {text}"
+    return f"{_key(loc)} must be {constraint}, but {_show(value)} was given"
+
+
+def _rest(field: str, constraint: str, value: object) -> str:
+    return message(field, constraint, value)[len(field) + 1:]
+
+
+def _show(value: object) -> str:
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, dict | list):
+        text = json.dumps(value, default=str)
+        return text if len(text) <= 80 else text[:77] + "..."
+    return str(value)
+
+
+def _constraint(typ: str, ctx: Mapping[str, Any], msg: str) -> str:
+    simple = {
+        "int_type": "an integer", "int_parsing": "an integer", "int_from_float": "a whole number",
+        "float_type": "a number", "float_parsing": "a number", "string_type": "a string",
+        "bool_type": "true or false", "bool_parsing": "true or false", "list_type": "a list",
+        "dict_type": "a mapping", "model_type": "a mapping", "model_attributes_type": "a mapping",
+    }
+    if typ in simple:
+        return simple[typ]
+    if typ in ("enum", "literal_error"):
+        return f"one of {ctx.get('expected', '')}"
+    if typ == "greater_than_equal":
+        return f">= {ctx.get('ge')}"
+    if typ == "greater_than":
+        return f"> {ctx.get('gt')}"
+    if typ == "less_than_equal":
+        return f"<= {ctx.get('le')}"
+    if typ == "less_than":
+        return f"< {ctx.get('lt')}"
+    if typ == "string_pattern_mismatch":
+        return f"a string matching {ctx.get('pattern')}"
+    if typ == "too_short":
+        return f"a list of at least {ctx.get('min_length')} item(s)"
+    if typ == "too_long":
+        return f"a list of at most {ctx.get('max_length')} item(s)"
+    return msg[:1].lower() + msg[1:] if msg else "valid"
+
+
+def _key(loc: tuple[int | str, ...], field: str = "") -> str:
+    parts = ""
+    for item in loc:
+        if isinstance(item, int):
+            parts += f"[{item}]"
+        else:
+            parts += f".{item}" if parts else str(item)
+    if field:
+        parts = f"{parts}.{field}" if parts else field
+    return f"{NAMESPACE}:{parts}"
+
+
+def _unknown_key(loc: tuple[int | str, ...]) -> str:
+    parent, name = loc[:-1], str(loc[-1])
+    model = _model_at(GantryConfig, parent)
+    valid: list[str] = []
+    if model is not None:
+        valid = [f.alias or n for n, f in model.model_fields.items()]
+    hint = ""
+    close = difflib.get_close_matches(name, valid, n=1, cutoff=0.6)
+    if close:
+        hint = f"; did you mean {close[0]}?"
+    elif valid:
+        hint = f"; valid keys: {', '.join(valid)}"
+    return f"{_key(loc)} is not a known key{hint}"
+
+
+def _model_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """Walk the model tree along a validation location (skipping list indices and dict keys)."""
+    current: type[BaseModel] | None = model
+    for item in loc:
+        if current is None:
+            return None
+        if isinstance(item, int):
+            continue
+        fields = {(f.alias or n): f for n, f in current.model_fields.items()}
+        field = fields.get(item)
+        if field is None:
+            # a dict key (service name): stay on the value model found previously
+            continue
+        current = _model_of(field.annotation)
+    return current
+
+
+def _model_of(annotation: object) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
