@@ -6,6 +6,7 @@ snake_case in Python and camelCase in stack YAML (``nodePools[0].minSize``).
 
 from __future__ import annotations
 
+import ipaddress
 from enum import StrEnum
 from typing import Annotated, Literal
 
@@ -141,6 +142,10 @@ def endpoint_violations(ep: EndpointSpec, path: str = "") -> list[Violation]:
         out.append(Violation(f"{path}publicAccessCidrs", "a non-empty list when publicAccess is true", []))
     if not ep.public_access and not ep.private_access:
         out.append(Violation(f"{path}privateAccess", "true when publicAccess is false", False))
+    if ep.public_access_cidrs and not ep.public_access:
+        # A CIDR list with the endpoint off is a contradiction; refuse it rather than guess intent.
+        out.append(Violation(f"{path}publicAccessCidrs", "empty when publicAccess is false",
+                             ep.public_access_cidrs))
     opens = [c for c in ep.public_access_cidrs if c in ("0.0.0.0/0", "::/0")]
     if opens and not ep.acknowledge_public_internet:
         out.append(
@@ -187,6 +192,35 @@ class LoggingSpec(Spec):
     )
     retention_days: int = Field(default=90, ge=1, le=3653, description="Log retention. Default: 90.")
 
+    @model_validator(mode="after")
+    def _check(self) -> LoggingSpec:
+        out: list[Violation] = []
+        for i, kind in enumerate(self.types):
+            if kind not in EKS_LOG_TYPES:
+                out.append(Violation(f"types[{i}]", f"one of {', '.join(EKS_LOG_TYPES)}", kind))
+        if len(set(self.types)) != len(self.types):
+            out.append(Violation("types", "free of duplicates", self.types))
+        if self.enabled and not self.types:
+            out.append(Violation("types", "a non-empty list when enabled is true", self.types))
+        raise_first(out)
+        return self
+
+
+NETWORK_PREFIX_RANGE: tuple[int, int] = (8, 22)
+"""Network blocks Gantry can carve subnets from: /8 (huge) to /22 (the smallest with room per zone)."""
+
+
+def check_network_cidr(field: str, value: object) -> list[Violation]:
+    """A strict IPv4 CIDR whose prefix leaves room for per-zone subnets."""
+    syntax = check_cidr(field, value)
+    if syntax or not isinstance(value, str):
+        return syntax
+    net = ipaddress.ip_network(value, strict=True)
+    low, high = NETWORK_PREFIX_RANGE
+    if net.version != 4 or not low <= net.prefixlen <= high:
+        return [Violation(field, f"an IPv4 block from /{low} to /{high}", value)]
+    return []
+
 
 class NetworkSpec(Spec):
     """The cluster network: created, or supplied."""
@@ -205,7 +239,15 @@ class NetworkSpec(Spec):
 
     @model_validator(mode="after")
     def _check(self) -> NetworkSpec:
-        out = check_cidr("cidr", self.cidr)
+        out = check_network_cidr("cidr", self.cidr)
+        if self.zone_count is not None and self.zones and len(self.zones) != self.zone_count:
+            out.append(Violation("zoneCount", f"equal to the number of zones ({len(self.zones)})",
+                                 self.zone_count))
+        if len(set(self.zones)) != len(self.zones):
+            out.append(Violation("zones", "free of duplicates", self.zones))
+        if self.existing_vpc_id is not None and self.nat_per_zone is not None:
+            # NAT belongs to the network; with a supplied network there is nothing to configure.
+            out.append(Violation("natPerZone", "unset when existingVpcId is set", self.nat_per_zone))
         if self.existing_vpc_id is None and (self.existing_private_subnet_ids or self.existing_public_subnet_ids):
             out.append(Violation("existingVpcId", "set when subnet ids are supplied", None))
         if self.existing_vpc_id is not None and not self.existing_private_subnet_ids:
