@@ -7,6 +7,8 @@ snake_case in Python and camelCase in stack YAML (``nodePools[0].minSize``).
 from __future__ import annotations
 
 import ipaddress
+import re
+from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Literal
 
@@ -297,6 +299,18 @@ class ClusterSpec(Spec):
 
 Quantity = Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G)?$")]
 
+_QUANTITY_SUFFIX: dict[str, Decimal] = {
+    "": Decimal(1), "m": Decimal("0.001"), "k": Decimal(10) ** 3, "M": Decimal(10) ** 6, "G": Decimal(10) ** 9,
+    "Ki": Decimal(2) ** 10, "Mi": Decimal(2) ** 20, "Gi": Decimal(2) ** 30, "Ti": Decimal(2) ** 40,
+}
+
+
+def quantity_value(quantity: str) -> Decimal:
+    """The numeric value of a Kubernetes quantity (``500m`` -> 0.5, ``1Gi`` -> 1073741824)."""
+    number = quantity.rstrip("mkMGKiT")
+    return Decimal(number) * _QUANTITY_SUFFIX[quantity[len(number):]]
+
+
 
 class ResourcesSpec(Spec):
     """Container requests and limits."""
@@ -305,6 +319,23 @@ class ResourcesSpec(Spec):
     memory_request: Quantity = Field(default="128Mi", description="Default: 128Mi.")
     cpu_limit: Quantity = Field(default="500m", description="Default: 500m.")
     memory_limit: Quantity = Field(default="256Mi", description="Default: 256Mi.")
+
+    @model_validator(mode="after")
+    def _limits(self) -> ResourcesSpec:
+        raise_first(resources_violations(self))
+        return self
+
+
+def resources_violations(res: ResourcesSpec, path: str = "") -> list[Violation]:
+    """A limit below its request is refused by the API server; say so before a deploy fails."""
+    p = f"{path}." if path else ""
+    out: list[Violation] = []
+    for kind in ("cpu", "memory"):
+        request: str = getattr(res, f"{kind}_request")
+        limit: str = getattr(res, f"{kind}_limit")
+        if quantity_value(limit) < quantity_value(request):
+            out.append(Violation(f"{p}{kind}Limit", f">= {kind}Request ({request})", limit))
+    return out
 
 
 class ProbeSpec(Spec):
@@ -349,7 +380,12 @@ class ServiceSpec(Spec):
     canary_image: str | None = Field(default=None, description="Canary image. Default: none (canary at 0).")
     canary_weight: int = Field(default=0, description="Percent of traffic to the canary, 0..100. Default: 0.")
     router: RouterKind = Field(default=RouterKind.GATEWAY_API, description="Default: gateway-api.")
-    gateway: str = Field(default="gantry-gateway", description="Gateway API parent. Default: gantry-gateway.")
+    gateway: str = Field(
+        default="gantry-gateway",
+        pattern=r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?/)?[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        description="Gateway the route attaches to, as name or namespace/name (Gateway API parentRef, "
+        "Istio gateway). Default: gantry-gateway in the service's namespace.",
+    )
     # blue/green
     active_color: Color = Field(default=Color.BLUE, description="Color the active Service selects. Default: blue.")
     blue_image: str | None = Field(default=None, description="Blue image. Default: image.")
@@ -365,6 +401,15 @@ class ServiceSpec(Spec):
     )
     hpa: HpaSpec = Field(default_factory=HpaSpec, description="Default: off.")
     env: dict[str, str] = Field(default_factory=dict, description="Plain environment variables. Default: none.")
+    run_as_user: int = Field(
+        default=65532, ge=1, le=2147483647,
+        description="Numeric non-root UID the container runs as (the distroless 'nonroot' user). Default: 65532.",
+    )
+    create_namespace: bool = Field(
+        default=True,
+        description="Create the namespace with restricted Pod Security labels; set false when another "
+        "service in the stack (or another team) owns it. Default: true.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> ServiceSpec:
@@ -392,4 +437,14 @@ def service_violations(svc: ServiceSpec) -> list[Violation]:
             out.append(Violation(f"{probe_name}.port", f"a container port ({svc.port})", probe.port))
     if svc.readiness == svc.liveness:
         out.append(Violation("liveness", "different from readiness", svc.liveness.path))
+    for i, host in enumerate(svc.hostnames):
+        if not _HOSTNAME.match(host) or len(host) > 253:
+            out.append(Violation(f"hostnames[{i}]", "a DNS name such as web.example.com (optionally *.)", host))
+    for key in svc.env:
+        if not _ENV_NAME.match(key):
+            out.append(Violation(f"env.{key}", "a variable name of letters, digits and '_'", key))
     return out
+
+
+_HOSTNAME = re.compile(r"^(\*\.)?([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)*[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
