@@ -179,7 +179,9 @@ def load_from_engine() -> GantryConfig:
 
     values: dict[str, object] = {}
     prefix = f"{NAMESPACE}:"
-    for full_key in list(runtime_config.CONFIG.keys()):
+    # The language host may pass config explicitly or through PULUMI_CONFIG; read both.
+    keys = set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env() or {})
+    for full_key in sorted(keys):
         key = str(full_key)
         if not key.startswith(prefix):
             continue

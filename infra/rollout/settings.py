@@ -5,6 +5,7 @@ Loaded by ``infra.config``; read by the rollout engine and the CLI.
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Annotated, Literal
 
@@ -41,7 +42,7 @@ def steps_violations(steps: list[int], field: str = "steps") -> list[Violation]:
     for i, w in enumerate(steps):
         if not 1 <= w <= 100:
             out.append(Violation(f"{field}[{i}]", "within 1..100", w))
-    if any(b <= a for a, b in zip(steps, steps[1:], strict=False)):
+    if any(b <= a for a, b in itertools.pairwise(steps)):
         out.append(Violation(field, "strictly increasing", steps))
     return out
 

@@ -1,0 +1,336 @@
+"""Realistic Pulumi mocks for offline rendering: deterministic ids, ARNs, endpoints and kubeconfigs.
+
+Used by ``infra.render``. Outputs are derived from inputs and names only (never random), so the
+same program renders to the same graph on every run and downstream ``apply``s resolve.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import cast
+
+import pulumi
+from pulumi.runtime import rpc
+
+ACCOUNT_ID = "123456789012"
+SUBSCRIPTION_ID = "00000000-0000-0000-0000-000000000000"
+TENANT_ID = "11111111-1111-1111-1111-111111111111"
+GCP_PROJECT = "gantry-render"
+FAKE_CA = base64.b64encode(b"-----BEGIN CERTIFICATE-----\nMOCK\n-----END CERTIFICATE-----\n").decode()
+
+State = dict[str, object]
+
+
+def _hex(seed: str, n: int = 17) -> str:
+    return hashlib.sha256(seed.encode()).hexdigest()[:n]
+
+
+def _uuid(seed: str) -> str:
+    h = hashlib.sha256(seed.encode()).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
+
+
+def _plain(value: object) -> object:
+    """Strip Pulumi's secret wrapper so the mocks can compute from the value."""
+    return rpc.unwrap_rpc_secret(value)
+
+
+def _secret(value: object) -> object:
+    return rpc.wrap_rpc_secret(value)
+
+
+def kubeconfig(cluster: str, server: str, ca: str = FAKE_CA) -> str:
+    """A syntactically valid kubeconfig (JSON is valid YAML) for a rendered cluster."""
+    return json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": cluster, "cluster": {"server": server, "certificate-authority-data": ca}}],
+            "contexts": [{"name": cluster, "context": {"cluster": cluster, "user": cluster}}],
+            "current-context": cluster,
+            "users": [{"name": cluster, "user": {"token": "render-only"}}],
+        }
+    )
+
+
+class RealisticMocks(pulumi.runtime.Mocks):
+    """Answers resource registrations and invokes the way the cloud would, deterministically."""
+
+    def __init__(self, config: Mapping[str, object] | None = None) -> None:
+        cfg = dict(config or {})
+        self.aws_region = str(cfg.get("aws:region") or "us-east-1")
+        self.gcp_region = str(cfg.get("gcp:region") or "europe-west1")
+        self.gcp_project = str(cfg.get("gcp:project") or GCP_PROJECT)
+        self.azure_location = str(cfg.get("azure-native:location") or "westeurope")
+
+    # ------------------------------------------------------------------ resources
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, object]]:
+        inputs: State = dict(args.inputs)
+        typ, name = args.typ, args.name
+        if not args.custom:
+            return None, inputs  # components have no id or cloud state
+        package = typ.split(":", 1)[0]
+        if package == "aws":
+            rid, extra = self._aws(typ, name, inputs)
+        elif package == "gcp":
+            rid, extra = self._gcp(typ, name, inputs)
+        elif package == "azure-native":
+            rid, extra = self._azure(typ, name, inputs)
+        elif package == "kubernetes":
+            rid, extra = self._kubernetes(typ, name, inputs)
+        else:
+            rid, extra = f"{name}-{_hex(typ + name, 8)}", {}
+        state = {**inputs, **extra}
+        return rid, state
+
+    def _aws(self, typ: str, name: str, inputs: State) -> tuple[str, State]:
+        region, seed = self.aws_region, typ + name
+        module = typ.split(":")[1].split("/")[0]
+        kind = typ.rsplit(":", 1)[-1]
+        res_name = str(_plain(inputs.get("name")) or name)
+        id_prefixes = {
+            "Vpc": "vpc", "Subnet": "subnet", "SecurityGroup": "sg", "InternetGateway": "igw",
+            "NatGateway": "nat", "RouteTable": "rtb", "Eip": "eipalloc", "LaunchTemplate": "lt",
+            "NetworkAcl": "acl", "VpcEndpoint": "vpce",
+        }
+        rid = f"{id_prefixes[kind]}-{_hex(seed)}" if kind in id_prefixes else res_name
+        extra: State = {}
+        if module == "iam":
+            arn = f"arn:aws:iam::{ACCOUNT_ID}:{_iam_path(kind)}/{res_name}"
+            if kind == "OpenIdConnectProvider":
+                url = str(_plain(inputs.get("url", ""))).removeprefix("https://")
+                arn = f"arn:aws:iam::{ACCOUNT_ID}:oidc-provider/{url}"
+            extra.update(arn=arn, name=res_name, uniqueId=f"AROA{_hex(seed, 17).upper()}")
+            if kind == "RolePolicyAttachment":
+                rid = f"{_plain(inputs.get('role'))}-{_hex(seed, 8)}"
+        elif kind == "Key" and module == "kms":
+            key_id = _uuid(seed)
+            rid = key_id
+            extra.update(keyId=key_id, arn=f"arn:aws:kms:{region}:{ACCOUNT_ID}:key/{key_id}")
+        elif kind == "Alias" and module == "kms":
+            extra.update(arn=f"arn:aws:kms:{region}:{ACCOUNT_ID}:{res_name}")
+        elif module == "eks" and kind == "Cluster":
+            tag = _hex(seed, 32).upper()
+            endpoint = f"https://{tag}.gr7.{region}.eks.amazonaws.com"
+            vpc = dict(cast(Mapping[str, object], _plain(inputs.get("vpcConfig")) or {}))
+            vpc.setdefault("clusterSecurityGroupId", f"sg-{_hex(seed + 'csg')}")
+            vpc.setdefault("vpcId", f"vpc-{_hex(seed + 'vpc')}")
+            extra.update(
+                arn=f"arn:aws:eks:{region}:{ACCOUNT_ID}:cluster/{res_name}",
+                name=res_name,
+                endpoint=endpoint,
+                status="ACTIVE",
+                version=_plain(inputs.get("version")) or "1.33",
+                platformVersion="eks.1",
+                certificateAuthority={"data": FAKE_CA},
+                identities=[{"oidcs": [{"issuer": f"https://oidc.eks.{region}.amazonaws.com/id/{tag}"}]}],
+                vpcConfig=vpc,
+            )
+        elif module == "s3":
+            bucket = str(_plain(inputs.get("bucket")) or name)
+            rid = bucket
+            extra.update(arn=f"arn:aws:s3:::{bucket}", bucket=bucket,
+                         bucketDomainName=f"{bucket}.s3.amazonaws.com")
+        elif module == "eks":
+            extra.update(arn=f"arn:aws:eks:{region}:{ACCOUNT_ID}:{kind.lower()}/{res_name}", status="ACTIVE")
+        elif kind == "LaunchTemplate":
+            extra.update(arn=f"arn:aws:ec2:{region}:{ACCOUNT_ID}:launch-template/{rid}", latestVersion=1,
+                         defaultVersion=1)
+        elif kind == "LogGroup":
+            extra.update(arn=f"arn:aws:logs:{region}:{ACCOUNT_ID}:log-group:{res_name}")
+        elif kind == "Eip":
+            extra.update(allocationId=rid, publicIp=f"203.0.113.{int(_hex(seed, 2), 16) % 250 + 1}")
+        elif kind == "Subnet":
+            extra.update(arn=f"arn:aws:ec2:{region}:{ACCOUNT_ID}:subnet/{rid}")
+        elif kind == "Vpc":
+            extra.update(arn=f"arn:aws:ec2:{region}:{ACCOUNT_ID}:vpc/{rid}",
+                         defaultSecurityGroupId=f"sg-{_hex(seed + 'default')}",
+                         mainRouteTableId=f"rtb-{_hex(seed + 'main')}")
+        else:
+            extra.setdefault("arn", f"arn:aws:{module}:{region}:{ACCOUNT_ID}:{kind.lower()}/{rid}")
+        extra.setdefault("id", rid)
+        return rid, extra
+
+    def _gcp(self, typ: str, name: str, inputs: State) -> tuple[str, State]:
+        project = str(_plain(inputs.get("project")) or self.gcp_project)
+        kind = typ.rsplit(":", 1)[-1]
+        res_name = str(_plain(inputs.get("name")) or name)
+        location = str(_plain(inputs.get("location")) or self.gcp_region)
+        extra: State = {"project": project, "name": res_name}
+        if kind == "KeyRing":
+            rid = f"projects/{project}/locations/{location}/keyRings/{res_name}"
+        elif kind == "CryptoKey":
+            rid = f"{_plain(inputs.get('keyRing'))}/cryptoKeys/{res_name}"
+            extra.pop("project")
+        elif kind == "Cluster":
+            rid = f"projects/{project}/locations/{location}/clusters/{res_name}"
+            endpoint = f"10.{int(_hex(typ + name, 2), 16) % 200}.0.2"
+            extra.update(
+                endpoint=endpoint,
+                masterAuth={"clusterCaCertificate": FAKE_CA},
+                selfLink=f"https://container.googleapis.com/v1/{rid}",
+                location=location,
+            )
+        elif kind == "NodePool":
+            cluster = _plain(inputs.get("cluster"))
+            rid = f"projects/{project}/locations/{location}/clusters/{cluster}/nodePools/{res_name}"
+        elif kind == "Account":
+            account = str(_plain(inputs.get("accountId")) or res_name)
+            email = f"{account}@{project}.iam.gserviceaccount.com"
+            rid = f"projects/{project}/serviceAccounts/{email}"
+            extra.update(email=email, member=f"serviceAccount:{email}")
+        elif kind in ("Network", "Subnetwork", "Router", "RouterNat", "Firewall", "Address"):
+            scope = "global" if kind in ("Network", "Firewall") else f"regions/{self.gcp_region}"
+            rid = f"projects/{project}/{scope}/{kind[0].lower()}{kind[1:]}s/{res_name}"
+            extra.update(selfLink=f"https://www.googleapis.com/compute/v1/{rid}")
+        else:
+            rid = f"projects/{project}/{kind.lower()}s/{res_name}"
+        extra.setdefault("id", rid)
+        return rid, extra
+
+    def _azure(self, typ: str, name: str, inputs: State) -> tuple[str, State]:
+        kind = typ.rsplit(":", 1)[-1]
+        module = typ.split(":")[1]
+        rg = str(_plain(inputs.get("resourceGroupName")) or "rg")
+        # azure-native names each resource by "<kind>Name" (vaultName, keyName, ...) or resourceName.
+        own_key = kind[0].lower() + kind[1:] + "Name"
+        res_name = str(_plain(inputs.get(own_key)) or _plain(inputs.get("resourceName")) or name)
+        base = f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{rg}"
+        provider = {
+            "containerservice": "Microsoft.ContainerService", "keyvault": "Microsoft.KeyVault",
+            "compute": "Microsoft.Compute", "network": "Microsoft.Network",
+            "operationalinsights": "Microsoft.OperationalInsights", "authorization": "Microsoft.Authorization",
+            "managedidentity": "Microsoft.ManagedIdentity",
+        }.get(module, f"Microsoft.{module.capitalize()}")
+        if kind == "ResourceGroup":
+            rid = base
+        elif kind == "Key":
+            vault = _plain(inputs.get("vaultName"))
+            rid = f"{base}/providers/Microsoft.KeyVault/vaults/{vault}/keys/{res_name}"
+        elif kind == "Subnet":
+            vnet = _plain(inputs.get("virtualNetworkName"))
+            rid = f"{base}/providers/Microsoft.Network/virtualNetworks/{vnet}/subnets/{res_name}"
+        else:
+            plural = kind[0].lower() + kind[1:] + "s"
+            rid = f"{base}/providers/{provider}/{plural}/{res_name}"
+        extra: State = {"id": rid, "name": res_name, "location": _plain(inputs.get("location")) or self.azure_location}
+        principal = _uuid(rid + "principal")
+        if isinstance(_plain(inputs.get("identity")), dict):
+            identity = dict(cast(Mapping[str, object], _plain(inputs["identity"])))
+            identity.update(principalId=principal, tenantId=TENANT_ID)
+            extra["identity"] = identity
+        if kind == "ManagedCluster":
+            dns = f"{res_name}-{_hex(rid, 8)}"
+            extra.update(
+                fqdn=f"{dns}.hcp.{self.azure_location}.azmk8s.io",
+                privateFQDN=f"{dns}.privatelink.{self.azure_location}.azmk8s.io",
+                oidcIssuerProfile={"enabled": True, "issuerURL": f"https://{self.azure_location}.oic.prod-aks.azure.com/{TENANT_ID}/{_uuid(rid)}/"},
+                provisioningState="Succeeded",
+            )
+        elif kind == "Vault":
+            extra["properties"] = {**cast(dict[str, object], _plain(inputs.get("properties")) or {}),
+                                   "vaultUri": f"https://{res_name}.vault.azure.net/"}
+        elif kind == "Key":
+            vault = _plain(inputs.get("vaultName"))
+            uri = f"https://{vault}.vault.azure.net/keys/{res_name}"
+            extra.update(keyUri=uri, keyUriWithVersion=f"{uri}/{_hex(rid, 32)}")
+        elif kind == "UserAssignedIdentity":
+            extra.update(principalId=principal, clientId=_uuid(rid + "client"), tenantId=TENANT_ID)
+        elif kind == "Workspace":
+            extra.update(customerId=_uuid(rid + "customer"))
+        return rid, extra
+
+    def _kubernetes(self, typ: str, name: str, inputs: State) -> tuple[str, State]:
+        if typ.startswith("pulumi:providers:"):
+            return _uuid(typ + name), {}
+        metadata = dict(cast(Mapping[str, object], _plain(inputs.get("metadata")) or {}))
+        # Kubernetes auto-naming appends a random suffix; ours is derived from the name, so renders are stable.
+        metadata.setdefault("name", f"{name}-{_hex(typ + name, 8)}")
+        is_namespaced = not typ.endswith((":Namespace", ":ClusterRole", ":ClusterRoleBinding"))
+        if is_namespaced:
+            metadata.setdefault("namespace", "default")
+        metadata.setdefault("uid", _uuid(typ + name))
+        ns = metadata.get("namespace")
+        rid = f"{ns}/{metadata['name']}" if is_namespaced else str(metadata["name"])
+        extra: State = {"metadata": metadata, "status": {}}
+        if typ == "kubernetes:core/v1:Service":
+            extra["spec"] = {**cast(dict[str, object], _plain(inputs.get("spec")) or {}),
+                             "clusterIP": f"172.20.{int(_hex(rid, 2), 16)}.{int(_hex(rid + 'x', 2), 16) % 250 + 1}"}
+        return rid, extra
+
+    # ------------------------------------------------------------------ invokes
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, object], list[tuple[str, str]] | None]:
+        tok, a = args.token, dict(args.args)
+        if tok == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {"accountId": ACCOUNT_ID, "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/render",
+                    "userId": "AIDARENDER", "id": ACCOUNT_ID}, None
+        if tok == "aws:index/getRegion:getRegion":
+            region = str(a.get("name") or a.get("region") or self.aws_region)
+            return {"name": region, "region": region, "id": region, "endpoint": f"ec2.{region}.amazonaws.com",
+                    "description": region}, None
+        if tok == "aws:index/getPartition:getPartition":
+            return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}, None
+        if tok == "aws:index/getAvailabilityZones:getAvailabilityZones":
+            letters = "abcdef"
+            return {"names": [f"{self.aws_region}{c}" for c in letters],
+                    "zoneIds": [f"use1-az{i + 1}" for i in range(len(letters))],
+                    "id": self.aws_region, "groupNames": [self.aws_region]}, None
+        if tok == "aws:iam/getPolicyDocument:getPolicyDocument":
+            doc = _policy_document(a)
+            return {"json": doc, "minifiedJson": doc, "id": _hex(doc, 10)}, None
+        if tok == "gcp:organizations/getClientConfig:getClientConfig":
+            return {"project": self.gcp_project, "region": self.gcp_region, "zone": f"{self.gcp_region}-b",
+                    "accessToken": "render-only", "id": self.gcp_project}, None
+        if tok == "gcp:organizations/getProject:getProject":
+            project = str(a.get("projectId") or self.gcp_project)
+            return {"projectId": project, "number": str(int(_hex(project, 10), 16) % 10**12), "name": project,
+                    "id": f"projects/{project}"}, None
+        if tok == "gcp:compute/getZones:getZones":
+            return {"names": [f"{self.gcp_region}-{c}" for c in "bcd"], "id": self.gcp_region}, None
+        if tok.startswith("azure-native:authorization:getClientConfig"):
+            return {"clientId": _uuid("client"), "objectId": _uuid("object"), "subscriptionId": SUBSCRIPTION_ID,
+                    "tenantId": TENANT_ID}, None
+        if tok.startswith("azure-native:containerservice:listManagedCluster"):
+            cluster = str(a.get("resourceName") or "cluster")
+            server = f"https://{cluster}.privatelink.{self.azure_location}.azmk8s.io:443"
+            value = base64.b64encode(kubeconfig(cluster, server).encode()).decode()
+            return {"kubeconfigs": [{"name": "clusterUser", "value": value}]}, None
+        return a, None
+
+
+def _iam_path(kind: str) -> str:
+    return {"Role": "role", "Policy": "policy", "User": "user", "InstanceProfile": "instance-profile",
+            "Group": "group"}.get(kind, kind.lower())
+
+
+def _policy_document(args: Mapping[str, object]) -> str:
+    """Render getPolicyDocument's statements into real IAM JSON, so key and trust policies can be checked."""
+    statements: list[dict[str, object]] = []
+    for raw in cast(list[Mapping[str, object]], args.get("statements") or []):
+        st: dict[str, object] = {"Effect": raw.get("effect", "Allow")}
+        if raw.get("sid"):
+            st["Sid"] = raw["sid"]
+        for key, out in (("actions", "Action"), ("notActions", "NotAction"),
+                         ("resources", "Resource"), ("notResources", "NotResource")):
+            if raw.get(key):
+                st[out] = raw[key]
+        for key, out in (("principals", "Principal"), ("notPrincipals", "NotPrincipal")):
+            principals = cast(list[Mapping[str, object]], raw.get(key) or [])
+            if principals:
+                merged: dict[str, object] = {}
+                for p in principals:
+                    merged[str(p.get("type"))] = p.get("identifiers")
+                st[out] = merged
+        conditions = cast(list[Mapping[str, object]], raw.get("conditions") or [])
+        if conditions:
+            cond: dict[str, dict[str, object]] = {}
+            for c in conditions:
+                cond.setdefault(str(c.get("test")), {})[str(c.get("variable"))] = c.get("values")
+            st["Condition"] = cond
+        statements.append(st)
+    return json.dumps({"Version": "2012-10-17", "Statement": statements}, sort_keys=True)

@@ -1,0 +1,55 @@
+"""Builds the platform a stack describes from components; called only by the Pulumi program.
+
+Data flows one way: typed config -> components -> resources -> outputs. Nothing here is faked:
+a part that a stack does not configure is simply not built.
+"""
+
+from __future__ import annotations
+
+import pulumi
+
+from components.spec import Cloud
+from infra.config import GantryConfig, ServiceConfig
+
+
+def build_platform(cfg: GantryConfig) -> dict[str, pulumi.Input[object]]:
+    """Create the cluster and the delivery services; return the stack outputs."""
+    exports: dict[str, pulumi.Input[object]] = {
+        "cloud": cfg.cloud.value,
+        "environment": cfg.environment,
+        "tier": cfg.tier.value,
+    }
+    if cfg.cloud is Cloud.LOCAL or cfg.cluster is None or cfg.region is None:
+        # The local sandbox serves services from HAProxy, outside Pulumi: report the config view only.
+        exports["services"] = {name: _local_view(svc) for name, svc in cfg.services.items()}
+        return exports
+
+    from components.cluster import build_cluster
+
+    from components.k8s import build_service
+
+    cluster = build_cluster(
+        cfg.cluster.name, cfg.cluster, cloud=cfg.cloud, region=cfg.region, tier=cfg.tier,
+        tags=cfg.tags, project=cfg.project,
+    )
+    exports["clusterName"] = cluster.cluster_name
+    exports["clusterEndpoint"] = cluster.endpoint
+    exports["kubeconfig"] = pulumi.Output.secret(cluster.kubeconfig)
+    on_cluster = pulumi.ResourceOptions(provider=cluster.provider)
+    services: dict[str, pulumi.Input[object]] = {}
+    for name, svc in cfg.services.items():
+        delivered = build_service(name, svc, tier=cfg.tier, opts=on_cluster)
+        services[name] = dict(delivered.stack_outputs)
+    exports["services"] = services
+    return exports
+
+
+def _local_view(svc: ServiceConfig) -> dict[str, object]:
+    return {
+        "strategy": svc.strategy.value,
+        "namespace": svc.namespace,
+        "image": svc.image,
+        "canaryImage": svc.canary_image,
+        "canaryWeight": svc.canary_weight,
+        "activeColor": svc.active_color.value,
+    }
