@@ -1,0 +1,276 @@
+"""Sandbox lifecycle: ``up`` (demo versions, Prometheus, HAProxy on free loopback ports), ``down``, ``status``, ``fault``.
+
+Called by ``gantry sandbox`` and the demo; ``start_version``/``stop_version`` are also used by
+``HaproxyTarget``. ``down`` stops what the pid files name (verified against each argv), then sweeps
+any process still carrying the sandbox directory in its argv, so a crash never leaves one behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+import infra
+from components.spec import Color, Strategy
+from infra.config import GantryConfig, load_stack
+from infra.sandbox import haproxy, prometheus, procs
+from infra.sandbox.procs import SandboxError
+from infra.sandbox.settings import FaultSpec
+from infra.sandbox.state import (
+    SandboxState,
+    ServiceState,
+    Slot,
+    load,
+    locked,
+    marker_for,
+    require,
+    sandbox_dir,
+    save,
+    state_path,
+    version_of,
+)
+
+REPO_ROOT = Path(infra.__file__).resolve().parent.parent
+START_TIMEOUT = 15.0
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    # The demo app must import from this checkout whatever the caller's working directory is.
+    env["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
+def fault_for(version: str, st_faults: dict[str, FaultSpec], cfg: GantryConfig | None) -> FaultSpec:
+    """The effective fault profile: ``gantry sandbox fault`` first, then the stack's, else healthy."""
+    if version in st_faults:
+        return st_faults[version]
+    if cfg is not None and version in cfg.sandbox.faults:
+        return cfg.sandbox.faults[version]
+    return FaultSpec()
+
+
+def start_version(directory: Path, service: str, image: str, fault: FaultSpec) -> Slot:
+    """Start one demo version on a free port and wait until it answers ``/ready``."""
+    version = version_of(image)
+    port = procs.free_port()
+    name = f"app-{service}-{version}"
+    argv = [
+        sys.executable, "-m", "infra.sandbox.demoapp", "--version", version, "--port", str(port),
+        "--error-rate", str(fault.error_rate), "--latency-ms", str(fault.latency_ms),
+        "--crash-after", str(fault.crash_after), "--tag", marker_for(directory),
+    ]
+    pid = procs.spawn(argv, directory / f"{name}.log", directory / f"{name}.pid", cwd=REPO_ROOT, env=_env())
+    if not procs.wait_port(port, START_TIMEOUT, pid):
+        procs.stop_pidfile(directory / f"{name}.pid", marker_for(directory))
+        tail = _tail(directory / f"{name}.log")
+        raise SandboxError(f"demo {version} did not start on 127.0.0.1:{port}: {tail}")
+    return Slot(version=version, image=image, port=port, pid=pid)
+
+
+def stop_version(directory: Path, service: str, slot: Slot) -> None:
+    """Stop a demo version (verified pid) and forget its pid file."""
+    pidfile = directory / f"app-{service}-{slot.version}.pid"
+    if procs.read_pid(pidfile) == slot.pid:
+        procs.stop_pidfile(pidfile, marker_for(directory))
+    else:
+        procs.stop_pid(slot.pid, marker_for(directory))
+
+
+def sync_targets(directory: Path, st: SandboxState) -> None:
+    """Point Prometheus's file-based discovery at every running version."""
+    endpoints: dict[str, tuple[str, int]] = {}
+    for svc_name, svc in st.services.items():
+        for slot_name, slot in svc.slots.items():
+            if slot is not None:
+                endpoints[f"{svc_name}-{slot_name}-{slot.version}"] = (svc_name, slot.port)
+    prometheus.write_targets(directory / "targets.json", endpoints)
+
+
+def up(project_dir: Path, stack: str = "local", config_dir: Path | None = None) -> SandboxState:
+    """Start the sandbox for a ``cloud: local`` stack: each service's stable version, Prometheus, HAProxy."""
+    hap_bin = procs.find_binary("haproxy")
+    prom_bin = procs.find_binary("prometheus")
+    cfg = load_stack(stack, config_dir or project_dir / "stacks")
+    if cfg.cloud.value != "local":
+        raise SandboxError(f"stack {stack} must have gantry:cloud local for the sandbox, but "
+                           f"{cfg.cloud.value!r} was given")
+    directory = sandbox_dir(project_dir)
+    with locked(directory):
+        existing = load(directory)
+        if existing is not None and procs.is_ours(existing.haproxy_pid, existing.marker):
+            raise SandboxError("the sandbox is already up; stop it first with: gantry sandbox down")
+        # Whatever a crashed run left behind goes first.
+        _stop_all(directory)
+        try:
+            st = _start(directory, stack, cfg, hap_bin, prom_bin)
+        except BaseException:
+            _stop_all(directory)
+            raise
+        save(directory, st)
+    return st
+
+
+def _start(directory: Path, stack: str, cfg: GantryConfig, hap_bin: str, prom_bin: str) -> SandboxState:
+    services: dict[str, ServiceState] = {}
+    frontends: list[haproxy.FrontendSpec] = []
+    stats_port = procs.free_port()
+    for name, svc in sorted(cfg.services.items()):
+        fe_port = procs.free_port()
+        if svc.strategy is Strategy.CANARY:
+            stable = start_version(directory, name, svc.image, fault_for(version_of(svc.image), {}, cfg))
+            slots: dict[str, Slot | None] = {"stable": stable, "canary": None}
+            weights = {"stable": 100, "canary": 0}
+        else:
+            active = svc.active_color
+            image = (svc.blue_image if active is Color.BLUE else svc.green_image) or svc.image
+            running = start_version(directory, name, image, fault_for(version_of(image), {}, cfg))
+            slots = {active.value: running, active.other.value: None}
+            weights = {active.value: 100, active.other.value: 0}
+        services[name] = ServiceState(strategy=svc.strategy, frontend_port=fe_port, slots=slots)
+        order = haproxy.slots_for(svc.strategy)
+        frontends.append(haproxy.FrontendSpec(name, fe_port, [
+            haproxy.ServerSlot(s, slots[s].port if slots[s] is not None else None, weights[s])  # type: ignore[union-attr]
+            for s in order
+        ]))
+    prom_port = procs.free_port()
+    st = SandboxState(
+        directory=str(directory), stack=stack, haproxy_pid=0, haproxy_socket=str(directory / "haproxy.sock"),
+        haproxy_stats_port=stats_port, prometheus_pid=0, prometheus_port=prom_port, services=services,
+    )
+    sync_targets(directory, st)
+    (directory / "prometheus.yml").write_text(prometheus.render_config(directory / "targets.json", stats_port))
+    tsdb = directory / "tsdb"
+    st.prometheus_pid = procs.spawn(
+        [prom_bin, f"--config.file={directory / 'prometheus.yml'}", f"--storage.tsdb.path={tsdb}",
+         f"--web.listen-address=127.0.0.1:{prom_port}", "--storage.tsdb.retention.time=2h",
+         "--log.level=warn"],
+        directory / "prometheus.log", directory / "prometheus.pid", cwd=directory,
+    )
+    (directory / "haproxy.sock").unlink(missing_ok=True)
+    (directory / "haproxy.cfg").write_text(haproxy.render_config(directory / "haproxy.sock", stats_port, frontends))
+    st.haproxy_pid = procs.spawn(
+        [hap_bin, "-db", "-f", str(directory / "haproxy.cfg")],
+        directory / "haproxy.log", directory / "haproxy.pid", cwd=directory,
+    )
+    for svc_state in services.values():
+        if not procs.wait_port(svc_state.frontend_port, START_TIMEOUT, st.haproxy_pid):
+            raise SandboxError(f"haproxy did not start: {_tail(directory / 'haproxy.log')}")
+    if not prometheus.wait_ready(st.prometheus_url, 30.0):
+        raise SandboxError(f"prometheus did not become ready: {_tail(directory / 'prometheus.log')}")
+    return st
+
+
+def _stop_all(directory: Path) -> list[str]:
+    """Stop every process of this sandbox: pid files first (verified), then a sweep for strays."""
+    marker = marker_for(directory)
+    stopped: list[str] = []
+    if directory.is_dir():
+        # HAProxy first so no new traffic reaches versions that are about to stop.
+        pidfiles = sorted(directory.glob("*.pid"), key=lambda p: (p.name != "haproxy.pid", p.name))
+        for pidfile in pidfiles:
+            if procs.stop_pidfile(pidfile, marker):
+                stopped.append(pidfile.stem)
+    for pid in procs.sweep(marker):
+        stopped.append(f"stray pid {pid}")
+    return stopped
+
+
+def down(project_dir: Path) -> list[str]:
+    """Stop the sandbox. Safe to run twice and after a crash; returns what was stopped."""
+    directory = sandbox_dir(project_dir)
+    with locked(directory):
+        stopped = _stop_all(directory)
+        state_path(directory).unlink(missing_ok=True)
+        (directory / "haproxy.sock").unlink(missing_ok=True)
+    return stopped
+
+
+@dataclass(frozen=True, slots=True)
+class PartStatus:
+    name: str
+    pid: int | None
+    running: bool
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    up: bool
+    parts: list[PartStatus] = field(default_factory=list)
+    weights: dict[str, dict[str, int]] = field(default_factory=dict)
+    prometheus_url: str | None = None
+    frontends: dict[str, str] = field(default_factory=dict)
+
+
+def status(project_dir: Path) -> Status:
+    directory = sandbox_dir(project_dir)
+    st = load(directory)
+    if st is None:
+        return Status(up=False)
+    marker = st.marker
+    parts = [
+        PartStatus("haproxy", st.haproxy_pid, procs.is_ours(st.haproxy_pid, marker), f"socket {st.haproxy_socket}"),
+        PartStatus("prometheus", st.prometheus_pid, procs.is_ours(st.prometheus_pid, marker), st.prometheus_url),
+    ]
+    for svc_name, svc in st.services.items():
+        for slot_name, slot in svc.slots.items():
+            if slot is not None:
+                parts.append(PartStatus(
+                    f"{svc_name}/{slot_name}", slot.pid, procs.is_ours(slot.pid, marker),
+                    f"{slot.image} on 127.0.0.1:{slot.port}",
+                ))
+    weights: dict[str, dict[str, int]] = {}
+    if parts[0].running:
+        api = haproxy.RuntimeApi(Path(st.haproxy_socket))
+        for svc_name in st.services:
+            weights[svc_name] = api.weights(st.backend(svc_name))
+    return Status(
+        up=all(p.running for p in parts), parts=parts, weights=weights, prometheus_url=st.prometheus_url,
+        frontends={name: st.frontend_url(name) for name in st.services},
+    )
+
+
+def set_fault(project_dir: Path, version: str, fault: FaultSpec) -> bool:
+    """Record a version's fault profile, and apply it live to any running process of that version."""
+    directory = sandbox_dir(project_dir)
+    applied = False
+    with locked(directory):
+        st = require(directory)
+        st.faults[version] = fault
+        save(directory, st)
+        for svc in st.services.values():
+            for slot in svc.slots.values():
+                if slot is not None and slot.version == version:
+                    resp = httpx.post(f"http://127.0.0.1:{slot.port}/admin/fault",
+                                      content=json.dumps(fault.model_dump()), timeout=3.0)
+                    resp.raise_for_status()
+                    applied = True
+    return applied
+
+
+def wait_scraped(st: SandboxState, version: str, timeout: float = 10.0) -> bool:
+    """Wait until Prometheus has scraped ``version`` (so a rate() over it has data)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if version in prometheus.scraped_versions(st.prometheus_url):
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def _tail(log: Path, lines: int = 3) -> str:
+    try:
+        text = log.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return "(no log)"
+    return " | ".join(text[-lines:]) or "(empty log)"
