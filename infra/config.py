@@ -19,12 +19,14 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from components.spec import Cloud, ClusterSpec, ServiceSpec, Spec, Strategy, Tier
 from components.validation import SpecError, Violation, check_region, message, raise_first
+from infra.errors import InputError
 from infra.rollout.settings import RolloutSettings
+from infra.sandbox.settings import SandboxSettings
 
 NAMESPACE = "gantry"
 
 
-class ConfigError(Exception):
+class ConfigError(InputError):
     """Stack config is invalid; each line names the file, the key path, the value and the fix."""
 
     def __init__(self, source: str, problems: Sequence[str]) -> None:
@@ -72,6 +74,7 @@ class GantryConfig(Spec):
     rollout: RolloutSettings = Field(default_factory=RolloutSettings, description="Rollout defaults.")
     tags: dict[str, str] = Field(default_factory=dict, description="Tags / labels on every cloud resource.")
     policy: PolicySettings = Field(default_factory=PolicySettings, description="Policy inputs.")
+    sandbox: SandboxSettings = Field(default_factory=SandboxSettings, description="Local sandbox (cloud local).")
 
     @model_validator(mode="after")
     def _check(self) -> GantryConfig:
