@@ -1,0 +1,103 @@
+"""`gantry --version`, `gantry render` and `gantry stacks`: the offline view of any Pulumi Python project."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from infra.commands.common import Format, emit_json, err, fail, out
+
+ProjectOpt = Annotated[
+    Path, typer.Option("--project", "-p", help="Pulumi project directory (read through its Pulumi.yaml).")
+]
+FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="table for people, json for pipelines.")]
+
+
+def _version() -> str:
+    try:
+        return version("gantry")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        out.print(f"gantry {_version()}")
+        raise typer.Exit()
+
+
+def register(app: typer.Typer) -> None:
+    @app.callback()
+    def root(
+        show_version: Annotated[
+            bool, typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version.")
+        ] = False,
+    ) -> None:
+        """Gantry: secure Kubernetes platforms and progressive delivery on Pulumi.
+
+        Exit codes: 0 ok; 1 findings or rolled back; 2 usage or input error; 3 stack locked;
+        4 rollback failed (an operator must act).
+        """
+
+    @app.command()
+    def render(
+        stack: Annotated[str, typer.Option("--stack", "-s", help="Stack name (stacks/Pulumi.<stack>.yaml).")],
+        project: ProjectOpt = Path("."),
+        fmt: FormatOpt = Format.TABLE,
+    ) -> None:
+        """Run the program under mocks (no CLI, credentials or network) and print its resource graph."""
+        from infra.errors import GantryError
+        from infra.render import render_project
+
+        try:
+            result = render_project(project, stack)
+        except GantryError as exc:
+            fail(exc)
+        if fmt is Format.JSON:
+            emit_json(result.to_json())
+            return
+        from infra.commands.views import render_tables
+
+        render_tables(result)
+
+    @app.command()
+    def stacks(project: ProjectOpt = Path("."), fmt: FormatOpt = Format.TABLE) -> None:
+        """List the project's stacks with their cloud, tier and whether their config validates."""
+        from infra.config import ConfigError, namespace_values, parse, read_stack_file
+        from infra.errors import GantryError
+        from infra.render import Project
+
+        try:
+            proj = Project.load(project)
+        except GantryError as exc:
+            fail(exc)
+        rows: list[dict[str, object]] = []
+        for name in proj.stacks():
+            row: dict[str, object] = {"stack": name, "cloud": None, "tier": None, "valid": True, "error": None}
+            try:
+                sf = read_stack_file(name, proj.config_dir)
+                values = namespace_values(sf.raw)
+                row["cloud"], row["tier"] = values.get("cloud"), values.get("tier")
+                if values:  # stacks of foreign projects carry no gantry:* config to validate
+                    parse(values, source=str(sf.path))
+            except ConfigError as exc:
+                row["valid"], row["error"] = False, exc.problems[0] if exc.problems else str(exc)
+            rows.append(row)
+        if fmt is Format.JSON:
+            emit_json({"project": proj.name, "stacks": rows})
+        else:
+            from rich.table import Table
+
+            table = Table(title=f"{proj.name}: stacks", title_justify="left")
+            for col in ("stack", "cloud", "tier", "config"):
+                table.add_column(col)
+            for r in rows:
+                status = "[green]valid[/green]" if r["valid"] else f"[red]invalid[/red] {r['error']}"
+                table.add_row(str(r["stack"]), str(r["cloud"] or "-"), str(r["tier"] or "-"), status)
+            out.print(table)
+        if not all(r["valid"] for r in rows):
+            err.print("error: one or more stacks do not validate")
+            raise typer.Exit(1)

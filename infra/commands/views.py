@@ -1,0 +1,41 @@
+"""Rich renderings of results for people; pipelines use --format json instead."""
+
+from __future__ import annotations
+
+import json
+
+from rich.markup import escape
+from rich.table import Table
+
+from infra.commands.common import out
+from infra.render import STACK_TYPE, RenderResult
+
+
+def render_tables(result: RenderResult) -> None:
+    names = {r.urn: r.name for r in result.resources}
+    table = Table(title=f"{result.project} / {result.stack}: resources", title_justify="left")
+    for col in ("type", "name", "parent", "deps"):
+        table.add_column(col, overflow="fold")
+    for r in result.resources:
+        if r.type == STACK_TYPE:
+            continue
+        parent = names.get(r.parent or "", "-") if r.parent else "-"
+        table.add_row(escape(r.type), escape(r.name), escape(parent), str(len(r.dependencies)))
+    out.print(table)
+    outputs = Table(title="outputs", title_justify="left")
+    outputs.add_column("name")
+    outputs.add_column("value", overflow="fold")
+    for key, value in sorted(result.outputs.items()):
+        text = value if isinstance(value, str) else json.dumps(value, default=str)
+        outputs.add_row(escape(key), escape(text if len(text) < 200 else text[:197] + "..."))
+    out.print(outputs)
+    summary = Table(title="summary by type", title_justify="left")
+    summary.add_column("type")
+    summary.add_column("count", justify="right")
+    counts = result.summary()
+    for typ, n in counts.items():
+        summary.add_row(escape(typ), str(n))
+    summary.add_row("[bold]total[/bold]", f"[bold]{sum(counts.values())}[/bold]")
+    out.print(summary)
+    for d in result.diagnostics:
+        out.print(f"[yellow]{escape(d)}[/yellow]")
