@@ -1,0 +1,322 @@
+"""Step analysis: threshold gates and the sequential statistical judge (SPRT + Mann-Whitney), fail-safe.
+
+The scheduler calls ``Analysis.analyse`` after each step's interval; ``make_analysis`` builds the judge the
+service's ``RolloutSettings.judge`` names. Every gate is fail-safe: a provider that is offline, raises
+``MetricsUnavailable`` or returns no data yields a FAILED check, never a pass. Too little data for a
+verdict yields INCONCLUSIVE, which holds the step and never passes (Kayenta's minimum-sample guard).
+
+The sequential judge
+--------------------
+Error counts are judged with Wald's sequential probability ratio test on the canary's requests,
+each a Bernoulli trial "is this request an error":
+
+* H0 (healthy): the canary's error probability is ``p0 = max(baseline error rate, p0_floor)``;
+  the baseline rate is used only when the baseline has at least ``min_samples`` requests.
+* H1 (bad): it is ``p1 = max(max_error_rate, p0 + min_effect)``; with the defaults and a clean
+  baseline that is 1% against 5%, the seed's error-rate limit.
+* ``alpha`` (default 0.01) is the probability of failing a healthy canary (a needless rollback);
+  ``beta`` (default 0.05) the probability of passing a bad one. Wald's boundaries are
+  ``A = ln((1-beta)/alpha)`` (cross it: FAIL) and ``B = ln(beta/(1-alpha))`` (cross it: PASS).
+
+Each analysis looks at the cumulative counts since the step was applied, so repeated looks are the
+sequential test's own observations: a clearly bad canary crosses ``A`` after a handful of requests,
+while noise around a healthy rate keeps the statistic between the boundaries (INCONCLUSIVE, hold).
+A FAIL crossing is honoured at any sample size (the boundary already bounds false failures by
+alpha); a PASS needs ``min_samples`` requests as well. The test is truncated at ``max_samples``
+(default three times the larger expected sample number): there the observed rate is compared with
+the midpoint of p0 and p1, so a rollout never holds forever on a canary between the hypotheses.
+
+Latency is judged with a one-sided Mann-Whitney U test (canary slower than baseline) on per-request
+latency samples: it fails when ``p < 1 - confidence`` (Kayenta's 0.98) *and* the canary's median is
+more than ``latency_tolerance`` above the baseline's, so a statistically significant but harmless
+shift does not roll back. Fewer than ``min_samples`` samples on either side is INCONCLUSIVE.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from statistics import median
+from typing import Protocol
+
+from scipy.stats import mannwhitneyu  # type: ignore[import-untyped]
+
+from infra.errors import InputError
+from infra.rollout.errors import MetricsUnavailable
+from infra.rollout.metrics import as_sample, percentile
+from infra.rollout.seams import (
+    Analysis,
+    AnalysisContext,
+    AnalysisResult,
+    CheckResult,
+    MetricQuery,
+    MetricsProvider,
+    Track,
+    TrafficCounts,
+    Verdict,
+)
+from infra.rollout.settings import RolloutSettings
+
+MIN_WINDOW_SECONDS = 1.0
+
+
+class TrafficSource(Protocol):
+    """Requests, errors and latencies of one track over a window; raises ``MetricsUnavailable``."""
+
+    def counts(self, track: Track, window_seconds: float) -> TrafficCounts: ...
+
+
+@dataclass(frozen=True, slots=True)
+class MetricGate:
+    """A generic gate: ``provider.query(query)`` must be at most ``max_value`` with ``min_count`` data points."""
+
+    name: str
+    provider: MetricsProvider
+    query: MetricQuery
+    max_value: float
+    min_count: int = 1
+
+
+def restarts_gate(provider: MetricsProvider, selector: str, namespace: str, max_restarts: int) -> MetricGate:
+    """The "more than N restarts fails" gate over the pods ``selector`` matches (kubernetes provider)."""
+    query = MetricQuery(name="restarts", expr=selector, labels={"namespace": namespace})
+    return MetricGate("restarts", provider, query, float(max_restarts))
+
+
+# --------------------------------------------------------------------------- SPRT
+
+
+@dataclass(frozen=True, slots=True)
+class SprtPlan:
+    """Wald's SPRT for a Bernoulli error probability: H0 ``p = p0`` against H1 ``p = p1`` (p0 < p1)."""
+
+    p0: float
+    p1: float
+    alpha: float = 0.01
+    beta: float = 0.05
+
+    def __post_init__(self) -> None:
+        if not 0 < self.p0 < self.p1 < 1:
+            raise InputError(f"SPRT hypotheses must satisfy 0 < p0 < p1 < 1, but p0={self.p0}, p1={self.p1} "
+                             "were given")
+        for name, v in (("alpha", self.alpha), ("beta", self.beta)):
+            if not 0 < v < 0.5:
+                raise InputError(f"SPRT {name} must be within (0, 0.5), but {v} was given")
+
+    @property
+    def upper(self) -> float:
+        """Cross it and H1 (bad canary) is accepted."""
+        return math.log((1 - self.beta) / self.alpha)
+
+    @property
+    def lower(self) -> float:
+        """Cross it and H0 (healthy canary) is accepted."""
+        return math.log(self.beta / (1 - self.alpha))
+
+    @property
+    def error_step(self) -> float:
+        return math.log(self.p1 / self.p0)
+
+    @property
+    def success_step(self) -> float:
+        return math.log((1 - self.p1) / (1 - self.p0))
+
+    def llr(self, requests: int, errors: int) -> float:
+        """Log-likelihood ratio of H1 to H0 after ``requests`` trials with ``errors`` errors."""
+        return errors * self.error_step + (requests - errors) * self.success_step
+
+    def drift(self, p: float) -> float:
+        """Expected LLR increment per request when the true error probability is ``p``."""
+        return p * self.error_step + (1 - p) * self.success_step
+
+    def asn(self) -> tuple[float, float]:
+        """Wald's expected sample numbers (E[N | H0], E[N | H1]), ignoring overshoot."""
+        under_h0 = (self.alpha * self.upper + (1 - self.alpha) * self.lower) / self.drift(self.p0)
+        under_h1 = ((1 - self.beta) * self.upper + self.beta * self.lower) / self.drift(self.p1)
+        return under_h0, under_h1
+
+    def decide(self, requests: int, errors: int, min_samples: int = 1, max_samples: int | None = None) -> Verdict:
+        llr = self.llr(requests, errors)
+        if llr >= self.upper:
+            return Verdict.FAIL
+        if llr <= self.lower and requests >= min_samples:
+            return Verdict.PASS
+        if max_samples is not None and requests >= max(max_samples, min_samples):
+            # Truncation: decide by which hypothesis the observed rate is nearer.
+            return Verdict.FAIL if errors / requests > (self.p0 + self.p1) / 2 else Verdict.PASS
+        return Verdict.INCONCLUSIVE
+
+
+def expected_sample_number(p0: float, p1: float, alpha: float = 0.01, beta: float = 0.05) -> tuple[float, float]:
+    """The SPRT's expected requests to a decision under H0 and under H1: the statistical floor for a step."""
+    return SprtPlan(p0, p1, alpha, beta).asn()
+
+
+# --------------------------------------------------------------------------- gates
+
+
+def _window(ctx: AnalysisContext) -> float:
+    return max(ctx.now - ctx.step_started_at, MIN_WINDOW_SECONDS)
+
+
+def _read(traffic: TrafficSource, track: Track, window: float) -> TrafficCounts | CheckResult:
+    try:
+        counts = traffic.counts(track, window)
+    except MetricsUnavailable as exc:
+        return CheckResult(f"{track.value}-traffic", Verdict.FAIL, None, None, f"metrics unavailable: {exc}")
+    if counts.requests <= 0:
+        return CheckResult(f"{track.value}-traffic", Verdict.FAIL, 0.0, None,
+                           f"no {track.value} requests in the last {window:.0f}s: missing data fails safe")
+    return counts
+
+
+def error_rate_check(counts: TrafficCounts, max_rate: float, min_samples: int) -> CheckResult:
+    rate = counts.errors / counts.requests
+    detail = f"{counts.errors}/{counts.requests} requests failed"
+    if rate > max_rate:
+        return CheckResult("error-rate", Verdict.FAIL, rate, max_rate, detail)
+    if counts.requests < min_samples:
+        return CheckResult("error-rate", Verdict.INCONCLUSIVE, rate, max_rate,
+                           f"{detail}; {min_samples} requests needed for a verdict")
+    return CheckResult("error-rate", Verdict.PASS, rate, max_rate, detail)
+
+
+def p95_check(counts: TrafficCounts, max_ms: float, min_samples: int) -> CheckResult:
+    p95 = counts.p95_ms
+    if p95 is None and counts.latencies_ms:
+        p95 = percentile(counts.latencies_ms, 95)
+    if p95 is None or math.isnan(p95):
+        return CheckResult("p95-latency", Verdict.FAIL, None, max_ms, "no latency data: missing data fails safe")
+    if counts.requests < min_samples:
+        return CheckResult("p95-latency", Verdict.INCONCLUSIVE, p95, max_ms,
+                           f"{counts.requests} requests, {min_samples} needed for a verdict")
+    verdict = Verdict.FAIL if p95 > max_ms else Verdict.PASS
+    return CheckResult("p95-latency", verdict, p95, max_ms, f"p95 over {counts.requests} requests")
+
+
+def gate_check(gate: MetricGate) -> CheckResult:
+    try:
+        if not gate.provider.is_online():
+            return CheckResult(gate.name, Verdict.FAIL, None, gate.max_value,
+                               f"{gate.provider.name} provider is offline: missing data fails safe")
+        sample = as_sample(gate.provider.query(gate.query))
+    except MetricsUnavailable as exc:
+        return CheckResult(gate.name, Verdict.FAIL, None, gate.max_value, f"metrics unavailable: {exc}")
+    if sample.count < gate.min_count:
+        return CheckResult(gate.name, Verdict.FAIL, None, gate.max_value,
+                           f"{sample.count} data points, {gate.min_count} needed: missing data fails safe")
+    verdict = Verdict.FAIL if sample.value > gate.max_value else Verdict.PASS
+    return CheckResult(gate.name, verdict, sample.value, gate.max_value, f"{gate.provider.name}: {gate.query.expr}")
+
+
+def mann_whitney_check(canary: Sequence[float], baseline: Sequence[float], min_samples: int,
+                       confidence: float, tolerance: float) -> CheckResult:
+    name = "latency-mann-whitney"
+    if len(canary) < min_samples or len(baseline) < min_samples:
+        return CheckResult(name, Verdict.INCONCLUSIVE, None, 1 - confidence,
+                           f"{len(canary)} canary and {len(baseline)} baseline latency samples, "
+                           f"{min_samples} each needed")
+    result = mannwhitneyu(list(canary), list(baseline), alternative="greater", method="asymptotic")
+    p_value = float(result.pvalue)
+    base_median = median(baseline)
+    shift = (median(canary) - base_median) / base_median if base_median > 0 else 0.0
+    detail = f"canary median {median(canary):.1f} ms vs baseline {base_median:.1f} ms ({shift:+.0%}), p={p_value:.4f}"
+    slower = p_value < 1 - confidence and shift > tolerance
+    return CheckResult(name, Verdict.FAIL if slower else Verdict.PASS, p_value, 1 - confidence, detail)
+
+
+# --------------------------------------------------------------------------- judges
+
+
+class ThresholdAnalysis:
+    """Flagger-style gates on the canary alone: error rate, p95 latency, restarts and any extra gates."""
+
+    def __init__(self, settings: RolloutSettings, traffic: TrafficSource | None,
+                 gates: Sequence[MetricGate] = ()) -> None:
+        if traffic is None and not gates:
+            raise InputError("analysis must have a traffic source or at least one metric gate, but none was given")
+        self.settings = settings
+        self.traffic = traffic
+        self.gates = tuple(gates)
+
+    def analyse(self, ctx: AnalysisContext) -> AnalysisResult:
+        checks: list[CheckResult] = []
+        if self.traffic is not None:
+            read = _read(self.traffic, Track.CANARY, _window(ctx))
+            if isinstance(read, CheckResult):
+                checks.append(read)
+            else:
+                checks.append(error_rate_check(read, self.settings.max_error_rate, self.settings.min_samples))
+                checks.append(p95_check(read, self.settings.max_p95_ms, self.settings.min_samples))
+        checks.extend(gate_check(g) for g in self.gates)
+        return AnalysisResult.combine(checks)
+
+
+class SequentialAnalysis:
+    """Canary against baseline: SPRT on error counts, Mann-Whitney on latency, plus absolute gates."""
+
+    def __init__(self, settings: RolloutSettings, traffic: TrafficSource, gates: Sequence[MetricGate] = (), *,
+                 alpha: float = 0.01, beta: float = 0.05, p0_floor: float = 0.01, min_effect: float = 0.03,
+                 max_samples: int | None = None, confidence: float = 0.98, latency_tolerance: float = 0.10,
+                 judge_latency: bool = True) -> None:
+        self.settings = settings
+        self.traffic = traffic
+        self.gates = tuple(gates)
+        self.alpha, self.beta = alpha, beta
+        self.p0_floor, self.min_effect = p0_floor, min_effect
+        self.max_samples = max_samples
+        self.confidence = confidence
+        self.latency_tolerance = latency_tolerance
+        self.judge_latency = judge_latency
+        self.plan_for(0.0)  # validate alpha, beta and the hypotheses now, not at the first step
+
+    def plan_for(self, baseline_rate: float) -> SprtPlan:
+        p0 = min(max(baseline_rate, self.p0_floor), 0.9)
+        p1 = min(max(self.settings.max_error_rate, p0 + self.min_effect), 0.99)
+        return SprtPlan(p0, p1, self.alpha, self.beta)
+
+    def sprt_check(self, canary: TrafficCounts, baseline: TrafficCounts) -> CheckResult:
+        trusted = baseline.requests >= self.settings.min_samples
+        plan = self.plan_for(baseline.errors / baseline.requests if trusted else 0.0)
+        max_n = self.max_samples or math.ceil(3 * max(plan.asn()))
+        verdict = plan.decide(canary.requests, canary.errors, self.settings.min_samples, max_n)
+        llr = plan.llr(canary.requests, canary.errors)
+        detail = (f"{canary.errors}/{canary.requests} canary errors; H0 p={plan.p0:.3f} vs H1 p={plan.p1:.3f}; "
+                  f"LLR {llr:.2f} in ({plan.lower:.2f}, {plan.upper:.2f})")
+        return CheckResult("error-rate-sprt", verdict, llr, plan.upper, detail)
+
+    def analyse(self, ctx: AnalysisContext) -> AnalysisResult:
+        window = _window(ctx)
+        checks: list[CheckResult] = []
+        canary = _read(self.traffic, Track.CANARY, window)
+        baseline = _read(self.traffic, Track.BASELINE, window)
+        for read in (canary, baseline):
+            if isinstance(read, CheckResult):
+                checks.append(read)
+        if isinstance(canary, TrafficCounts):
+            checks.append(p95_check(canary, self.settings.max_p95_ms, self.settings.min_samples))
+            if isinstance(baseline, TrafficCounts):
+                checks.append(self.sprt_check(canary, baseline))
+                if self.judge_latency:
+                    checks.append(self._latency(canary, baseline))
+        checks.extend(gate_check(g) for g in self.gates)
+        return AnalysisResult.combine(checks)
+
+    def _latency(self, canary: TrafficCounts, baseline: TrafficCounts) -> CheckResult:
+        enough = min(canary.requests, baseline.requests) >= self.settings.min_samples
+        if enough and (not canary.latencies_ms or not baseline.latencies_ms):
+            return CheckResult("latency-mann-whitney", Verdict.FAIL, None, 1 - self.confidence,
+                               "requests were served but no latency samples came back: missing data fails safe")
+        return mann_whitney_check(canary.latencies_ms, baseline.latencies_ms, self.settings.min_samples,
+                                  self.confidence, self.latency_tolerance)
+
+
+def make_analysis(settings: RolloutSettings, traffic: TrafficSource | None,
+                  gates: Sequence[MetricGate] = ()) -> Analysis:
+    """The judge ``settings.judge`` names: ``sprt`` (needs a traffic source) or ``threshold``."""
+    if settings.judge == "sprt":
+        if traffic is None:
+            raise InputError("rollout.judge must be threshold when no traffic source exists, but sprt was given")
+        return SequentialAnalysis(settings, traffic, gates)
+    return ThresholdAnalysis(settings, traffic, gates)

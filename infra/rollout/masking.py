@@ -1,0 +1,59 @@
+"""Secret masking for everything the rollout engine prints or sends: notifications, hook details, stderr tails.
+
+Called by ``notify``, ``hooks`` and ``automation_errors`` before any text leaves the process.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+
+from infra.rollout.seams import JSONValue
+
+MASK = "***"
+
+# Shapes that are secret whatever the caller registered: webhook tokens, bearer tokens and
+# key=value pairs whose key says "secret". Known values are masked first, these are a safety net.
+_PATTERNS: tuple[re.Pattern[str], ...] = (
+    re.compile(r"(https://hooks\.slack\.com/services/)[A-Za-z0-9/_-]+"),
+    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"),
+    re.compile(r"(?i)((?:password|passphrase|secret|token|api[_-]?key)[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]+"),
+    re.compile(r"(AKIA)[A-Z0-9]{16}"),
+    re.compile(r"(://[^/\s:@]+:)[^@\s/]+(@)"),
+)
+
+# Values shorter than this are not masked by value: masking "1" or "on" would shred ordinary text.
+_MIN_SECRET_LEN = 4
+
+
+class Masker:
+    """Replaces registered secret values and secret-looking tokens with ``***``."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        # Longest first, so a secret that contains another is masked whole.
+        self._secrets = sorted({s for s in secrets if len(s) >= _MIN_SECRET_LEN}, key=len, reverse=True)
+
+    def with_secrets(self, secrets: Iterable[str]) -> Masker:
+        return Masker([*self._secrets, *secrets])
+
+    def mask(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, MASK)
+        for pattern in _PATTERNS:
+            text = pattern.sub(lambda m: m.group(1) + MASK + (m.group(2) if m.re.groups >= 2 else ""), text)
+        return text
+
+    def mask_json(self, value: JSONValue) -> JSONValue:
+        """Mask every string inside a JSON value, keys included (a key may itself hold a token)."""
+        if isinstance(value, str):
+            return self.mask(value)
+        if isinstance(value, Mapping):
+            return {self.mask(str(k)): self.mask_json(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.mask_json(v) for v in value]
+        return value
+
+
+def mask(text: str, secrets: Iterable[str] = ()) -> str:
+    """One-shot masking with the given secret values."""
+    return Masker(secrets).mask(text)

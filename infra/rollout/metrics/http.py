@@ -1,0 +1,126 @@
+"""HTTP probe provider: requests a URL N times and reports success rate and p50/p95/p99 latency.
+
+Used by the analysis when no metrics backend exists (smoke checks, the sandbox); built by ``make_provider``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import httpx
+
+from infra.errors import InputError
+from infra.rollout.errors import MetricsUnavailable
+from infra.rollout.metrics import percentile
+from infra.rollout.seams import MetricQuery, Sample, Track, TrafficCounts
+
+VALUES = ("success_rate", "error_rate", "p50", "p95", "p99", "requests", "errors")
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeStats:
+    """The result of N probes; a probe fails on a transport error or a status of 500 or above."""
+
+    requests: int
+    errors: int
+    latencies_ms: tuple[float, ...]
+
+    @property
+    def success_rate(self) -> float:
+        return (self.requests - self.errors) / self.requests if self.requests else 0.0
+
+    def value(self, name: str) -> float:
+        if name == "success_rate":
+            return self.success_rate
+        if name == "error_rate":
+            return 1.0 - self.success_rate
+        if name in ("p50", "p95", "p99"):
+            return percentile(self.latencies_ms, float(name[1:]))
+        if name == "requests":
+            return float(self.requests)
+        if name == "errors":
+            return float(self.errors)
+        raise InputError(f"http metric name must be one of {', '.join(VALUES)}, but {name!r} was given")
+
+
+class HttpProvider:
+    """Probes ``query.expr`` (or the configured ``url``); ``query.name`` picks the reported value."""
+
+    name = "http"
+
+    def __init__(self, url: str | None = None, probes: int = 20, timeout: float = 5.0,
+                 error_status: int = 500, client: httpx.Client | None = None) -> None:
+        if probes < 1:
+            raise InputError(f"probes must be at least 1, but {probes} was given")
+        self.url = url
+        self.probes = probes
+        self.timeout = timeout
+        self.error_status = error_status
+        self._client = client or httpx.Client(timeout=timeout, follow_redirects=False)
+
+    def probe(self, url: str, n: int | None = None) -> ProbeStats:
+        """Request ``url`` n times in sequence, timing each request."""
+        latencies: list[float] = []
+        errors = 0
+        for _ in range(n or self.probes):
+            start = time.perf_counter()
+            try:
+                status = self._client.get(url).status_code
+            except httpx.HTTPError:
+                status = None
+            latencies.append((time.perf_counter() - start) * 1000.0)
+            if status is None or status >= self.error_status:
+                errors += 1
+        return ProbeStats(len(latencies), errors, tuple(latencies))
+
+    def _url(self, query: MetricQuery) -> str:
+        url = query.expr or self.url
+        if not url or not url.startswith(("http://", "https://")):
+            raise InputError(f"http metric {query.name} expr must be an http(s) URL, but {url!r} was given")
+        return url
+
+    def query(self, query: MetricQuery) -> Sample:
+        stats = self.probe(self._url(query))
+        if stats.errors == stats.requests and query.name not in ("success_rate", "error_rate", "errors"):
+            # Every probe failed: latency figures would describe timeouts, not the service.
+            raise MetricsUnavailable(f"{self._url(query)}: all {stats.requests} probes failed")
+        return Sample(value=stats.value(query.name), count=stats.requests, observations=stats.latencies_ms)
+
+    def traffic(self, url: str, n: int | None = None) -> TrafficCounts:
+        """Probe results as the request/error/latency counts the analysis judges."""
+        stats = self.probe(url, n)
+        ok = [lat for lat in stats.latencies_ms]
+        return TrafficCounts(
+            requests=stats.requests,
+            errors=stats.errors,
+            latencies_ms=stats.latencies_ms,
+            p95_ms=percentile(ok, 95) if ok else None,
+            p99_ms=percentile(ok, 99) if ok else None,
+        )
+
+    def is_online(self) -> bool:
+        if not self.url:
+            return True  # nothing fixed to check: each query names its own URL
+        try:
+            self._client.get(self.url)
+        except httpx.HTTPError:
+            return False
+        return True
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class HttpTraffic:
+    """A ``TrafficSource`` that probes one URL per track (canary and baseline) on each analysis."""
+
+    def __init__(self, provider: HttpProvider, urls: dict[Track, str], probes: int | None = None) -> None:
+        self.provider = provider
+        self.urls = urls
+        self.probes = probes
+
+    def counts(self, track: Track, window_seconds: float) -> TrafficCounts:
+        if track not in self.urls:
+            raise MetricsUnavailable(f"no probe URL configured for the {track.value} track")
+        return self.provider.traffic(self.urls[track], self.probes)

@@ -1,0 +1,66 @@
+"""Kubernetes provider: container restart counts of the pods a label selector matches, via the kubernetes client.
+
+Built by ``make_provider("kubernetes")``; feeds the "restarts" gate of the analysis.
+"""
+
+from __future__ import annotations
+
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
+from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError as Urllib3Error
+
+from infra.errors import InputError
+from infra.rollout.errors import MetricsUnavailable
+from infra.rollout.seams import MetricQuery, Sample
+
+
+class KubernetesProvider:
+    """``query.expr`` is a label selector (``app=web,track=canary``); ``labels['namespace']`` or the default."""
+
+    name = "kubernetes"
+
+    def __init__(self, kubeconfig: str | None = None, context: str | None = None, namespace: str = "default",
+                 timeout: float = 10.0) -> None:
+        try:
+            # The client library is untyped; the ApiClient it returns is only handed to typed API classes.
+            api_client = k8s_config.new_client_from_config(  # type: ignore[no-untyped-call]
+                config_file=kubeconfig, context=context)
+        except (k8s_config.ConfigException, OSError) as exc:
+            raise InputError(f"kubeconfig must name a reachable cluster context, but {kubeconfig!r} "
+                             f"gave: {exc}") from exc
+        self.namespace = namespace
+        self.timeout = timeout
+        self._core = k8s.CoreV1Api(api_client)
+        self._version = k8s.VersionApi(api_client)
+
+    def restarts(self, selector: str, namespace: str) -> tuple[int, int]:
+        """(total restarts, containers counted) over the matching pods, init containers included."""
+        try:
+            pods = self._core.list_namespaced_pod(namespace, label_selector=selector,
+                                                  _request_timeout=self.timeout)
+        except (ApiException, Urllib3Error, OSError) as exc:
+            raise MetricsUnavailable(f"kubernetes pods list in {namespace} failed: {exc}") from exc
+        total = containers = 0
+        for pod in pods.items:
+            status = pod.status
+            if status is None:
+                continue
+            for cs in [*(status.container_statuses or []), *(status.init_container_statuses or [])]:
+                total += int(cs.restart_count or 0)
+                containers += 1
+        return total, containers
+
+    def query(self, query: MetricQuery) -> Sample:
+        if not query.expr:
+            raise InputError(f"kubernetes metric {query.name} expr must be a label selector, but '' was given")
+        total, containers = self.restarts(query.expr, query.labels.get("namespace", self.namespace))
+        # No containers matched: that is missing data, never "zero restarts".
+        return Sample(value=float(total), count=containers)
+
+    def is_online(self) -> bool:
+        try:
+            self._version.get_code(_request_timeout=self.timeout)
+        except (ApiException, Urllib3Error, OSError):
+            return False
+        return True

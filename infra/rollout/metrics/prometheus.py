@@ -1,0 +1,176 @@
+"""Prometheus provider: PromQL instant queries over the HTTP API, plus per-version traffic helpers.
+
+Built by ``make_provider("prometheus")``; ``PrometheusTraffic`` feeds the analysis with request and error
+counts, latency quantiles and histogram-bucket latency samples for one track over the analysis window.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from string import Template
+
+import httpx
+
+from infra.errors import InputError
+from infra.rollout.errors import MetricsUnavailable
+from infra.rollout.seams import MetricQuery, Sample, Track, TrafficCounts
+
+
+def duration(seconds: float) -> str:
+    """A PromQL range duration; whole seconds, at least 1s."""
+    return f"{max(1, round(seconds))}s"
+
+
+def render(expr: str, query: MetricQuery) -> str:
+    """Fill ``$window``, ``$track`` and ``$<label>`` placeholders; unknown ``$names`` stay as written."""
+    values = {"window": duration(query.window_seconds), "track": query.track.value, **query.labels}
+    return Template(expr).safe_substitute(values)
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    labels: Mapping[str, str]
+    value: float
+
+
+class PrometheusProvider:
+    """Runs instant queries against ``url`` (e.g. ``http://127.0.0.1:9090``)."""
+
+    name = "prometheus"
+
+    def __init__(self, url: str | None = None, timeout: float = 5.0, headers: Mapping[str, str] | None = None,
+                 client: httpx.Client | None = None) -> None:
+        if not url or not url.startswith(("http://", "https://")):
+            raise InputError(f"metrics.url must be the Prometheus base URL (http://host:9090), but {url!r} was given")
+        self.url = url.rstrip("/")
+        self._client = client or httpx.Client(timeout=timeout, headers=dict(headers or {}))
+
+    def vector(self, promql: str) -> list[Series]:
+        """Evaluate ``promql`` now; a scalar result comes back as one unlabelled series."""
+        try:
+            response = self._client.get(f"{self.url}/api/v1/query", params={"query": promql})
+        except httpx.HTTPError as exc:
+            raise MetricsUnavailable(f"prometheus at {self.url} is unreachable: {exc}") from exc
+        try:
+            body = response.json()
+        except ValueError as exc:
+            raise MetricsUnavailable(f"prometheus answered HTTP {response.status_code} without JSON") from exc
+        if response.status_code != 200 or body.get("status") != "success":
+            raise MetricsUnavailable(f"prometheus rejected {promql!r}: {body.get('error', response.status_code)}")
+        data = body.get("data", {})
+        kind, result = data.get("resultType"), data.get("result", [])
+        if kind == "scalar":
+            return [Series({}, float(result[1]))]
+        if kind != "vector":
+            raise MetricsUnavailable(f"prometheus query must give an instant vector, but {kind} was returned")
+        return [Series(dict(item.get("metric", {})), float(item["value"][1])) for item in result]
+
+    def query(self, query: MetricQuery) -> Sample:
+        """The sum over the returned series; no series or a NaN (0/0) is no data, count 0."""
+        series = self.vector(render(query.expr, query))
+        values = [s.value for s in series if not math.isnan(s.value)]
+        if not values:
+            return Sample(value=math.nan, count=0)
+        return Sample(value=sum(values), count=len(values), observations=tuple(values))
+
+    def is_online(self) -> bool:
+        try:
+            return self._client.get(f"{self.url}/-/ready").status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def close(self) -> None:
+        self._client.close()
+
+
+@dataclass(frozen=True, slots=True)
+class PrometheusTraffic:
+    """Per-track traffic read from a request counter and a latency histogram (seconds), split by a label.
+
+    Defaults fit the prometheus_client conventions: ``http_requests_total{version=..., code=...}`` and
+    ``http_request_duration_seconds_bucket{version=..., le=...}``.
+    """
+
+    provider: PrometheusProvider
+    versions: Mapping[Track, str] = field(
+        default_factory=lambda: {Track.CANARY: "canary", Track.BASELINE: "stable"})
+    requests_metric: str = "http_requests_total"
+    latency_histogram: str = "http_request_duration_seconds"
+    version_label: str = "version"
+    status_label: str = "code"
+    error_status_regex: str = "5.."
+    extra_selector: str = ""
+
+    def _selector(self, track: Track, *more: str) -> str:
+        if track not in self.versions:
+            raise MetricsUnavailable(f"no version label configured for the {track.value} track")
+        parts = [f'{self.version_label}="{self.versions[track]}"', *more]
+        if self.extra_selector:
+            parts.append(self.extra_selector)
+        return "{" + ",".join(parts) + "}"
+
+    def _scalar(self, promql: str) -> float | None:
+        series = self.provider.vector(promql)
+        values = [s.value for s in series if not math.isnan(s.value)]
+        return sum(values) if values else None
+
+    def requests(self, track: Track, window_seconds: float) -> tuple[int, int]:
+        """(requests, errors) in the window, from ``increase`` of the counter."""
+        w = duration(window_seconds)
+        total = self._scalar(f"sum(increase({self.requests_metric}{self._selector(track)}[{w}]))")
+        if total is None:
+            raise MetricsUnavailable(f"prometheus has no {self.requests_metric} series for {self.versions[track]}")
+        err_sel = self._selector(track, f'{self.status_label}=~"{self.error_status_regex}"')
+        errors = self._scalar(f"sum(increase({self.requests_metric}{err_sel}[{w}]))") or 0.0
+        # increase() extrapolates to the window edges; round to whole requests and never exceed the total.
+        n = round(total)
+        return n, min(n, round(errors))
+
+    def quantile_ms(self, track: Track, q: float, window_seconds: float) -> float | None:
+        w = duration(window_seconds)
+        sel = self._selector(track)
+        v = self._scalar(f"histogram_quantile({q}, sum by (le) "
+                         f"(rate({self.latency_histogram}_bucket{sel}[{w}])))")
+        return None if v is None or math.isinf(v) else v * 1000.0
+
+    def buckets(self, track: Track, window_seconds: float) -> list[tuple[float, float]]:
+        """(upper bound in seconds, cumulative count) per bucket, increase over the window, sorted by bound."""
+        w = duration(window_seconds)
+        series = self.provider.vector(
+            f"sum by (le) (increase({self.latency_histogram}_bucket{self._selector(track)}[{w}]))")
+        out = [(float(s.labels["le"]), s.value) for s in series if "le" in s.labels and not math.isnan(s.value)]
+        return sorted(out)
+
+    def latency_samples_ms(self, track: Track, window_seconds: float, limit: int = 5000) -> tuple[float, ...]:
+        """Reconstruct per-request latencies from bucket counts (each request at its bucket's midpoint).
+
+        Binned values tie heavily; Mann-Whitney's tie correction handles that. The +Inf bucket takes its
+        lower bound. Capped at ``limit`` values by scaling counts, which keeps the rank test's shape.
+        """
+        buckets = self.buckets(track, window_seconds)
+        if not buckets:
+            return ()
+        total = buckets[-1][1]
+        scale = min(1.0, limit / total) if total > 0 else 0.0
+        out: list[float] = []
+        lower, prev = 0.0, 0.0
+        for upper, cumulative in buckets:
+            n = round((cumulative - prev) * scale)
+            point = lower if math.isinf(upper) else (lower + upper) / 2.0
+            out.extend([point * 1000.0] * max(0, n))
+            prev = cumulative
+            if not math.isinf(upper):
+                lower = upper
+        return tuple(out)
+
+    def counts(self, track: Track, window_seconds: float) -> TrafficCounts:
+        requests, errors = self.requests(track, window_seconds)
+        return TrafficCounts(
+            requests=requests,
+            errors=errors,
+            latencies_ms=self.latency_samples_ms(track, window_seconds),
+            p95_ms=self.quantile_ms(track, 0.95, window_seconds),
+            p99_ms=self.quantile_ms(track, 0.99, window_seconds),
+        )
