@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from infra.rollout.settings import RolloutSettings
 from infra.sandbox.settings import SandboxSettings
 
 NAMESPACE = "gantry"
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
 class ConfigError(InputError):
@@ -282,6 +284,9 @@ def _key(loc: tuple[int | str, ...], field: str = "") -> str:
     for item in loc:
         if isinstance(item, int):
             parts += f"[{item}]"
+        elif not _PLAIN_KEY.fullmatch(str(item)):
+            # Keys with spaces, dots or control characters are quoted so the message stays one line.
+            parts += f"[{json.dumps(str(item))}]"
         else:
             parts += f".{item}" if parts else str(item)
     if field:

@@ -1,0 +1,25 @@
+"""Suite-wide fixtures: the engine marker's skip rule, and the repository root."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Only tests that need the real Pulumi CLI may skip, and only where it is absent.
+    if shutil.which("pulumi") is not None:
+        return
+    reason = "needs the pulumi CLI on PATH (marker 'engine')"
+    for item in items:
+        if "engine" in item.keywords:
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture
+def repo() -> Path:
+    return REPO
