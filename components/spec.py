@@ -443,7 +443,27 @@ def service_violations(svc: ServiceSpec) -> list[Violation]:
     for key in svc.env:
         if not _ENV_NAME.match(key):
             out.append(Violation(f"env.{key}", "a variable name of letters, digits and '_'", key))
+    out += _strategy_conflicts(svc)
     return out
+
+
+def _strategy_conflicts(svc: ServiceSpec) -> list[Violation]:
+    """Keys of the other strategy would be silently ignored; refuse them so a typo cannot hide."""
+    if svc.strategy is Strategy.BLUEGREEN:
+        out: list[Violation] = []
+        if svc.canary_weight != 0:
+            out.append(Violation("canaryWeight", "0 for strategy bluegreen (switch with activeColor)",
+                                 svc.canary_weight))
+        if svc.canary_image is not None:
+            out.append(Violation("canaryImage", "unset for strategy bluegreen (use blueImage/greenImage)",
+                                 svc.canary_image))
+        return out
+    return [
+        Violation(key, "unset for strategy canary (use image/canaryImage)", value)
+        for key, value in (("blueImage", svc.blue_image), ("greenImage", svc.green_image),
+                           ("idleReplicas", svc.idle_replicas))
+        if value is not None
+    ]
 
 
 _HOSTNAME = re.compile(r"^(\*\.)?([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)*[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
