@@ -110,7 +110,7 @@ def test_exception_inside_an_apply_is_reported(tmp_path: Path) -> None:
 
 
 def test_not_a_project_and_not_python(tmp_path: Path) -> None:
-    with pytest.raises(ProjectError, match="no Pulumi.yaml found"):
+    with pytest.raises(ProjectError, match=r"no Pulumi\.yaml found"):
         render_project(tmp_path, "dev")
     (tmp_path / "Pulumi.yaml").write_text("name: x\nruntime: nodejs\n")
     with pytest.raises(ProjectError, match="runtime must be python, but 'nodejs' was given"):
@@ -185,7 +185,8 @@ def test_cli_bad_config_is_one_line_exit_2(tmp_path: Path) -> None:
     (tmp_path / "infra").mkdir()
     shutil.copy(root / "infra" / "__main__.py", tmp_path / "infra" / "__main__.py")
     path = tmp_path / "stacks" / "Pulumi.prod.yaml"
-    path.write_text(path.read_text().replace("minSize: 3\n        desiredSize: 4", "minSize: 5\n        desiredSize: 4"))
+    text = path.read_text().replace("minSize: 3\n        desiredSize: 4", "minSize: 5\n        desiredSize: 4")
+    path.write_text(text)
     result = CliRunner().invoke(app, ["render", "--project", str(tmp_path), "--stack", "prod"])
     assert result.exit_code == 2
     lines = [line for line in result.stderr.splitlines() if line.strip()]
