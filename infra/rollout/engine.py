@@ -1,0 +1,420 @@
+"""The rollout engine: runs the scheduler's actions against a target, journaling each one before it acts.
+
+Called by ``gantry rollout start|resume|abort|promote`` (``infra.commands.rollout``), the sandbox demo
+and the crash drills. It holds the stack's lease for the whole run, asks ``scheduler.next_action`` what
+to do, writes the journal entry that leads to the action, performs it, and folds the new entries
+(including operator actions other processes wrote) back into the state. ``resume`` rebuilds the state
+from the journal alone, checks the live target against it, and continues, or rolls back when the
+state is ambiguous.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+from infra.errors import ExitCode, InputError
+from infra.rollout.errors import QuarantinedVersion, StackLocked
+from infra.rollout.journal import Entry, EntryKind, Journal, Quarantine, RolloutRecord
+from infra.rollout.lock import Lease, Lock, iso
+from infra.rollout.scheduler import (
+    Action,
+    ActionKind,
+    Plan,
+    RolloutState,
+    StepEffect,
+    fold,
+    mismatches,
+    next_action,
+    replay,
+    started_data,
+)
+from infra.rollout.seams import (
+    Analysis,
+    AnalysisContext,
+    AnalysisResult,
+    CheckResult,
+    Clock,
+    Decision,
+    Event,
+    EventKind,
+    Hook,
+    JSONObject,
+    JSONValue,
+    Notifier,
+    Phase,
+    RolloutId,
+    StackName,
+    Target,
+    Verdict,
+)
+
+_DECISION_PHASE = {Decision.PROMOTE: Phase.PROMOTING, Decision.ROLLBACK: Phase.ROLLING_BACK}
+_EVENT_FOR = {Phase.PROMOTED: EventKind.PROMOTED, Phase.ROLLED_BACK: EventKind.ROLLED_BACK,
+              Phase.FAILED: EventKind.FAILED}
+_EXIT_FOR = {Phase.PROMOTED: ExitCode.OK, Phase.ROLLED_BACK: ExitCode.FAILED, Phase.FAILED: ExitCode.OPERATOR}
+
+
+class Observer(Protocol):
+    """Sees every journal entry as it is folded (the live view, ``--json``) and every wait."""
+
+    def on_entry(self, state: RolloutState, entry: Entry) -> None: ...
+
+    def on_wait(self, state: RolloutState, until: float, now: float) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How a rollout ended. ``exit_code``: 0 promoted, 1 rolled back, 4 rollback failed."""
+
+    rollout_id: RolloutId
+    phase: Phase
+    reason: str
+    state: RolloutState
+    verified: bool
+    mismatches: tuple[str, ...] = ()
+
+    @property
+    def exit_code(self) -> ExitCode:
+        return _EXIT_FOR.get(self.phase, ExitCode.FAILED)
+
+
+def new_rollout_id(now: float) -> RolloutId:
+    stamp = datetime.fromtimestamp(now, UTC).strftime("%Y%m%d-%H%M%S")
+    return RolloutId(f"r-{stamp}-{secrets.token_hex(3)}")
+
+
+def _one_line(text: str, limit: int = 400) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else "..." + flat[-limit:]
+
+
+class Engine:
+    """Drives one rollout at a time through the seams. Every effect is journaled before it happens."""
+
+    def __init__(self, *, target: Target, analysis: Analysis, journal: Journal, lock: Lock, clock: Clock,
+                 hooks: Sequence[Hook] = (), notifier: Notifier | None = None, observer: Observer | None = None,
+                 poll: float = 1.0) -> None:
+        self.target = target
+        self.analysis = analysis
+        self.journal = journal
+        self.lock = lock
+        self.clock = clock
+        self.hooks = tuple(hooks)
+        self.notifier = notifier
+        self.observer = observer
+        self.poll = poll
+        self._last_beat = 0.0
+
+    # ------------------------------------------------------------------ entry points
+
+    def start(self, *, stack: StackName, service: str, image: str, plan: Plan, force: bool = False) -> Outcome:
+        """Start a rollout of ``image``; inputs were validated by the caller."""
+        q = self.journal.quarantined(stack, service, image)
+        if q is not None and not force:
+            raise QuarantinedVersion(
+                f"image must not be a quarantined version, but {image!r} was given: rollout {q.rollout_id} "
+                f"rolled it back at {iso(q.at)} ({q.reason}); pass --force to start it anyway")
+        for record in self.journal.active(stack):
+            holder = self.lock.holder(stack)
+            raise StackLocked(stack, f"unfinished rollout {record.id} (resume or abort it first)",
+                              holder.host if holder else "this journal", holder.pid if holder else None,
+                              iso(holder.expires_at) if holder else None)
+        rid = new_rollout_id(self.clock.now())
+        lease = self.lock.acquire(stack, rid)
+        try:
+            baseline = self.target.current()
+            now = self.clock.now()
+            self.journal.create(RolloutRecord(rid, stack, service, image, plan.strategy, Phase.PENDING, now, now))
+            data = dict(started_data(stack=stack, service=service, image=image, baseline=baseline, plan=plan))
+            data["forced"] = force and q is not None
+            first = self.journal.append(rid, EntryKind.STARTED, data, now)
+            state = replay([first])
+            self._observe(state, [first])
+            self._notify(state, EventKind.STARTED, f"rollout of {image} started ({plan.strategy.value})")
+            return self._run(state, lease)
+        finally:
+            self._release(lease)
+
+    def resume(self, rollout_id: RolloutId) -> Outcome:
+        """Continue a rollout from its journal (its process died, or it was paused)."""
+        record = self.journal.get(rollout_id)
+        lease = self.lock.acquire(record.stack, rollout_id)
+        try:
+            state = replay(self.journal.entries(rollout_id))
+            if not state.phase.terminal:
+                state = self._reconcile(state)
+            return self._run(state, lease)
+        finally:
+            self._release(lease)
+
+    def _reconcile(self, state: RolloutState) -> RolloutState:
+        """After a crash: the live target must agree with the journal, or the state is ambiguous."""
+        if state.paused:
+            self._append(state, EntryKind.OPERATOR, {"action": "resume", "reason": "resumed"},
+                         phase=Phase.PROGRESSING)
+            state = self._refresh(state)
+        if state.pending is not None or state.error is not None or state.phase is Phase.ROLLING_BACK:
+            return state  # the scheduler already knows what to do (roll back, or finish the rollback)
+        try:
+            live = self.target.current()
+        except Exception as exc:  # can't read the target: we can't prove anything, so undo
+            diff = [f"target state unreadable: {_one_line(str(exc))}"]
+        else:
+            diff = mismatches(state, live)
+        if diff:
+            self._append(state, EntryKind.DECISION,
+                         {"decision": Decision.ROLLBACK.value, "reason": "ambiguous on resume: " + "; ".join(diff),
+                          "override": False, "step": state.step}, phase=Phase.ROLLING_BACK)
+            state = self._refresh(state)
+        return state
+
+    # ------------------------------------------------------------------ the loop
+
+    def _run(self, state: RolloutState, lease: Lease) -> Outcome:
+        while True:
+            lease = self._beat(lease)
+            action = next_action(state, self.clock.now())
+            if action.kind is ActionKind.FINISH:
+                return self._finish(state, action)
+            self._perform(state, action)
+            state = self._refresh(state)
+
+    def _refresh(self, state: RolloutState) -> RolloutState:
+        new = self.journal.entries(state.rollout_id, after=state.last_seq)
+        state = fold(state, new)
+        self._observe(state, new)
+        return state
+
+    def _observe(self, state: RolloutState, entries: Sequence[Entry]) -> None:
+        if self.observer is not None:
+            for e in entries:
+                self.observer.on_entry(state, e)
+
+    def _append(self, state: RolloutState, kind: EntryKind, data: JSONObject, *, phase: Phase | None = None,
+                quarantine: bool = False) -> Entry:
+        now = self.clock.now()
+        q = None
+        if quarantine:
+            q = Quarantine(state.stack, state.service, state.image, state.rollout_id, now,
+                           _one_line(str(data.get("reason") or data.get("message") or "rolled back"), 200))
+        return self.journal.append(state.rollout_id, kind, data, now, phase=phase, quarantine=q)
+
+    def _beat(self, lease: Lease) -> Lease:
+        now = self.clock.now()
+        if now - self._last_beat >= self.lock.ttl / 3:
+            lease = self.lock.heartbeat(lease)
+            self._last_beat = now
+        return lease
+
+    def _release(self, lease: Lease) -> None:
+        try:
+            self.lock.release(lease)
+        finally:
+            self.target.finalize()
+
+    def _sleep(self, seconds: float) -> None:
+        # Never sleep past a heartbeat: the lease must outlive the wait.
+        self.clock.sleep(max(0.0, min(seconds, self.poll, self.lock.ttl / 3)))
+
+    # ------------------------------------------------------------------ actions
+
+    def _perform(self, s: RolloutState, a: Action) -> None:
+        match a.kind:
+            case ActionKind.CHECKPOINT:
+                self._checkpoint(s)
+            case ActionKind.HOOKS:
+                self._hooks(s, a)
+            case ActionKind.PREPARE:
+                self._effect(s, "prepare", {"image": s.image}, lambda: self.target.prepare(s.image))
+            case ActionKind.APPLY_STEP:
+                self._apply_step(s, a)
+            case ActionKind.SWITCH:
+                color = a.color
+                assert color is not None
+                self._effect(s, "switch", {"color": color.value}, lambda: self.target.switch(color))
+            case ActionKind.WAIT:
+                now = self.clock.now()
+                if self.observer is not None:
+                    self.observer.on_wait(s, a.until, now)
+                self._sleep(a.until - now)
+            case ActionKind.PAUSED:
+                if self.observer is not None:
+                    self.observer.on_wait(s, 0.0, self.clock.now())
+                self._sleep(self.poll)
+            case ActionKind.ANALYSE:
+                self._analyse(s, a)
+            case ActionKind.DECIDE:
+                self._decide(s, a)
+            case ActionKind.PROMOTE:
+                self._effect(s, "promote", {}, self.target.promote)
+            case ActionKind.REVERT:
+                self._revert(s)
+            case ActionKind.FINISH:  # handled by the loop
+                pass
+
+    def _checkpoint(self, s: RolloutState) -> None:
+        try:
+            cp = self.target.checkpoint()
+        except Exception as exc:
+            self._append(s, EntryKind.ERROR, {"action": "checkpoint", "message": _one_line(str(exc))})
+            return
+        self._append(s, EntryKind.CHECKPOINT, {"state": cp}, phase=Phase.PROGRESSING)
+
+    def _hook_payload(self, s: RolloutState, a: Action) -> JSONObject:
+        step = s.plan.steps[s.step] if 0 <= s.step < len(s.plan.steps) else None
+        return {"rollout": s.rollout_id, "stack": s.stack, "service": s.service, "image": s.image,
+                "baseline": s.baseline_image, "phase": a.hook_phase.value if a.hook_phase else "",
+                "step": s.step, "weight": step.weight if step else 0}
+
+    def _hooks(self, s: RolloutState, a: Action) -> None:
+        payload = self._hook_payload(s, a)
+        results: list[JSONValue] = []
+        for hook in self.hooks:
+            if hook.phase is not a.hook_phase:
+                continue
+            try:
+                r = hook.run(payload)
+                ok, detail = r.ok, r.detail
+            except Exception as exc:  # a hook that raises has failed; it must not crash the rollout
+                ok, detail = False, f"hook raised: {_one_line(str(exc))}"
+            results.append({"name": hook.name, "ok": ok, "detail": _one_line(detail, 300)})
+        phase = a.hook_phase.value if a.hook_phase else ""
+        self._append(s, EntryKind.HOOK, {"key": a.hook_key, "phase": phase, "results": results})
+
+    def _apply_step(self, s: RolloutState, a: Action) -> None:
+        ps = a.plan_step
+        assert ps is not None
+        if ps.effect is StepEffect.SET_WEIGHT:
+            self._effect(s, "set_weight", {"weight": ps.weight, "step": a.step},
+                         lambda: self.target.set_weights(ps.weight))
+        elif ps.effect is StepEffect.SWITCH:
+            color = a.color
+            assert color is not None
+            self._effect(s, "switch", {"color": color.value, "step": a.step}, lambda: self.target.switch(color))
+        else:
+            self._append(s, EntryKind.APPLIED, {"action": "observe", "step": a.step})
+
+    def _effect(self, s: RolloutState, action: str, data: dict[str, JSONValue], fn: Callable[[], None]) -> None:
+        self._append(s, EntryKind.INTENT, {"action": action, **data})
+        try:
+            fn()
+        except Exception as exc:
+            # Any failure of the target (a failed `pulumi up`, a dead HAProxy socket) ends in a rollback.
+            self._append(s, EntryKind.ERROR, {"action": action, "message": _one_line(str(exc)),
+                                              "type": type(exc).__name__})
+            return
+        self._append(s, EntryKind.APPLIED, {"action": action, **data})
+
+    def _revert(self, s: RolloutState) -> None:
+        if s.checkpoint is None:
+            # We never mutate before the checkpoint is journaled, so there is nothing to undo.
+            self._append(s, EntryKind.APPLIED, {"action": "revert", "noop": True})
+            return
+        checkpoint = s.checkpoint
+        self._append(s, EntryKind.INTENT, {"action": "revert"})
+        try:
+            self.target.revert(checkpoint)
+        except Exception as exc:
+            self._append(s, EntryKind.ERROR, {"action": "revert", "message": _one_line(str(exc), 2000),
+                                              "type": type(exc).__name__}, phase=Phase.FAILED, quarantine=True)
+            return
+        self._append(s, EntryKind.APPLIED, {"action": "revert"})
+
+    def _analyse(self, s: RolloutState, a: Action) -> None:
+        now = self.clock.now()
+        ps = s.plan.steps[a.step]
+        ctx = AnalysisContext(rollout_id=s.rollout_id, step_index=a.step, weight=ps.weight,
+                              step_started_at=s.step_started_at, now=now, canary_version=s.image,
+                              baseline_version=s.baseline_image)
+        try:
+            result = self.analysis.analyse(ctx)
+        except Exception as exc:  # an analysis that cannot answer fails safe
+            result = AnalysisResult(Verdict.FAIL, (CheckResult("analysis", Verdict.FAIL, None, None,
+                                                               f"analysis raised: {_one_line(str(exc))}"),))
+        if s.step_hook_failures:
+            hook_checks = [CheckResult(f"hook:{n}", Verdict.FAIL, None, None, "step hook failed")
+                           for n in s.step_hook_failures]
+            result = AnalysisResult(Verdict.FAIL, (*result.checks, *hook_checks))
+        checks: list[JSONValue] = [
+            {"name": c.name, "verdict": c.verdict.value, "value": c.value, "limit": c.limit, "detail": c.detail}
+            for c in result.checks]
+        self._append(s, EntryKind.ANALYSIS, {"step": a.step, "weight": ps.weight, "label": ps.label,
+                                             "verdict": result.verdict.value, "checks": checks,
+                                             "window": now - s.step_started_at})
+
+    def _decide(self, s: RolloutState, a: Action) -> None:
+        decision = a.decision
+        assert decision is not None
+        self._append(s, EntryKind.DECISION, {"decision": decision.value, "reason": a.reason,
+                                             "override": a.override, "step": s.step},
+                     phase=_DECISION_PHASE.get(decision))
+        if decision is Decision.ADVANCE:
+            self._notify(s, EventKind.STEP_PASSED, a.reason)
+
+    def _finish(self, s: RolloutState, a: Action) -> Outcome:
+        phase = a.phase or s.phase
+        if not s.phase.terminal:
+            self._append(s, EntryKind.PHASE, {"phase": phase.value, "reason": s.reason}, phase=phase,
+                         quarantine=phase is Phase.ROLLED_BACK)
+            s = self._refresh(s)
+        if s.verified is None:
+            self._notify(s, _EVENT_FOR[s.phase], f"{s.phase.value}: {s.reason}")
+            try:
+                diff = mismatches(s, self.target.current())
+            except Exception as exc:
+                diff = [f"target state unreadable: {_one_line(str(exc))}"]
+            self._append(s, EntryKind.VERIFIED, {"ok": not diff, "mismatches": list(diff)})
+            s = self._refresh(s)
+            found: tuple[str, ...] = tuple(diff)
+        else:
+            last = [e for e in self.journal.entries(s.rollout_id) if e.kind is EntryKind.VERIFIED]
+            raw = last[-1].data.get("mismatches") if last else []
+            found = tuple(str(m) for m in raw) if isinstance(raw, list) else ()
+        return Outcome(s.rollout_id, s.phase, s.reason, s, bool(s.verified), found)
+
+    def _notify(self, s: RolloutState, kind: EventKind, message: str) -> None:
+        if self.notifier is None:
+            return
+        event = Event(kind=kind, rollout_id=s.rollout_id, stack=s.stack, service=s.service, message=message,
+                      data={"image": s.image, "step": s.step, "weight": s.weight, "phase": s.phase.value})
+        try:
+            self.notifier.notify(event)
+        except Exception:  # notifiers promise not to raise; a broken one must still not stop a rollback
+            return
+
+
+# --------------------------------------------------------------------------- operator actions
+
+
+class OperatorAction:
+    """Names of operator actions written into the journal by ``gantry rollout pause|resume|abort|promote``."""
+
+    PAUSE = "pause"
+    RESUME = "resume"
+    ABORT = "abort"
+    PROMOTE = "promote"
+
+
+def request(journal: Journal, clock: Clock, rollout_id: RolloutId, action: str, reason: str = "") -> RolloutState:
+    """Journal an operator action for the engine running the rollout (or for the next ``resume``)."""
+    record = journal.get(rollout_id)
+    state = replay(journal.entries(rollout_id))
+    if state.phase.terminal:
+        raise InputError(f"rollout {rollout_id} must be unfinished to {action} it, but it is already "
+                         f"{state.phase.value}")
+    phase: Phase | None = None
+    if action == OperatorAction.PAUSE:
+        if state.phase not in (Phase.PROGRESSING, Phase.PENDING):
+            raise InputError(f"rollout {rollout_id} must be progressing to pause it, but it is {state.phase.value}")
+        phase = Phase.PAUSED
+    if action == OperatorAction.RESUME and state.paused:
+        phase = Phase.PROGRESSING
+    data: dict[str, JSONValue] = {"action": action, "reason": reason or f"{action} by operator"}
+    if action == OperatorAction.PROMOTE:
+        data["skip_analysis"] = True
+    journal.append(record.id, EntryKind.OPERATOR, data, clock.now(), phase=phase)
+    return replay(journal.entries(rollout_id))
