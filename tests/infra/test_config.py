@@ -100,7 +100,7 @@ def test_wrong_types_and_ranges_use_the_message_template() -> None:
     values["services"]["web"]["canaryWeight"] = 120
     out = problems(values)
     assert any(p.startswith("gantry:tier must be one of 'dev', 'staging' or 'prod', but 'production'") for p in out)
-    assert any("gantry:services.web.canaryWeight must be an integer from 0 to 100, but 120 was given" == p for p in out)
+    assert any(p == "gantry:services.web.canaryWeight must be an integer from 0 to 100, but 120 was given" for p in out)
 
 
 def test_missing_required_key_is_named() -> None:
