@@ -1,0 +1,112 @@
+"""Rollout hooks: an HTTP POST of a JSON payload (2xx passes) or an argv command (exit 0 passes).
+
+The scheduler runs them at pre-rollout, each step, confirm-promotion, post-rollout and rollback, like
+Flagger's webhooks. Never a shell, always a timeout, and ``run`` never raises: a hook that cannot run
+fails, and its detail is masked before it reaches the journal.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import httpx
+
+from infra.errors import InputError
+from infra.rollout.masking import Masker
+from infra.rollout.seams import Hook, HookPhase, HookResult, JSONObject
+
+DETAIL_LIMIT = 500
+
+
+def _check_timeout(name: str, timeout: float) -> None:
+    if not 0 < timeout <= 3600:
+        raise InputError(f"hooks.{name}.timeout must be within (0, 3600] seconds, but {timeout} was given")
+
+
+@dataclass(frozen=True, slots=True)
+class HttpHook:
+    """POSTs ``{"hook", "phase", **payload}`` as JSON to ``url``; any 2xx passes."""
+
+    name: str
+    phase: HookPhase
+    url: str
+    timeout: float = 10.0
+    headers: Mapping[str, str] = field(default_factory=dict)
+    secrets: Sequence[str] = ()
+
+    def __post_init__(self) -> None:
+        _check_timeout(self.name, self.timeout)
+        if not self.url.startswith(("http://", "https://")):
+            raise InputError(f"hooks.{self.name}.url must be an http(s) URL, but {self.url!r} was given")
+
+    def run(self, payload: JSONObject) -> HookResult:
+        masker = Masker([*self.secrets, *self.headers.values()])
+        body = {"hook": self.name, "phase": self.phase.value, **payload}
+        try:
+            with httpx.Client(timeout=self.timeout, follow_redirects=False) as client:
+                response = client.post(self.url, json=body, headers=dict(self.headers))
+        except httpx.TimeoutException:
+            return HookResult(False, f"timed out after {self.timeout:g}s")
+        except httpx.HTTPError as exc:
+            return HookResult(False, masker.mask(f"request failed: {exc}")[:DETAIL_LIMIT])
+        text = masker.mask(response.text.strip())[:DETAIL_LIMIT]
+        ok = 200 <= response.status_code < 300
+        return HookResult(ok, f"HTTP {response.status_code}" + (f": {text}" if text else ""))
+
+
+@dataclass(frozen=True, slots=True)
+class CommandHook:
+    """Runs ``argv`` with the JSON payload on stdin (and GANTRY_HOOK_PHASE in the env); exit 0 passes."""
+
+    name: str
+    phase: HookPhase
+    argv: Sequence[str]
+    timeout: float = 60.0
+    env: Mapping[str, str] | None = None
+    cwd: str | None = None
+    secrets: Sequence[str] = ()
+
+    def __post_init__(self) -> None:
+        _check_timeout(self.name, self.timeout)
+        if not self.argv or isinstance(self.argv, str):
+            raise InputError(f"hooks.{self.name}.argv must be a non-empty list of arguments, "
+                             f"but {self.argv!r} was given")
+
+    def run(self, payload: JSONObject) -> HookResult:
+        masker = Masker([*self.secrets, *(self.env or {}).values()])
+        body = json.dumps({"hook": self.name, "phase": self.phase.value, **payload})
+        env = None
+        if self.env is not None:
+            env = {**self.env, "GANTRY_HOOK_PHASE": self.phase.value}
+        try:
+            done = subprocess.run(list(self.argv), input=body, capture_output=True, text=True,
+                                  timeout=self.timeout, env=env, cwd=self.cwd, check=False, shell=False)
+        except subprocess.TimeoutExpired:
+            # subprocess.run kills the child on timeout before re-raising, so nothing is left running.
+            return HookResult(False, f"timed out after {self.timeout:g}s")
+        except OSError as exc:
+            return HookResult(False, masker.mask(f"cannot run {self.argv[0]}: {exc.strerror}"))
+        output = (done.stdout.strip() + "\n" + done.stderr.strip()).strip()
+        tail = masker.mask(output[-DETAIL_LIMIT:])
+        return HookResult(done.returncode == 0, f"exit {done.returncode}" + (f": {tail}" if tail else ""))
+
+
+def run_hooks(hooks: Iterable[Hook], phase: HookPhase, payload: JSONObject) -> list[tuple[str, HookResult]]:
+    """Run every hook of ``phase`` in order; a hook that raises anyway is a failed hook, not a crash."""
+    results: list[tuple[str, HookResult]] = []
+    for hook in hooks:
+        if hook.phase is not phase:
+            continue
+        try:
+            result = hook.run(payload)
+        except Exception as exc:  # a third-party Hook must not crash the rollout
+            result = HookResult(False, f"hook raised {type(exc).__name__}")
+        results.append((hook.name, result))
+    return results
+
+
+def all_passed(results: Sequence[tuple[str, HookResult]]) -> bool:
+    return all(r.ok for _, r in results)

@@ -1,0 +1,322 @@
+"""``PulumiStackTarget``: the rollout ``Target`` that shifts traffic by editing a stack's config and running ``up``.
+
+Built by the rollout factory for ``target: pulumi``. It drives the stack from outside through
+``pulumi.automation`` (never importing the program): each change is a path-config write under
+``gantry:services.<name>`` followed by ``up``, with the engine's output streamed to a callback.
+
+Pulumi has no rollback (pulumi/pulumi#96), so ``checkpoint`` snapshots the stack's config and its
+exported deployment before the first mutation, and ``revert`` restores the service's keys and runs
+``up``. When that ``up`` fails, the documented recovery is automated once: cancel our own lock,
+clear ``pending_operations`` (export, edit, import), refresh, retry. If the retry fails too,
+``RollbackFailed`` names the checkpoint file and the exact commands an operator should run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import json
+import logging
+import os
+import socket
+from collections.abc import Callable, Iterable, Mapping
+from functools import partial
+from pathlib import Path
+from typing import Protocol, TypeVar, cast
+
+from pulumi import automation as auto
+
+from components.spec import Color, Strategy
+from infra.errors import GantryError, InputError
+from infra.rollout import automation_errors
+from infra.rollout.errors import RollbackFailed, StackLocked
+from infra.rollout.masking import MASK, Masker
+from infra.rollout.seams import JSONObject, JSONValue, TrafficState
+
+log = logging.getLogger(__name__)
+
+NAMESPACE = "gantry"
+SERVICE_KEYS = ("image", "canaryImage", "canaryWeight", "activeColor", "blueImage", "greenImage")
+"""The service keys a rollout may change; a revert restores exactly these."""
+
+OnOutput = Callable[[str], None]
+_T = TypeVar("_T")
+
+
+class StackHandle(Protocol):
+    """The part of ``pulumi.automation.Stack`` the target uses (the fake in tests implements the same)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def get_all_config(self) -> Mapping[str, auto.ConfigValue]: ...
+
+    def set_config(self, key: str, value: auto.ConfigValue, *, path: bool = False) -> None: ...
+
+    def remove_config(self, key: str, *, path: bool = False) -> None: ...
+
+    def up(self, *, message: str | None = None, on_output: OnOutput | None = None) -> object: ...
+
+    def refresh(self, *, on_output: OnOutput | None = None) -> object: ...
+
+    def outputs(self) -> Mapping[str, auto.OutputValue]: ...
+
+    def export_stack(self) -> auto.Deployment: ...
+
+    def import_stack(self, state: auto.Deployment) -> None: ...
+
+    def cancel(self) -> None: ...
+
+
+StackFactory = Callable[[str, Path], StackHandle]
+
+
+def select_stack(stack_name: str, project_dir: Path) -> StackHandle:
+    """The production factory: a LocalWorkspace over the project directory (Pulumi.yaml lives there)."""
+    return cast(StackHandle, auto.select_stack(stack_name=stack_name, work_dir=str(project_dir)))
+
+
+def _redact_deployment(value: object) -> object:
+    """Replace the plaintext of every secret in an exported deployment: checkpoints are files on disk."""
+    if isinstance(value, dict):
+        if "4dabf18193072939515e22adb298388d" in value and "plaintext" in value:
+            return {**value, "plaintext": json.dumps(MASK)}
+        return {k: _redact_deployment(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact_deployment(v) for v in value]
+    return value
+
+
+def _coerce_int(key: str, value: object) -> int:
+    try:
+        return int(str(value))
+    except ValueError as exc:
+        raise InputError(f"{key} must be an integer from 0 to 100, but {value!r} was given") from exc
+
+
+class PulumiStackTarget:
+    """Shifts one service's traffic by config writes and ``up`` on one stack."""
+
+    def __init__(self, stack_name: str, service: str, project_dir: Path, strategy: Strategy, *,
+                 stack_factory: StackFactory = select_stack, on_output: OnOutput | None = None,
+                 checkpoint_dir: Path | None = None, secrets: Iterable[str] = ()) -> None:
+        self.stack_name = stack_name
+        self.service = service
+        self.project_dir = project_dir
+        self.strategy = strategy
+        self.on_output = on_output
+        self.checkpoint_dir = checkpoint_dir or project_dir / ".gantry" / "checkpoints"
+        self._secrets = list(secrets)
+        self._masker = Masker(self._secrets)
+        self._stack = self._call("select", lambda: stack_factory(stack_name, project_dir))
+        self._secrets.extend(v.value for v in self._call("config", self._stack.get_all_config).values() if v.secret)
+        self._masker = Masker(self._secrets)
+        self.service_config()  # fail now, before any mutation, if the service is not in the stack
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _call(self, operation: str, fn: Callable[[], _T]) -> _T:
+        return automation_errors.call(self.stack_name, operation, fn, self._secrets)
+
+    def _key(self, name: str) -> str:
+        return f"{NAMESPACE}:services.{self.service}.{name}"
+
+    def _emit(self, line: str) -> None:
+        if self.on_output is not None:
+            self.on_output(self._masker.mask(line.rstrip("\n")))
+
+    def service_config(self) -> dict[str, JSONValue]:
+        """The service's block of ``gantry:services`` as the stack holds it now."""
+        config = self._call("config", self._stack.get_all_config)
+        raw = config.get(f"{NAMESPACE}:services")
+        services = json.loads(raw.value) if raw is not None else {}
+        if not isinstance(services, dict) or self.service not in services:
+            valid = ", ".join(sorted(services)) if isinstance(services, dict) and services else "none"
+            raise InputError(f"service must be one of the stack's services ({valid}), but {self.service!r} "
+                             f"was given (stack {self.stack_name})")
+        block = services[self.service]
+        if not isinstance(block, dict):
+            raise InputError(f"services.{self.service} must be a mapping, but {block!r} was given")
+        return cast(dict[str, JSONValue], block)
+
+    def _set(self, values: Mapping[str, JSONValue]) -> None:
+        for name, value in values.items():
+            text = str(value).lower() if isinstance(value, bool) else str(value)
+            self._call("config set", partial(self._stack.set_config, self._key(name), auto.ConfigValue(text),
+                                             path=True))
+
+    def _remove(self, names: Iterable[str]) -> None:
+        for name in names:
+            self._call("config rm", partial(self._stack.remove_config, self._key(name), path=True))
+
+    def _up(self, why: str) -> None:
+        self._emit(f"pulumi up ({why}) on {self.stack_name}")
+        self._call("up", lambda: self._stack.up(message=f"gantry rollout: {why}", on_output=self._emit))
+
+    # ------------------------------------------------------------------ Target
+
+    def checkpoint(self) -> JSONObject:
+        """Full config (secret values redacted) + the service's keys + the exported deployment, also on disk."""
+        config = self._call("config", self._stack.get_all_config)
+        deployment = self._call("export", self._stack.export_stack)
+        block = self.service_config()
+        state: dict[str, JSONValue] = {
+            "stack": self.stack_name,
+            "service": self.service,
+            "taken_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "config": {k: {"value": MASK if v.secret else v.value, "secret": v.secret}
+                       for k, v in sorted(config.items())},
+            "service_keys": {k: block[k] for k in SERVICE_KEYS if k in block},
+            "deployment": cast(JSONValue, _redact_deployment(
+                {"version": deployment.version, "deployment": deployment.deployment})),
+        }
+        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        path = self.checkpoint_dir / f"{self.stack_name}-{self.service}-{stamp}.json"
+        # Created 0600 from the start: the deployment names every resource of the stack.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(state, f, indent=2, sort_keys=True)
+        state["file"] = str(path)
+        return state
+
+    def prepare(self, image: str) -> None:
+        if self.strategy is Strategy.CANARY:
+            self._set({"canaryImage": image, "canaryWeight": 0})
+        else:
+            inactive = self._active().other
+            self._set({f"{inactive.value}Image": image})
+        self._up(f"prepare {self.service} {image}")
+
+    def set_weights(self, canary_weight: int) -> None:
+        if not 0 <= canary_weight <= 100:
+            raise InputError(f"canaryWeight must be an integer from 0 to 100, but {canary_weight} was given")
+        self._set({"canaryWeight": canary_weight})
+        self._up(f"{self.service} canary at {canary_weight}%")
+
+    def switch(self, color: Color) -> None:
+        self._set({"activeColor": color.value})
+        self._up(f"{self.service} active color {color.value}")
+
+    def current(self) -> TrafficState:
+        block = self.service_config()
+        image = str(block.get("image", ""))
+        if self.strategy is Strategy.CANARY:
+            canary = block.get("canaryImage")
+            return TrafficState(strategy=self.strategy, stable_image=image,
+                                canary_image=None if canary is None else str(canary),
+                                canary_weight=_coerce_int("canaryWeight", block.get("canaryWeight", 0)))
+        active = self._active(block)
+        images = {c: str(block.get(f"{c.value}Image") or image) for c in Color}
+        return TrafficState(strategy=self.strategy, stable_image=images[active], active_color=active,
+                            preview_image=images[active.other])
+
+    def promote(self) -> None:
+        block = self.service_config()
+        if self.strategy is Strategy.CANARY:
+            canary = block.get("canaryImage")
+            if canary is None:
+                # Already promoted (resume after a crash between up and the journal): nothing to do.
+                self._set({"canaryWeight": 0})
+            else:
+                self._set({"image": str(canary), "canaryWeight": 0})
+                self._remove(["canaryImage"])
+        else:
+            active = self._active(block)
+            self._set({"image": str(block.get(f"{active.value}Image") or block.get("image"))})
+        self._up(f"promote {self.service}")
+
+    def outputs(self) -> JSONObject:
+        """The stack output ``services.<name>`` after the last ``up`` (empty if the program exports none)."""
+        outputs = self._call("outputs", self._stack.outputs)
+        services = outputs.get("services")
+        value = services.value if services is not None else {}
+        block = value.get(self.service, {}) if isinstance(value, dict) else {}
+        return cast(JSONObject, block if isinstance(block, dict) else {})
+
+    def revert(self, checkpoint: JSONObject) -> None:
+        """Restore the checkpointed service keys and ``up``; recover once; else ``RollbackFailed``."""
+        keys = checkpoint.get("service_keys")
+        if not isinstance(keys, Mapping):
+            raise RollbackFailed(f"checkpoint for {self.stack_name} has no service_keys; restore it by hand:\n"
+                                 + self.recovery_commands(checkpoint))
+        try:
+            self._restore(keys)
+            return
+        except GantryError as first:
+            self._emit(f"rollback up failed: {first}; recovering (cancel, clear pending operations, refresh)")
+            log.warning("rollback of %s/%s failed once: %s", self.stack_name, self.service, first)
+            self._recover(first)
+        try:
+            self._restore(keys)
+        except GantryError as second:
+            raise RollbackFailed(
+                f"rollback of {self.service} on stack {self.stack_name} failed twice ({second}); "
+                f"the checkpoint is {checkpoint.get('file', '(not written)')}. Recover with:\n"
+                + self.recovery_commands(checkpoint)) from second
+
+    def finalize(self) -> None:
+        """Nothing is held between calls: each ``up`` releases Pulumi's own lock when it ends."""
+
+    # ------------------------------------------------------------------ rollback internals
+
+    def _active(self, block: Mapping[str, JSONValue] | None = None) -> Color:
+        value = (block if block is not None else self.service_config()).get("activeColor", Color.BLUE.value)
+        try:
+            return Color(str(value))
+        except ValueError as exc:
+            raise InputError(f"services.{self.service}.activeColor must be blue or green, "
+                             f"but {value!r} was given") from exc
+
+    def _restore(self, keys: Mapping[str, JSONValue]) -> None:
+        block = self.service_config()
+        self._set({k: v for k, v in keys.items() if k in SERVICE_KEYS})
+        # Keys the rollout added (canaryImage, a new color image) did not exist at the checkpoint.
+        self._remove([k for k in SERVICE_KEYS if k in block and k not in keys])
+        self._up(f"roll back {self.service}")
+
+    def _ours(self, error: GantryError) -> bool:
+        """Is the lock ours (an update we started, interrupted)? Never cancel somebody else's update."""
+        if not isinstance(error, StackLocked):
+            return True  # our own up failed: any lock left behind is ours
+        return error.host in (socket.gethostname(), "unknown host") and error.holder in (
+            getpass.getuser(), "another pulumi update")
+
+    def _recover(self, error: GantryError) -> None:
+        if self._ours(error):
+            try:
+                self._call("cancel", self._stack.cancel)
+                self._emit("cancelled our interrupted update")
+            except GantryError as exc:
+                # "no update in progress" is the usual answer, and fine: there was no lock to release.
+                log.info("cancel on %s: %s", self.stack_name, exc)
+        try:
+            state = self._call("export", self._stack.export_stack)
+            deployment = dict(state.deployment or {})
+            if deployment.get("pending_operations"):
+                count = len(deployment["pending_operations"])
+                deployment["pending_operations"] = []
+                self._call("import", lambda: self._stack.import_stack(
+                    auto.Deployment(version=state.version, deployment=deployment)))
+                self._emit(f"cleared {count} pending operation(s)")
+            self._call("refresh", lambda: self._stack.refresh(on_output=self._emit))
+        except GantryError as exc:
+            # The retry below will fail too and report everything; log why recovery was partial.
+            log.warning("recovery of %s incomplete: %s", self.stack_name, exc)
+
+    def recovery_commands(self, checkpoint: JSONObject) -> str:
+        s = self.stack_name
+        keys = checkpoint.get("service_keys")
+        sets = [f"pulumi config set --path --stack {s} '{self._key(k)}' '{v}'"
+                for k, v in (keys.items() if isinstance(keys, Mapping) else ())]
+        lines = [
+            f"cd {self.project_dir}",
+            f"pulumi cancel --stack {s} --yes   # only if the lock is from this rollout",
+            f"pulumi stack export --stack {s} --file {s}.state.json",
+            f"# edit {s}.state.json: set \"pending_operations\" to []",
+            f"pulumi stack import --stack {s} --file {s}.state.json",
+            f"pulumi refresh --stack {s} --yes",
+            *sets,
+            f"pulumi up --stack {s} --yes",
+        ]
+        return "\n".join(lines)

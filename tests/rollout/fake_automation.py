@@ -1,0 +1,241 @@
+"""A faithful in-memory fake of the ``pulumi.automation`` stack surface ``PulumiStackTarget`` uses.
+
+Used by tests/rollout/test_pulumi_target*.py. Faithful where it matters to the target:
+- config is held the way a stack file holds it (top-level ``namespace:key`` entries, structured
+  values as nested maps); ``get_all_config`` returns structured values as JSON text, like
+  ``pulumi config --json``; ``path=True`` writes parse ``true``/``false``/integers, like the CLI;
+- failures are produced as the CLI would print them (stderr text) and classified by the real
+  ``pulumi.automation.errors.create_command_error``, so the real error classes come out;
+- an interrupted ``up`` leaves a lock and ``pending_operations`` behind; a locked stack refuses
+  ``up``/``refresh``/``import`` with the DIY backend's lock message; pending operations make ``up`` fail
+  until they are cleared by export, edit, import.
+Every call is recorded in ``calls``; config writes in ``writes``; each ``up`` snapshots the config.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pulumi.automation import ConfigValue, Deployment, OutputValue
+from pulumi.automation._cmd import CommandResult
+from pulumi.automation.errors import CommandError, create_command_error
+
+Program = Callable[[Mapping[str, object]], dict[str, object]]
+
+
+def cli_error(stderr: str, code: int = 255, stdout: str = "") -> CommandError:
+    """The error the Automation API raises for a CLI run that printed ``stderr``."""
+    return create_command_error(CommandResult(stdout=stdout, stderr=stderr, code=code))
+
+
+def lock_stderr(stack: str, user: str, host: str, pid: int) -> str:
+    return (f"error: the stack is currently locked by 1 lock(s). Either wait for the other process(es) to end "
+            f"or delete the lock file with `pulumi cancel`.\n  file:///state/.pulumi/locks/{stack}/x.json: "
+            f"created by {user}@{host} (pid {pid}) at 2026-11-27T00:00:00Z")
+
+
+def not_found_stderr(stack: str) -> str:
+    return f"error: no stack named '{stack}' found"
+
+
+def _parse_path_value(text: str) -> object:
+    # `pulumi config set --path` stores true/false as booleans and integers as numbers.
+    if text in ("true", "false"):
+        return text == "true"
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
+def _split(key: str) -> tuple[str, list[str]]:
+    namespace, _, rest = key.partition(":")
+    top, *path = rest.split(".")
+    return f"{namespace}:{top}", path
+
+
+@dataclass
+class Failure:
+    """A scripted failure of one operation. ``interrupt`` leaves a lock and a pending operation behind."""
+
+    stderr: str
+    interrupt: bool = False
+
+
+@dataclass
+class FakeStack:
+    name: str
+    config: dict[str, object] = field(default_factory=dict)
+    secret_keys: set[str] = field(default_factory=set)
+    program: Program | None = None
+    user: str = "ci"
+    host: str = "runner-1"
+    pid: int = 4242
+    deployment: dict[str, object] = field(default_factory=lambda: {
+        "manifest": {"time": "2026-11-27T00:00:00Z"}, "resources": [], "pending_operations": []})
+    lock: tuple[str, str, int] | None = None
+    failures: dict[str, list[Failure]] = field(default_factory=dict)
+    calls: list[str] = field(default_factory=list)
+    writes: list[tuple[str, str, bool]] = field(default_factory=list)
+    ups: list[dict[str, object]] = field(default_factory=list)
+    stack_outputs: dict[str, object] = field(default_factory=dict)
+
+    # ---------------------------------------------------------------- scripting
+
+    def fail(self, operation: str, stderr: str = "error: update failed", *, times: int = 1,
+             interrupt: bool = False) -> None:
+        self.failures.setdefault(operation, []).extend(Failure(stderr, interrupt) for _ in range(times))
+
+    def lock_by(self, user: str, host: str, pid: int) -> None:
+        self.lock = (user, host, pid)
+
+    def _maybe_fail(self, operation: str) -> None:
+        queue = self.failures.get(operation)
+        if queue:
+            failure = queue.pop(0)
+            if failure.interrupt:
+                self.lock = (self.user, self.host, self.pid)
+                pending = self.deployment.setdefault("pending_operations", [])
+                assert isinstance(pending, list)
+                pending.append({"resource": {"urn": "urn:pulumi:x::gantry::k8s:apps/v1:Deployment::web"},
+                                "type": "updating"})
+            raise cli_error(failure.stderr)
+
+    def _check_lock(self) -> None:
+        if self.lock is not None:
+            raise cli_error(lock_stderr(self.name, *self.lock))
+
+    # ---------------------------------------------------------------- config
+
+    def get_all_config(self) -> dict[str, ConfigValue]:
+        self.calls.append("get_all_config")
+        out = {}
+        for key, value in self.config.items():
+            text = json.dumps(value) if isinstance(value, dict | list) else str(value).lower() \
+                if isinstance(value, bool) else str(value)
+            out[key] = ConfigValue(text, secret=key in self.secret_keys)
+        return out
+
+    def get_config(self, key: str, *, path: bool = False) -> ConfigValue:
+        self.calls.append(f"get_config {key}")
+        top, sub = _split(key) if path else (key, [])
+        node: object = self.config.get(top)
+        for part in sub:
+            node = node.get(part) if isinstance(node, dict) else None
+        if node is None:
+            raise cli_error(f"error: configuration key '{key}' not found for stack '{self.name}'")
+        return ConfigValue(json.dumps(node) if isinstance(node, dict | list) else str(node))
+
+    def set_config(self, key: str, value: ConfigValue, *, path: bool = False) -> None:
+        self.calls.append(f"set_config {key}")
+        self.writes.append((key, value.value, path))
+        if not path:
+            self.config[key] = value.value
+            return
+        top, sub = _split(key)
+        if not sub:
+            self.config[top] = _parse_path_value(value.value)
+            return
+        node = self.config.setdefault(top, {})
+        for part in sub[:-1]:
+            assert isinstance(node, dict)
+            node = node.setdefault(part, {})
+        assert isinstance(node, dict)
+        node[sub[-1]] = _parse_path_value(value.value)
+        if value.secret:
+            self.secret_keys.add(top)
+
+    def remove_config(self, key: str, *, path: bool = False) -> None:
+        self.calls.append(f"remove_config {key}")
+        self.writes.append((key, "<removed>", path))
+        top, sub = _split(key) if path else (key, [])
+        if not sub:
+            self.config.pop(top, None)
+            return
+        node: object = self.config.get(top)
+        for part in sub[:-1]:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(sub[-1], None)
+
+    # ---------------------------------------------------------------- operations
+
+    def up(self, *, message: str | None = None, on_output: Callable[[str], None] | None = None,
+           **_: object) -> object:
+        self.calls.append("up")
+        self._check_lock()
+        pending = self.deployment.get("pending_operations")
+        if pending:
+            raise cli_error(f"error: the current deployment has {len(pending)} resource(s) with pending "
+                            "operations:\n  * urn:pulumi:x::gantry::k8s:apps/v1:Deployment::web, interrupted "
+                            "while updating")
+        if on_output is not None:
+            on_output(f"Updating ({self.name}):\n")
+            on_output(f"    pulumi:pulumi:Stack gantry-{self.name} running {message or ''}\n")
+        self._maybe_fail("up")
+        snapshot = copy.deepcopy(self.config)
+        self.ups.append(snapshot)
+        self.deployment["resources"] = [{"urn": "urn:pulumi:stack", "outputs": {"config": snapshot}}]
+        if self.program is not None:
+            self.stack_outputs = self.program(snapshot)
+        if on_output is not None:
+            on_output("Resources:\n    1 updated\n")
+        return object()
+
+    def refresh(self, *, on_output: Callable[[str], None] | None = None, **_: object) -> object:
+        self.calls.append("refresh")
+        self._check_lock()
+        self._maybe_fail("refresh")
+        if on_output is not None:
+            on_output(f"Refreshing ({self.name}):\n")
+        return object()
+
+    def cancel(self) -> None:
+        self.calls.append("cancel")
+        if self.lock is None:
+            raise cli_error("error: no stack update is currently in progress")
+        self.lock = None
+
+    def outputs(self) -> dict[str, OutputValue]:
+        self.calls.append("outputs")
+        return {k: OutputValue(copy.deepcopy(v), False) for k, v in self.stack_outputs.items()}
+
+    def export_stack(self) -> Deployment:
+        self.calls.append("export_stack")
+        self._maybe_fail("export")
+        return Deployment(version=3, deployment=copy.deepcopy(self.deployment))
+
+    def import_stack(self, state: Deployment) -> None:
+        self.calls.append("import_stack")
+        self._check_lock()
+        self.deployment = dict(copy.deepcopy(state.deployment or {}))
+
+
+@dataclass
+class FakeWorkspace:
+    """Holds stacks by name; ``factory`` is the ``StackFactory`` the target is given."""
+
+    stacks: dict[str, FakeStack] = field(default_factory=dict)
+    selected: list[tuple[str, Path]] = field(default_factory=list)
+
+    def add(self, stack: FakeStack) -> FakeStack:
+        self.stacks[stack.name] = stack
+        return stack
+
+    def factory(self, name: str, project_dir: Path) -> FakeStack:
+        self.selected.append((name, project_dir))
+        if name not in self.stacks:
+            raise cli_error(not_found_stderr(name))
+        return self.stacks[name]
+
+
+def services_program(config: Mapping[str, object]) -> dict[str, object]:
+    """A stand-in for the Gantry program's outputs: ``services`` echoes each service's routing."""
+    services = config.get("gantry:services", {})
+    assert isinstance(services, dict)
+    return {"services": {name: {"canaryWeight": svc.get("canaryWeight", 0), "image": svc.get("image"),
+                                "activeColor": svc.get("activeColor")} for name, svc in services.items()}}

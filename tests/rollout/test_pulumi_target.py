@@ -1,0 +1,234 @@
+"""PulumiStackTarget against the faithful Automation API fake: config writes, ups, checkpoints, rollback recovery."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+import pytest
+from fake_automation import FakeStack, FakeWorkspace, lock_stderr, services_program
+
+from components.spec import Color, Strategy
+from infra.errors import ExitCode, InputError
+from infra.rollout.errors import CommandFailed, RollbackFailed, StackLocked, StackNotFound
+from infra.rollout.pulumi_target import PulumiStackTarget
+from infra.rollout.seams import TrafficState
+
+SECRET = "s3cr3t-db-password"
+
+
+def make_stack(name: str = "dev", **services: dict[str, object]) -> FakeStack:
+    services = services or {
+        "web": {"namespace": "web", "image": "ghcr.io/acme/web:1.0", "strategy": "canary", "canaryWeight": 0},
+        "api": {"namespace": "api", "image": "ghcr.io/acme/api:2.0", "strategy": "bluegreen",
+                "activeColor": "blue"},
+    }
+    return FakeStack(name, config={"aws:region": "us-east-1", "gantry:services": services,
+                                   "gantry:dbPassword": SECRET},
+                     secret_keys={"gantry:dbPassword"}, program=services_program)
+
+
+@pytest.fixture
+def ws() -> FakeWorkspace:
+    w = FakeWorkspace()
+    w.add(make_stack())
+    return w
+
+
+def target(ws: FakeWorkspace, tmp_path: Path, service: str = "web", strategy: Strategy = Strategy.CANARY,
+           lines: list[str] | None = None) -> PulumiStackTarget:
+    return PulumiStackTarget("dev", service, tmp_path, strategy, stack_factory=ws.factory,
+                             on_output=None if lines is None else lines.append,
+                             checkpoint_dir=tmp_path / "checkpoints")
+
+
+def web(stack: FakeStack) -> dict[str, object]:
+    services = stack.config["gantry:services"]
+    assert isinstance(services, dict)
+    block = services["web"]
+    assert isinstance(block, dict)
+    return block
+
+
+def test_unknown_stack_is_stack_not_found(ws: FakeWorkspace, tmp_path: Path) -> None:
+    with pytest.raises(StackNotFound, match="'prod'.*pulumi stack init prod"):
+        PulumiStackTarget("prod", "web", tmp_path, Strategy.CANARY, stack_factory=ws.factory)
+
+
+def test_unknown_service_lists_the_valid_ones_before_any_mutation(ws: FakeWorkspace, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"one of the stack's services \(api, web\), but 'wbe'"):
+        target(ws, tmp_path, service="wbe")
+    assert ws.stacks["dev"].writes == [] and ws.stacks["dev"].ups == []
+
+
+def test_canary_walk_writes_path_config_and_runs_up_each_time(ws: FakeWorkspace, tmp_path: Path) -> None:
+    stack = ws.stacks["dev"]
+    t = target(ws, tmp_path)
+    t.prepare("ghcr.io/acme/web:1.1")
+    for w in (10, 50, 100):
+        t.set_weights(w)
+        assert stack.ups[-1]["gantry:services"]["web"]["canaryWeight"] == w  # type: ignore[index]
+    assert t.current() == TrafficState(Strategy.CANARY, "ghcr.io/acme/web:1.0", "ghcr.io/acme/web:1.1", 100)
+    t.promote()
+    assert t.current() == TrafficState(Strategy.CANARY, "ghcr.io/acme/web:1.1", None, 0)
+    assert len(stack.ups) == 5
+    assert all(path for _, _, path in stack.writes), "every write must use path config"
+    assert {k for k, _, _ in stack.writes} == {"gantry:services.web.canaryImage", "gantry:services.web.canaryWeight",
+                                                "gantry:services.web.image"}
+    assert t.outputs() == {"canaryWeight": 0, "image": "ghcr.io/acme/web:1.1", "activeColor": None}
+    # the other service was never touched
+    assert stack.config["gantry:services"]["api"]["image"] == "ghcr.io/acme/api:2.0"  # type: ignore[index]
+
+
+def test_weights_are_stored_as_numbers_and_read_back(ws: FakeWorkspace, tmp_path: Path) -> None:
+    t = target(ws, tmp_path)
+    t.prepare("ghcr.io/acme/web:1.1")
+    t.set_weights(25)
+    assert web(ws.stacks["dev"])["canaryWeight"] == 25
+    assert t.current().canary_weight == 25
+    with pytest.raises(InputError, match="canaryWeight must be an integer from 0 to 100, but 101"):
+        t.set_weights(101)
+
+
+def test_bluegreen_prepares_the_inactive_color_then_switches(ws: FakeWorkspace, tmp_path: Path) -> None:
+    stack = ws.stacks["dev"]
+    t = target(ws, tmp_path, service="api", strategy=Strategy.BLUEGREEN)
+    t.prepare("ghcr.io/acme/api:2.1")
+    state = t.current()
+    assert (state.active_color, state.stable_image, state.preview_image) == (
+        Color.BLUE, "ghcr.io/acme/api:2.0", "ghcr.io/acme/api:2.1")
+    t.switch(Color.GREEN)
+    t.promote()
+    state = t.current()
+    assert (state.active_color, state.stable_image) == (Color.GREEN, "ghcr.io/acme/api:2.1")
+    assert stack.config["gantry:services"]["api"]["image"] == "ghcr.io/acme/api:2.1"  # type: ignore[index]
+    assert len(stack.ups) == 3
+
+
+def test_promote_twice_is_idempotent(ws: FakeWorkspace, tmp_path: Path) -> None:
+    t = target(ws, tmp_path)
+    t.prepare("ghcr.io/acme/web:1.1")
+    t.set_weights(100)
+    t.promote()
+    t.promote()  # a resume may repeat the last action
+    assert t.current() == TrafficState(Strategy.CANARY, "ghcr.io/acme/web:1.1", None, 0)
+
+
+def test_progress_is_streamed_with_secrets_masked(ws: FakeWorkspace, tmp_path: Path) -> None:
+    lines: list[str] = []
+    t = target(ws, tmp_path, lines=lines)
+    ws.stacks["dev"].program = lambda cfg: {"note": "x"}
+    t.set_weights(0)
+    t._emit(f"provider said password {SECRET}")
+    assert any("Updating (dev)" in ln for ln in lines)
+    assert any("1 updated" in ln for ln in lines)
+    assert all(SECRET not in ln for ln in lines)
+
+
+def test_checkpoint_has_config_service_keys_and_deployment_in_a_0600_file(ws: FakeWorkspace,
+                                                                          tmp_path: Path) -> None:
+    stack = ws.stacks["dev"]
+    stack.deployment["resources"] = [{"urn": "u", "outputs": {"password": {
+        "4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270", "plaintext": f'"{SECRET}"'}}}]
+    cp = target(ws, tmp_path).checkpoint()
+    path = Path(str(cp["file"]))
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    on_disk = json.loads(path.read_text())
+    assert on_disk["service_keys"] == {"image": "ghcr.io/acme/web:1.0", "canaryWeight": 0}
+    assert on_disk["config"]["aws:region"] == {"value": "us-east-1", "secret": False}
+    assert on_disk["deployment"]["version"] == 3 and on_disk["deployment"]["deployment"]["resources"]
+    assert SECRET not in path.read_text(), "secret config and secret outputs must be redacted on disk"
+
+
+def test_locked_stack_becomes_stack_locked_naming_the_holder(ws: FakeWorkspace, tmp_path: Path) -> None:
+    stack = ws.stacks["dev"]
+    t = target(ws, tmp_path)
+    stack.lock_by("alice", "laptop-7", 999)
+    with pytest.raises(StackLocked) as info:
+        t.set_weights(10)
+    err = info.value
+    assert (err.holder, err.host, err.pid, err.exit_code) == ("alice", "laptop-7", 999, ExitCode.LOCKED)
+
+
+def test_command_error_becomes_command_failed_with_masked_stderr_tail(ws: FakeWorkspace, tmp_path: Path) -> None:
+    stack = ws.stacks["dev"]
+    t = target(ws, tmp_path)
+    noise = "\n".join(f"diagnostic line {i}" for i in range(40))
+    stack.fail("up", f"{noise}\nerror: aws:rds:Instance db: password={SECRET} rejected")
+    with pytest.raises(CommandFailed) as info:
+        t.set_weights(10)
+    tail = info.value.stderr_tail
+    assert "rejected" in tail and SECRET not in tail and "***" in tail
+    assert "diagnostic line 0" not in tail, "only the tail of stderr is carried"
+
+
+def test_revert_restores_the_checkpointed_keys_and_removes_added_ones(ws: FakeWorkspace, tmp_path: Path) -> None:
+    stack = ws.stacks["dev"]
+    t = target(ws, tmp_path)
+    cp = t.checkpoint()
+    t.prepare("ghcr.io/acme/web:1.1")
+    t.set_weights(50)
+    t.revert(cp)
+    assert web(stack) == {"namespace": "web", "image": "ghcr.io/acme/web:1.0", "strategy": "canary",
+                          "canaryWeight": 0}
+    assert stack.ups[-1]["gantry:services"]["web"] == web(stack)  # type: ignore[index]
+    assert "cancel" not in stack.calls
+
+
+def test_revert_recovers_from_an_interrupted_up_then_retries_once(ws: FakeWorkspace, tmp_path: Path) -> None:
+    stack = ws.stacks["dev"]
+    lines: list[str] = []
+    t = target(ws, tmp_path, lines=lines)
+    cp = t.checkpoint()
+    t.set_weights(50)
+    # the rollback's up is killed mid-way: the lock and a pending operation stay behind
+    stack.fail("up", "error: update canceled", interrupt=True)
+    t.revert(cp)
+    tail = [c for c in stack.calls if c in ("up", "cancel", "export_stack", "import_stack", "refresh")]
+    assert tail[-6:] == ["up", "cancel", "export_stack", "import_stack", "refresh", "up"]
+    assert stack.lock is None and stack.deployment["pending_operations"] == []
+    assert web(stack)["canaryWeight"] == 0
+    assert any("cleared 1 pending operation" in ln for ln in lines)
+
+
+def test_revert_that_fails_twice_names_checkpoint_and_recovery_commands(ws: FakeWorkspace, tmp_path: Path) -> None:
+    stack = ws.stacks["dev"]
+    t = target(ws, tmp_path)
+    cp = t.checkpoint()
+    t.set_weights(50)
+    stack.fail("up", "error: provider crashed", times=2)
+    with pytest.raises(RollbackFailed) as info:
+        t.revert(cp)
+    msg = str(info.value)
+    assert info.value.exit_code == ExitCode.OPERATOR
+    assert str(cp["file"]) in msg
+    for command in ("pulumi cancel --stack dev", "pulumi stack export --stack dev", "pending_operations",
+                    "pulumi stack import --stack dev", "pulumi refresh --stack dev",
+                    "pulumi config set --path --stack dev 'gantry:services.web.canaryWeight' '0'",
+                    "pulumi up --stack dev --yes"):
+        assert command in msg
+    assert stack.calls.count("up") == 3  # the step, the rollback, the one retry
+
+
+def test_revert_never_cancels_another_hosts_update(ws: FakeWorkspace, tmp_path: Path) -> None:
+    stack = ws.stacks["dev"]
+    t = target(ws, tmp_path)
+    cp = t.checkpoint()
+    stack.lock_by("bob", "other-runner", 77)
+    with pytest.raises(RollbackFailed, match="locked by bob on other-runner"):
+        t.revert(cp)
+    assert "cancel" not in stack.calls
+    assert stack.lock == ("bob", "other-runner", 77)
+
+
+def test_lock_message_parses_like_the_cli_prints_it() -> None:
+    from fake_automation import cli_error
+    from pulumi.automation.errors import ConcurrentUpdateError
+
+    from infra.rollout.automation_errors import translate
+
+    err = cli_error(lock_stderr("dev", "carol", "host-9", 12))
+    assert isinstance(err, ConcurrentUpdateError)
+    locked = translate(err, "dev", "up")
+    assert isinstance(locked, StackLocked) and "carol on host-9 (pid 12)" in str(locked)
