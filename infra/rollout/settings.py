@@ -56,6 +56,43 @@ class MetricsSettings(Spec):
     url: str | None = Field(default=None, description="Prometheus base URL or probe URL. Default: none.")
 
 
+HookPhaseName = Literal["pre-rollout", "step", "confirm-promotion", "post-rollout", "rollback"]
+
+
+class HookSettings(Spec):
+    """One hook: an HTTP POST (``url``, 2xx passes) or an argv command (``argv``, exit 0 passes); never a shell."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]{0,62}$", description="Hook name. Required.")
+    phase: HookPhaseName = Field(description="When it runs. Required.")
+    url: str | None = Field(default=None, description="POST a JSON payload here. Default: none.")
+    argv: list[str] | None = Field(default=None, description="Command and arguments. Default: none.")
+    timeout: Duration = Field(default="30s", description="Kill / give up after this. Default: 30s.")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> HookSettings:
+        if (self.url is None) == (self.argv is None):
+            raise_first([Violation("url", "set exactly when argv is not", self.url)])
+        if self.argv is not None and not self.argv:
+            raise_first([Violation("argv", "a non-empty list of arguments", self.argv)])
+        return self
+
+
+class NotificationSettings(Spec):
+    """A webhook that receives rollout events (started, step passed, promoted, rolled back, failed)."""
+
+    kind: Literal["slack", "webhook"] = Field(default="webhook", description="Payload shape. Default: webhook.")
+    url: str = Field(description="Webhook URL (a secret: keep it `secure:` in the stack). Required.")
+
+
+class GateSettings(Spec):
+    """An extra metric gate on the stack's metrics provider: ``expr`` must be at most ``max``."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]{0,62}$", description="Gate name. Required.")
+    expr: str = Field(description="Provider-specific query (PromQL, argv, metric name). Required.")
+    max: float = Field(description="Highest passing value. Required.")
+    min_count: int = Field(default=1, ge=1, description="Data points needed; fewer fails safe. Default: 1.")
+
+
 class RolloutSettings(Spec):
     """How a rollout proceeds and when it is judged failed. Defaults follow Flagger and the seed rules."""
 
@@ -69,10 +106,48 @@ class RolloutSettings(Spec):
     min_samples: int = Field(default=50, ge=1, description="Requests needed for a verdict. Default: 50.")
     post_promotion_window: Duration = Field(default="60s", description="Blue/green watch window. Default: 60s.")
     scale_down_delay: Duration = Field(default="30s", description="Before the old color idles. Default: 30s.")
-    target: Literal["pulumi", "haproxy"] = Field(default="pulumi", description="What is shifted. Default: pulumi.")
+    target: Literal["pulumi", "haproxy", "file"] = Field(
+        default="pulumi",
+        description="What is shifted: pulumi (Automation API), haproxy (the local sandbox) or file (a JSON "
+                    "file under .gantry/targets/, for drills with no infrastructure). Default: pulumi.")
     metrics: MetricsSettings = Field(default_factory=MetricsSettings, description="Default: prometheus.")
+    step_weight: int | None = Field(
+        default=None,
+        description="Linear canary: weight added per step (with maxWeight); replaces steps. Default: none.")
+    max_weight: int | None = Field(default=None, description="Linear canary: last weight. Default: none.")
+    max_holds: int = Field(
+        default=3, ge=1, le=100,
+        description="Consecutive inconclusive analyses that count as one failure. Default: 3.")
+    lock_ttl: Duration = Field(default="60s", description="Stack lease lifetime without a heartbeat. Default: 60s.")
+    hooks: list[HookSettings] = Field(default_factory=list, description="Webhooks and commands. Default: none.")
+    notifications: list[NotificationSettings] = Field(default_factory=list, description="Default: none.")
+    gates: list[GateSettings] = Field(default_factory=list, description="Extra metric gates. Default: none.")
 
     @model_validator(mode="after")
     def _check(self) -> RolloutSettings:
         raise_first(steps_violations(self.steps))
+        raise_first(linear_violations(self.step_weight, self.max_weight))
+        names = [h.name for h in self.hooks]
+        if len(set(names)) != len(names):
+            raise_first([Violation("hooks", "uniquely named", names)])
         return self
+
+    def weights(self) -> list[int]:
+        """The canary weights: the linear series when stepWeight is set, else ``steps``."""
+        if self.step_weight is not None:
+            top = self.max_weight if self.max_weight is not None else 100
+            out = list(range(self.step_weight, top + 1, self.step_weight))
+            return out if out and out[-1] == top else [*out, top]
+        return list(self.steps)
+
+
+def linear_violations(step_weight: int | None, max_weight: int | None, prefix: str = "") -> list[Violation]:
+    """stepWeight within 1..100 and maxWeight within stepWeight..100; maxWeight needs stepWeight."""
+    if step_weight is None:
+        return [Violation(f"{prefix}maxWeight", "unset unless stepWeight is set", max_weight)] if max_weight else []
+    if not 1 <= step_weight <= 100:
+        return [Violation(f"{prefix}stepWeight", "within 1..100", step_weight)]
+    top = 100 if max_weight is None else max_weight
+    if not step_weight <= top <= 100:
+        return [Violation(f"{prefix}maxWeight", f"within stepWeight ({step_weight})..100", max_weight)]
+    return []
