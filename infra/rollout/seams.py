@@ -230,8 +230,12 @@ class HookResult:
 class Hook(Protocol):
     """An HTTP POST (2xx passes) or an argv command (exit 0 passes); never a shell; always a timeout."""
 
-    name: str
-    phase: HookPhase
+    # Read-only properties, so frozen dataclasses satisfy the protocol as well as plain attributes do.
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def phase(self) -> HookPhase: ...
 
     def run(self, payload: JSONObject) -> HookResult: ...
 
