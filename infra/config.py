@@ -60,6 +60,14 @@ class PolicySettings(Spec):
     monthly_budget_usd: float | None = Field(
         default=None, gt=0, description="Monthly budget for the cost-budget rule. Default: none (rule n/a)."
     )
+    supported_versions: list[str] | None = Field(
+        default=None,
+        description="Kubernetes minor versions k8s-version-supported accepts. Default: the policy config's list.",
+    )
+    public_load_balancers: list[str] | None = Field(
+        default=None,
+        description="'namespace/name' of Services allowed to be public LoadBalancers. Default: none.",
+    )
 
 
 class GantryConfig(Spec):

@@ -1,0 +1,198 @@
+"""The one policy config file (``policies/policy-config.json``): levels per tier and rule properties.
+
+The file is valid for ``pulumi preview --policy-pack-config`` (every key is a policy id, every property
+is declared in that policy's config schema) and is read by ``gantry check`` and by the pack at startup.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from policies.model import Level, Settings, TierName
+from policies.pack import BY_ID, RULES
+
+DEFAULT_PATH = Path(__file__).with_name("policy-config.json")
+PRICES_PATH = Path(__file__).with_name("prices.json")
+
+# Properties each rule accepts besides ``level`` and ``tiers``, as JSON-schema fragments.
+RULE_PROPERTIES: dict[str, dict[str, dict[str, object]]] = {
+    "k8s-version-supported": {"supportedVersions": {"type": "array", "items": {"type": "string"}}},
+    "cost-budget": {"threshold": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+                    "monthlyBudgetUsd": {"type": "number", "exclusiveMinimum": 0}},
+    "cloud-required-tags": {"requiredTags": {"type": "array", "items": {"type": "string"}}},
+    "k8s-recommended-labels": {"labels": {"type": "array", "items": {"type": "string"}}},
+    "service-no-public-exposure": {"allowList": {"type": "array", "items": {"type": "string"}}},
+    "kms-deletion-protection": {"minDays": {"type": "integer", "minimum": 7, "maximum": 30}},
+    "kms-key-rotation": {"maxDays": {"type": "integer", "minimum": 1, "maximum": 365}},
+    "workload-ha": {},
+}
+LEVELS = [lv.value for lv in Level]
+COMMON_PROPERTIES: dict[str, dict[str, object]] = {
+    "level": {"type": "string", "enum": LEVELS},
+    "tiers": {"type": "object", "additionalProperties": False,
+              "properties": {t.value: {"type": "string", "enum": LEVELS} for t in TierName}},
+}
+
+
+class PolicyConfigError(ValueError):
+    """The policy config file is unreadable or names an unknown policy, level, tier or property."""
+
+    def __init__(self, source: str, problems: Sequence[str]) -> None:
+        self.source = source
+        self.problems = list(problems)
+        super().__init__("\n".join(f"{source}: {p}" for p in self.problems))
+
+
+@dataclass(frozen=True, slots=True)
+class RuleConfig:
+    level: Level | None = None
+    tiers: Mapping[TierName, Level] = field(default_factory=dict)
+    properties: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyConfig:
+    """Parsed policy config; ``level_for`` resolves tier override > rule level > pack default."""
+
+    rules: Mapping[str, RuleConfig] = field(default_factory=dict)
+    source: str = "(defaults)"
+
+    def level_for(self, policy: str, tier: TierName) -> Level:
+        cfg = self.rules.get(policy, RuleConfig())
+        if tier in cfg.tiers:
+            return cfg.tiers[tier]
+        return cfg.level or BY_ID[policy].level
+
+    def levels(self, tier: TierName) -> dict[str, Level]:
+        return {r.id: self.level_for(r.id, tier) for r in RULES}
+
+    def prop(self, policy: str, name: str) -> object:
+        return self.rules.get(policy, RuleConfig()).properties.get(name)
+
+
+def config_schema(policy: str) -> dict[str, object]:
+    """The JSON schema a policy declares to CrossGuard, so this file passes ``--policy-pack-config``."""
+    return {**COMMON_PROPERTIES, **RULE_PROPERTIES.get(policy, {})}
+
+
+def parse_policy_config(doc: object, source: str) -> PolicyConfig:
+    if not isinstance(doc, Mapping):
+        raise PolicyConfigError(source, ["the document must be a JSON object keyed by policy id"])
+    problems: list[str] = []
+    rules: dict[str, RuleConfig] = {}
+    for key, value in doc.items():
+        if key == "all":
+            problems.append("'all' is not supported; set levels per policy id so each is explicit")
+            continue
+        if key not in BY_ID:
+            problems.append(f"{key} must be a policy id of the pack (see `gantry check --list-rules`), "
+                            f"but {key!r} was given")
+            continue
+        if isinstance(value, str):
+            value = {"level": value}
+        if not isinstance(value, Mapping):
+            problems.append(f"{key} must be a level or an object, but {value!r} was given")
+            continue
+        allowed = set(config_schema(key)) | {"enforcementLevel"}
+        for prop in value:
+            if prop not in allowed:
+                problems.append(f"{key}.{prop} is not a known property; valid: {', '.join(sorted(allowed))}")
+        level = _level(value.get("level", value.get("enforcementLevel")), f"{key}.level", problems)
+        tiers: dict[TierName, Level] = {}
+        raw_tiers = value.get("tiers", {})
+        if not isinstance(raw_tiers, Mapping):
+            problems.append(f"{key}.tiers must be an object of tier to level, but {raw_tiers!r} was given")
+            raw_tiers = {}
+        for tier, lv in raw_tiers.items():
+            if tier not in {t.value for t in TierName}:
+                problems.append(f"{key}.tiers.{tier} must be one of dev, staging, prod, but {tier!r} was given")
+                continue
+            parsed = _level(lv, f"{key}.tiers.{tier}", problems)
+            if parsed is not None:
+                tiers[TierName(tier)] = parsed
+        props = {k: v for k, v in value.items() if k not in ("level", "tiers", "enforcementLevel")}
+        rules[key] = RuleConfig(level, tiers, props)
+    if problems:
+        raise PolicyConfigError(source, problems)
+    return PolicyConfig(rules, source)
+
+
+def _level(value: object, where: str, problems: list[str]) -> Level | None:
+    if value is None:
+        return None
+    if value not in LEVELS:
+        problems.append(f"{where} must be one of {', '.join(LEVELS)}, but {value!r} was given")
+        return None
+    return Level(str(value))
+
+
+def load_policy_config(path: Path | None = None) -> PolicyConfig:
+    path = path or DEFAULT_PATH
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PolicyConfigError(str(path), ["file not found"]) from None
+    except ValueError as exc:
+        raise PolicyConfigError(str(path), [f"is not valid JSON: {exc}"]) from None
+    return parse_policy_config(doc, str(path))
+
+
+def load_prices(path: Path | None = None) -> dict[str, float]:
+    """Hourly prices by machine type; the file groups them per cloud for readability."""
+    doc = json.loads((path or PRICES_PATH).read_text(encoding="utf-8"))
+    out: dict[str, float] = {}
+    for cloud, table in doc.get("hourlyUsd", {}).items():
+        for machine, price in table.items():
+            if not isinstance(price, int | float) or price < 0:
+                raise PolicyConfigError(str(path or PRICES_PATH), [f"hourlyUsd.{cloud}.{machine} must be a "
+                                                                   f"non-negative number, but {price!r} was given"])
+            out[str(machine)] = float(price)
+    return out
+
+
+def _strings(value: object) -> tuple[str, ...] | None:
+    if isinstance(value, list):
+        return tuple(str(v) for v in value)
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class StackPolicy:
+    """The stack's own policy inputs (``gantry:policy``), which win over the config file."""
+
+    monthly_budget_usd: float | None = None
+    supported_versions: tuple[str, ...] | None = None
+    public_load_balancers: tuple[str, ...] | None = None
+
+
+def build_settings(config: PolicyConfig, tier: TierName, stack: StackPolicy | None = None,
+                   prices: Mapping[str, float] | None = None) -> Settings:
+    """Merge the config file's rule properties with the stack's ``gantry:policy`` inputs."""
+    from policies.props import minor_version
+
+    stack = stack or StackPolicy()
+    versions = stack.supported_versions or _strings(config.prop("k8s-version-supported", "supportedVersions")) or ()
+    budget_default = config.prop("cost-budget", "monthlyBudgetUsd")
+    threshold = config.prop("cost-budget", "threshold")
+    defaults = Settings()
+    return Settings(
+        tier=tier,
+        supported_versions=tuple(v for v in (minor_version(x) for x in versions) if v),
+        monthly_budget_usd=stack.monthly_budget_usd if stack.monthly_budget_usd is not None
+        else float(budget_default) if isinstance(budget_default, int | float) else None,
+        budget_threshold=float(threshold) if isinstance(threshold, int | float) else defaults.budget_threshold,
+        required_tags=_strings(config.prop("cloud-required-tags", "requiredTags")) or defaults.required_tags,
+        recommended_labels=_strings(config.prop("k8s-recommended-labels", "labels")) or defaults.recommended_labels,
+        public_load_balancers=(stack.public_load_balancers or ())
+        + (_strings(config.prop("service-no-public-exposure", "allowList")) or ()),
+        min_key_deletion_days=_int(config.prop("kms-deletion-protection", "minDays"), defaults.min_key_deletion_days),
+        max_key_rotation_days=_int(config.prop("kms-key-rotation", "maxDays"), defaults.max_key_rotation_days),
+        prices=dict(prices) if prices is not None else load_prices(),
+    )
+
+
+def _int(value: object, default: int) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else default

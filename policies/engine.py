@@ -1,0 +1,275 @@
+"""The offline policy engine: evaluates every rule over a rendered graph, applies levels and waivers.
+
+Called by ``gantry check`` (through ``check_stack``) and by the tests (through ``evaluate``). A rule that
+raises becomes an ``error`` finding for that rule; the other rules still run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from policies.config import PolicyConfig, StackPolicy, build_settings
+from policies.model import Level, Outcome, Resource, Settings, StackOutcome, State, TierName
+from policies.pack import RULES, WAIVER_EXPIRED, WAIVER_INVALID, Rule
+from policies.waivers import Waiver, find, tag_waivers
+
+if TYPE_CHECKING:
+    from infra.render import RenderResult
+
+STACK_TYPE = "pulumi:pulumi:Stack"
+
+
+class FindingStatus(StrEnum):
+    VIOLATION = "violation"
+    WAIVED = "waived"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One reported result: a violation, a waived violation, or a rule that raised."""
+
+    policy: str
+    status: FindingStatus
+    level: Level
+    urn: str
+    type: str
+    name: str
+    message: str
+    waiver: str | None = None
+    """The waiver's reason and source, for waived findings."""
+
+    @property
+    def blocking(self) -> bool:
+        """Mandatory violations and mandatory rule errors fail the check (fail closed)."""
+        return self.level is Level.MANDATORY and self.status is not FindingStatus.WAIVED
+
+    def to_json(self) -> dict[str, str | None]:
+        return {"policy": self.policy, "status": self.status.value, "level": self.level.value, "urn": self.urn,
+                "type": self.type, "name": self.name, "message": self.message, "waiver": self.waiver}
+
+
+@dataclass(slots=True)
+class StackReport:
+    """Everything ``gantry check`` learned about one stack."""
+
+    project: str
+    stack: str
+    tier: TierName
+    resources: int
+    findings: list[Finding]
+    rules: int
+    stack_file: Path | None = None
+    program_file: Path | None = None
+    seconds: float = 0.0
+    levels: Mapping[str, Level] = field(default_factory=dict)
+
+    def count(self, status: FindingStatus, level: Level | None = None) -> int:
+        return sum(1 for f in self.findings if f.status is status and (level is None or f.level is level))
+
+    @property
+    def blocking(self) -> int:
+        return sum(1 for f in self.findings if f.blocking)
+
+    @property
+    def passed(self) -> bool:
+        return self.blocking == 0
+
+
+def _subject(r: Resource) -> tuple[str, str, str]:
+    return r.urn, r.type, r.name
+
+
+def run_rule(rule: Rule, resources: Sequence[Resource], settings: Settings) -> list[tuple[Resource | None, Outcome]]:
+    """Apply one rule; exceptions propagate to the caller, which records them per subject."""
+    if rule.resource is not None:
+        return [(r, rule.resource(r, settings)) for r in resources]
+    assert rule.stack is not None
+    by_urn = {r.urn: r for r in resources}
+    results: list[StackOutcome] = rule.stack(resources, settings)
+    return [(by_urn.get(o.urn) if o.urn else None, o.outcome) for o in results]
+
+
+def evaluate(
+    resources: Sequence[Resource],
+    settings: Settings,
+    levels: Mapping[str, Level],
+    waivers: Sequence[Waiver] = (),
+    *,
+    today: dt.date | None = None,
+    rules: Iterable[Rule] = RULES,
+    stack_urn: str = "",
+) -> list[Finding]:
+    """Evaluate rules over one stack's resources; returns violations, waived violations and errors."""
+    today = today or dt.date.today()
+    stack_subject = (stack_urn, STACK_TYPE, stack_urn.rsplit("::", 1)[-1] if stack_urn else "stack")
+    findings: list[Finding] = []
+    resource_waivers: dict[str, list[Waiver]] = {}
+    for r in resources:
+        accepted, problems = tag_waivers(r)
+        resource_waivers[r.urn] = accepted
+        for p in problems:
+            findings.append(Finding(WAIVER_INVALID, FindingStatus.VIOLATION, Level.MANDATORY, *_subject(r), p.message))
+    used_expired: set[Waiver] = set()
+    for rule in rules:
+        level = levels.get(rule.id, rule.level)
+        if level is Level.DISABLED:
+            continue
+        if rule.resource is not None:
+            for r in resources:
+                try:
+                    outcome = rule.resource(r, settings)
+                except Exception as exc:  # a broken rule must not hide the others
+                    findings.append(_error(rule, level, _subject(r), exc))
+                    continue
+                findings += _judge(rule, level, _subject(r), outcome, waivers, resource_waivers, today, used_expired)
+            continue
+        try:
+            results = run_rule(rule, resources, settings)
+        except Exception as exc:
+            findings.append(_error(rule, level, stack_subject, exc))
+            continue
+        for subject, outcome in results:
+            subj = _subject(subject) if subject is not None else stack_subject
+            findings += _judge(rule, level, subj, outcome, waivers, resource_waivers, today, used_expired)
+    # An expired waiver that still matches this stack is a finding of its own, whatever it covered.
+    urns = [r.urn for r in resources]
+    for w in [*waivers, *(w for ws in resource_waivers.values() for w in ws)]:
+        if w.expired(today) and (w in used_expired or any(_glob(w, u) for u in urns)):
+            findings.append(Finding(WAIVER_EXPIRED, FindingStatus.VIOLATION, Level.MANDATORY, w.urn, "waiver",
+                                    w.policy, f"waiver of {w.policy} for {w.urn} expired on {w.expires} "
+                                              f"({w.source}): {w.reason}; renew it with a new date or fix the "
+                                              "finding"))
+    return _dedupe(findings)
+
+
+def _glob(w: Waiver, urn: str) -> bool:
+    import fnmatch
+
+    return fnmatch.fnmatchcase(urn, w.urn)
+
+
+def _dedupe(findings: list[Finding]) -> list[Finding]:
+    seen: set[tuple[str, str, str, str]] = set()
+    out = []
+    for f in findings:
+        key = (f.policy, f.urn, f.status.value, f.message)
+        if key not in seen:
+            seen.add(key)
+            out.append(f)
+    return out
+
+
+def _error(rule: Rule, level: Level, subject: tuple[str, str, str], exc: Exception) -> Finding:
+    detail = " ".join(str(exc).split()) or "no message"
+    return Finding(rule.id, FindingStatus.ERROR, level, *subject,
+                   f"rule {rule.id} raised {type(exc).__name__}: {detail}")
+
+
+def _judge(rule: Rule, level: Level, subject: tuple[str, str, str], outcome: Outcome, waivers: Sequence[Waiver],
+           resource_waivers: Mapping[str, list[Waiver]], today: dt.date, used_expired: set[Waiver]) -> list[Finding]:
+    if outcome.state is not State.NON_COMPLIANT:
+        return []
+    urn = subject[0]
+    waiver = find(resource_waivers.get(urn, []), rule.id, urn) or find(waivers, rule.id, urn)
+    if waiver is not None and not waiver.expired(today):
+        return [Finding(rule.id, FindingStatus.WAIVED, level, *subject, outcome.message,
+                        waiver=f"{waiver.reason} ({waiver.source}"
+                               f"{', until ' + waiver.expires.isoformat() if waiver.expires else ''})")]
+    if waiver is not None:
+        used_expired.add(waiver)
+    return [Finding(rule.id, FindingStatus.VIOLATION, level, *subject, outcome.message)]
+
+
+# --------------------------------------------------------------------------- rendered graphs
+
+
+def resources_from_render(result: RenderResult) -> list[Resource]:
+    """Rule views of a rendered graph; providers lend their props (default tags, namespace) to resources."""
+    by_urn = {r.urn: r for r in result.resources}
+    views = []
+    for r in result.resources:
+        provider_props: Mapping[str, object] = {}
+        if r.provider:
+            # Provider references are "<urn>::<id>"; the URN itself contains "::", so strip the last part.
+            ref = r.provider if r.provider in by_urn else r.provider.rsplit("::", 1)[0]
+            prov = by_urn.get(ref)
+            if prov is not None:
+                provider_props = prov.inputs
+        views.append(Resource(urn=r.urn, type=r.type, name=r.name, props=r.inputs, parent=r.parent,
+                              dependencies=tuple(r.dependencies), provider_props=provider_props,
+                              ignore_changes=tuple(r.ignore_changes), protect=r.protect))
+    return views
+
+
+@dataclass(frozen=True, slots=True)
+class StackInputs:
+    """What the stack file says about policy: its tier and ``gantry:policy`` block."""
+
+    tier: TierName | None
+    policy: StackPolicy
+
+
+def stack_inputs(config_dir: Path, stack: str) -> StackInputs:
+    """Read ``gantry:tier`` and ``gantry:policy`` from the stack file; foreign projects have neither."""
+    from infra.config import ConfigError, PolicySettings, namespace_values, read_stack_file
+
+    sf = read_stack_file(stack, config_dir)
+    values = namespace_values(sf.raw)
+    tier_raw = values.get("tier")
+    tier: TierName | None = None
+    if tier_raw is not None:
+        if tier_raw not in {t.value for t in TierName}:
+            raise ConfigError(str(sf.path), [f"gantry:tier must be one of dev, staging, prod, but {tier_raw!r} "
+                                             "was given"])
+        tier = TierName(str(tier_raw))
+    raw_policy = values.get("policy") or {}
+    try:
+        ps = PolicySettings.model_validate(raw_policy)
+    except Exception as exc:  # pydantic's ValidationError; keep the message, drop the traceback
+        raise ConfigError(str(sf.path), [f"gantry:policy is invalid: {' '.join(str(exc).split())}"]) from None
+    return StackInputs(tier, StackPolicy(
+        monthly_budget_usd=ps.monthly_budget_usd,
+        supported_versions=tuple(ps.supported_versions) if ps.supported_versions else None,
+        public_load_balancers=tuple(ps.public_load_balancers) if ps.public_load_balancers else None,
+    ))
+
+
+def check_stack(
+    project_dir: Path,
+    stack: str,
+    config: PolicyConfig,
+    waivers: Sequence[Waiver],
+    *,
+    tier: TierName | None = None,
+    default_tier: TierName = TierName.PROD,
+    today: dt.date | None = None,
+) -> StackReport:
+    """Render one stack offline and evaluate the pack; raises the renderer's errors unchanged."""
+    from infra.render import Project, render_project
+
+    started = time.perf_counter()
+    project = Project.load(project_dir)
+    inputs = stack_inputs(project.config_dir, stack)
+    effective = tier or inputs.tier or default_tier
+    result = render_project(project.root, stack)
+    views = [v for v in resources_from_render(result) if v.type != STACK_TYPE]
+    settings = build_settings(config, effective, inputs.policy)
+    levels = config.levels(effective)
+    stack_urn = next((r.urn for r in result.resources if r.type == STACK_TYPE),
+                     f"urn:pulumi:{stack}::{result.project}::{STACK_TYPE}::{result.project}-{stack}")
+    findings = evaluate(views, settings, levels, waivers, today=today, stack_urn=stack_urn)
+    rules = sum(1 for lv in levels.values() if lv is not Level.DISABLED)
+    return StackReport(project=result.project, stack=stack, tier=effective, resources=len(views),
+                       findings=findings, rules=rules, stack_file=result.stack_file, program_file=project.entry,
+                       seconds=time.perf_counter() - started, levels=levels)
+
+
+__all__ = ["Finding", "FindingStatus", "StackReport", "check_stack", "evaluate",
+           "resources_from_render"]

@@ -1,0 +1,68 @@
+"""Ownership rules: required cloud tags/labels and Kubernetes recommended labels."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from policies import k8s
+from policies.model import COMPLIANT, NOT_APPLICABLE, Outcome, Resource, Settings, fail
+from policies.props import get, mapping
+
+# Where each taggable type keeps its tags; types not listed here cannot carry tags or are not billed.
+TAG_FIELDS: dict[str, str] = {
+    "aws:eks/cluster:Cluster": "tags",
+    "aws:eks/nodeGroup:NodeGroup": "tags",
+    "aws:kms/key:Key": "tags",
+    "aws:ec2/vpc:Vpc": "tags",
+    "aws:ec2/subnet:Subnet": "tags",
+    "aws:ec2/securityGroup:SecurityGroup": "tags",
+    "aws:ec2/launchTemplate:LaunchTemplate": "tags",
+    "aws:ec2/instance:Instance": "tags",
+    "aws:ec2/natGateway:NatGateway": "tags",
+    "aws:ec2/eip:Eip": "tags",
+    "aws:ec2/internetGateway:InternetGateway": "tags",
+    "aws:cloudwatch/logGroup:LogGroup": "tags",
+    "aws:iam/role:Role": "tags",
+    "gcp:container/cluster:Cluster": "resourceLabels",
+    "gcp:container/nodePool:NodePool": "nodeConfig.resourceLabels",
+    "gcp:kms/cryptoKey:CryptoKey": "labels",
+    "gcp:compute/instance:Instance": "labels",
+    "azure-native:containerservice:ManagedCluster": "tags",
+    "azure-native:containerservice:AgentPool": "tags",
+    "azure-native:resources:ResourceGroup": "tags",
+    "azure-native:keyvault:Vault": "tags",
+    "azure-native:network:VirtualNetwork": "tags",
+    "azure-native:operationalinsights:Workspace": "tags",
+}
+
+
+def provider_defaults(provider_props: Mapping[str, object]) -> dict[str, str]:
+    """AWS ``defaultTags.tags`` and GCP ``defaultLabels`` apply to every resource of that provider."""
+    merged = dict(mapping(get(provider_props, "defaultTags.tags")))
+    merged.update(mapping(provider_props.get("defaultLabels")))
+    return {str(k): str(v) for k, v in merged.items()}
+
+
+def cloud_required_tags(r: Resource, s: Settings) -> Outcome:
+    path = TAG_FIELDS.get(r.type)
+    if path is None:
+        return NOT_APPLICABLE
+    tags = provider_defaults(r.provider_props)
+    tags.update({str(k): str(v) for k, v in mapping(get(r.props, path)).items()})
+    missing = [t for t in s.required_tags if not tags.get(t)]
+    if missing:
+        return fail(f"{path} must include {', '.join(s.required_tags)}; missing {', '.join(missing)}")
+    return COMPLIANT
+
+
+LABELLED = k8s.WORKLOADS | {k8s.SERVICE}
+
+
+def k8s_recommended_labels(r: Resource, s: Settings) -> Outcome:
+    if r.type not in LABELLED:
+        return NOT_APPLICABLE
+    present = k8s.labels(r.props)
+    missing = [label for label in s.recommended_labels if not present.get(label)]
+    if missing:
+        return fail(f"metadata.labels must include {', '.join(missing)}")
+    return COMPLIANT
