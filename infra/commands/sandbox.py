@@ -1,9 +1,142 @@
-"""`gantry sandbox` commands (being built; see the issue tracker)."""
+"""`gantry sandbox up|down|status|fault|demo`: the local sandbox (real HAProxy, Prometheus and demo app on 127.0.0.1).
+
+Thin: parses, calls ``infra.sandbox.lifecycle`` / ``infra.sandbox.demo`` and renders with rich or JSON.
+"""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from infra.errors import ExitCode, GantryError
+
+sandbox_app = typer.Typer(help="Local sandbox: real HAProxy and Prometheus with a demo service, on 127.0.0.1.",
+                          no_args_is_help=True)
+
+ProjectOpt = Annotated[Path, typer.Option("--project", help="Project directory holding stacks/ and .gantry/.")]
+StackOpt = Annotated[str, typer.Option("--stack", help="A stack with gantry:cloud local.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+def _fail(exc: Exception) -> typer.Exit:
+    typer.echo(f"error: {exc}", err=True)
+    code = exc.exit_code if isinstance(exc, GantryError) else ExitCode.USAGE
+    return typer.Exit(int(code))
+
+
+@sandbox_app.command("up")
+def up_cmd(stack: StackOpt = "local", project: ProjectOpt = Path("."), as_json: JsonOpt = False) -> None:
+    """Start the demo service's stable versions, Prometheus and HAProxy on free loopback ports."""
+    from infra.config import ConfigError
+    from infra.sandbox import lifecycle
+
+    try:
+        st = lifecycle.up(project, stack)
+    except (GantryError, ConfigError) as exc:
+        raise _fail(exc) from None
+    if as_json:
+        typer.echo(json.dumps({"up": True, "prometheus": st.prometheus_url,
+                               "frontends": {n: st.frontend_url(n) for n in st.services}}))
+        return
+    typer.echo(f"sandbox up in {st.directory}")
+    typer.echo(f"  prometheus  {st.prometheus_url}")
+    for name in st.services:
+        typer.echo(f"  {name:<10}  {st.frontend_url(name)}")
+
+
+@sandbox_app.command("down")
+def down_cmd(project: ProjectOpt = Path("."), as_json: JsonOpt = False) -> None:
+    """Stop every sandbox process (pid files checked first; strays swept). Safe after a crash."""
+    from infra.sandbox import lifecycle
+
+    stopped = lifecycle.down(project)
+    if as_json:
+        typer.echo(json.dumps({"stopped": stopped}))
+    else:
+        typer.echo(f"sandbox down; stopped {len(stopped)} process(es)" + (f": {', '.join(stopped)}" if stopped else ""))
+
+
+@sandbox_app.command("status")
+def status_cmd(project: ProjectOpt = Path("."), as_json: JsonOpt = False) -> None:
+    """Show each part, its pid and whether it runs, and the live HAProxy weights. Exit 1 if not fully up."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from infra.sandbox import lifecycle
+
+    s = lifecycle.status(project)
+    if as_json:
+        typer.echo(json.dumps({
+            "up": s.up, "prometheus": s.prometheus_url, "frontends": s.frontends, "weights": s.weights,
+            "parts": [{"name": p.name, "pid": p.pid, "running": p.running, "detail": p.detail} for p in s.parts],
+        }))
+    elif not s.parts:
+        typer.echo("sandbox is down")
+    else:
+        table = Table("part", "pid", "running", "detail", title="gantry sandbox")
+        for p in s.parts:
+            table.add_row(p.name, str(p.pid), "yes" if p.running else "NO", p.detail)
+        console = Console()
+        console.print(table)
+        for svc, weights in s.weights.items():
+            console.print(f"{svc}: " + ", ".join(f"{k}={v}" for k, v in weights.items()) + f"  ({s.frontends[svc]})")
+    if not s.up:
+        raise typer.Exit(int(ExitCode.FAILED))
+
+
+@sandbox_app.command("fault")
+def fault_cmd(
+    version: Annotated[str, typer.Argument(help="Version label, e.g. v3 (the tag of demo:v3).")],
+    error_rate: Annotated[float, typer.Option("--error-rate", help="Share of requests answered 500, 0..1.")] = 0.0,
+    latency_ms: Annotated[float, typer.Option("--latency-ms", help="Extra latency per request in ms.")] = 0.0,
+    crash_after: Annotated[int, typer.Option("--crash-after", help="Exit after N requests; 0 never.")] = 0,
+    project: ProjectOpt = Path("."),
+) -> None:
+    """Set a version's fault profile; applied live if it runs, and whenever it starts later."""
+    from pydantic import ValidationError
+
+    from infra.sandbox import lifecycle
+    from infra.sandbox.settings import FaultSpec
+
+    try:
+        fault = FaultSpec(error_rate=error_rate, latency_ms=latency_ms, crash_after=crash_after)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = {"error_rate": "--error-rate", "latency_ms": "--latency-ms", "crash_after": "--crash-after"}.get(
+            str(err["loc"][0]), str(err["loc"][0]))
+        typer.echo(f"error: {field} must be {err['msg'].lower().removeprefix('input should be ')}, "
+                   f"but {err['input']} was given", err=True)
+        raise typer.Exit(int(ExitCode.USAGE)) from None
+    try:
+        live = lifecycle.set_fault(project, version, fault)
+    except GantryError as exc:
+        raise _fail(exc) from None
+    where = "applied to the running process" if live else "applies when it starts"
+    typer.echo(f"{version}: error rate {error_rate:g}, +{latency_ms:g} ms, crash after {crash_after or 'never'} "
+               f"({where})")
+
+
+@sandbox_app.command("demo")
+def demo_cmd(
+    as_json: JsonOpt = False,
+    project: ProjectOpt = Path("."),
+    report: Annotated[Path | None, typer.Option("--report", help="HTML report path.")] = None,
+    interval: Annotated[str, typer.Option("--interval", help="Analysis interval per step.")] = "3s",
+) -> None:
+    """The main job, end to end in under 3 minutes: healthy canary promoted, faulty canary rolled back,
+    blue/green switched after its smoke hook. Exit 0 iff every act ends as expected."""
+    from infra.sandbox import demo
+
+    try:
+        outcome = demo.run(project, as_json=as_json, report_path=report, interval=interval)
+    except GantryError as exc:
+        raise _fail(exc) from None
+    raise typer.Exit(0 if outcome.ok else int(ExitCode.FAILED))
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the app."""
+    """Add ``gantry sandbox`` to the app."""
+    app.add_typer(sandbox_app, name="sandbox")

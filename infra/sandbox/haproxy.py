@@ -31,11 +31,16 @@ class ServerSlot:
 
 @dataclass(frozen=True, slots=True)
 class FrontendSpec:
-    """One service's frontend port and its backend slots."""
+    """One service's frontend port, its backend slots, and one fixed metrics port per slot."""
 
     service: str
     port: int
     slots: Sequence[ServerSlot]
+    metrics_ports: Mapping[str, int]
+
+
+def metrics_backend(service: str, slot: str) -> str:
+    return f"mx_{service}_{slot}"
 
 
 def render_config(socket_path: Path, stats_port: int, frontends: Sequence[FrontendSpec]) -> str:
@@ -79,6 +84,16 @@ def render_config(socket_path: Path, stats_port: int, frontends: Sequence[Fronte
                 f"    server {slot.name} 127.0.0.1:{port} weight {slot.weight} check inter 500ms fall 2 rise 1{state}"
             )
         lines.append("")
+        # Prometheus scrapes each slot through a fixed port that follows the slot's address. Static targets
+        # matter: file-based discovery batches changes for ~5 s, which would blind the first analysis.
+        for slot in fe.slots:
+            port = slot.port if slot.port is not None else PLACEHOLDER_PORT
+            state = "" if slot.port is not None else " disabled"
+            mx = metrics_backend(fe.service, slot.name)
+            lines += [
+                f"frontend {mx}", f"    bind 127.0.0.1:{fe.metrics_ports[slot.name]}", f"    default_backend {mx}",
+                f"backend {mx}", f"    server s 127.0.0.1:{port}{state}", "",
+            ]
     return "\n".join(lines)
 
 

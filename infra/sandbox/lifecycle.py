@@ -1,4 +1,4 @@
-"""Sandbox lifecycle: ``up`` (demo versions, Prometheus, HAProxy on free loopback ports), ``down``, ``status``, ``fault``.
+"""Sandbox lifecycle: ``up`` (demo versions, Prometheus, HAProxy on free loopback ports), down, status, fault.
 
 Called by ``gantry sandbox`` and the demo; ``start_version``/``stop_version`` are also used by
 ``HaproxyTarget``. ``down`` stops what the pid files name (verified against each argv), then sweeps
@@ -16,10 +16,9 @@ from pathlib import Path
 
 import httpx
 
-import infra
 from components.spec import Color, Strategy
 from infra.config import GantryConfig, load_stack
-from infra.sandbox import haproxy, prometheus, procs
+from infra.sandbox import haproxy, procs, prometheus
 from infra.sandbox.procs import SandboxError
 from infra.sandbox.settings import FaultSpec
 from infra.sandbox.state import (
@@ -36,7 +35,7 @@ from infra.sandbox.state import (
     version_of,
 )
 
-REPO_ROOT = Path(infra.__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 15.0
 
 
@@ -83,16 +82,6 @@ def stop_version(directory: Path, service: str, slot: Slot) -> None:
         procs.stop_pid(slot.pid, marker_for(directory))
 
 
-def sync_targets(directory: Path, st: SandboxState) -> None:
-    """Point Prometheus's file-based discovery at every running version."""
-    endpoints: dict[str, tuple[str, int]] = {}
-    for svc_name, svc in st.services.items():
-        for slot_name, slot in svc.slots.items():
-            if slot is not None:
-                endpoints[f"{svc_name}-{slot_name}-{slot.version}"] = (svc_name, slot.port)
-    prometheus.write_targets(directory / "targets.json", endpoints)
-
-
 def up(project_dir: Path, stack: str = "local", config_dir: Path | None = None) -> SandboxState:
     """Start the sandbox for a ``cloud: local`` stack: each service's stable version, Prometheus, HAProxy."""
     hap_bin = procs.find_binary("haproxy")
@@ -133,19 +122,22 @@ def _start(directory: Path, stack: str, cfg: GantryConfig, hap_bin: str, prom_bi
             running = start_version(directory, name, image, fault_for(version_of(image), {}, cfg))
             slots = {active.value: running, active.other.value: None}
             weights = {active.value: 100, active.other.value: 0}
-        services[name] = ServiceState(strategy=svc.strategy, frontend_port=fe_port, slots=slots)
         order = haproxy.slots_for(svc.strategy)
-        frontends.append(haproxy.FrontendSpec(name, fe_port, [
-            haproxy.ServerSlot(s, slots[s].port if slots[s] is not None else None, weights[s])  # type: ignore[union-attr]
-            for s in order
-        ]))
+        mx_ports = {s: procs.free_port() for s in order}
+        services[name] = ServiceState(strategy=svc.strategy, frontend_port=fe_port, slots=slots,
+                                      metrics_ports=mx_ports)
+        server_slots = []
+        for s in order:
+            slot = slots[s]
+            server_slots.append(haproxy.ServerSlot(s, slot.port if slot is not None else None, weights[s]))
+        frontends.append(haproxy.FrontendSpec(name, fe_port, server_slots, mx_ports))
     prom_port = procs.free_port()
     st = SandboxState(
         directory=str(directory), stack=stack, haproxy_pid=0, haproxy_socket=str(directory / "haproxy.sock"),
         haproxy_stats_port=stats_port, prometheus_pid=0, prometheus_port=prom_port, services=services,
     )
-    sync_targets(directory, st)
-    (directory / "prometheus.yml").write_text(prometheus.render_config(directory / "targets.json", stats_port))
+    scrape = {f"{n}-{s}": (n, p) for n, svc_state in services.items() for s, p in svc_state.metrics_ports.items()}
+    (directory / "prometheus.yml").write_text(prometheus.render_config(scrape, stats_port))
     tsdb = directory / "tsdb"
     st.prometheus_pid = procs.spawn(
         [prom_bin, f"--config.file={directory / 'prometheus.yml'}", f"--storage.tsdb.path={tsdb}",

@@ -39,6 +39,8 @@ class ServiceState(BaseModel):
     strategy: Strategy
     frontend_port: int
     slots: dict[str, Slot | None] = Field(default_factory=dict)
+    metrics_ports: dict[str, int] = Field(default_factory=dict)
+    """Fixed HAProxy port per slot that Prometheus scrapes; it follows the slot's process."""
 
 
 class SandboxState(BaseModel):
