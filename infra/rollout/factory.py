@@ -80,7 +80,7 @@ def make_metrics(settings: RolloutSettings, project: Path) -> MetricsProvider:
 
 
 def make_analysis(settings: RolloutSettings, *, project: Path, image: str, baseline_image: str,
-                  provider: MetricsProvider | None = None) -> Analysis:
+                  provider: MetricsProvider | None = None, service: str | None = None) -> Analysis:
     """The judge ``settings.judge`` names, fed by the stack's provider and extra gates."""
     from infra.rollout import analysis as judges
 
@@ -94,11 +94,12 @@ def make_analysis(settings: RolloutSettings, *, project: Path, image: str, basel
         if isinstance(provider, PrometheusProvider):
             versions: Mapping[Track, str] = {Track.CANARY: "canary", Track.BASELINE: "stable"}
             if settings.target == "haproxy":
-                # The sandbox labels its series with the demo version (demo:v3 -> version="v3").
-                from infra.sandbox.state import version_of
+                # The sandbox labels series by demo version and status, scoped to the service's scrape targets.
+                from infra.sandbox.target import sandbox_traffic
 
-                versions = {Track.CANARY: version_of(image), Track.BASELINE: version_of(baseline_image)}
-            traffic = PrometheusTraffic(provider, versions=versions)
+                traffic = sandbox_traffic(provider, service, image, baseline_image)
+            else:
+                traffic = PrometheusTraffic(provider, versions=versions)
     if traffic is None and not gates:
         raise InputError(f"rollout.gates must be non-empty when metrics.provider is {settings.metrics.provider} "
                          "(it gives no per-version traffic), but [] was given")
@@ -168,7 +169,7 @@ def build(*, project: Path, stack: StackName, service: str, config: GantryConfig
     hooks = tuple(make_hooks(settings))
     return Parts(
         target=target,
-        analysis=make_analysis(settings, project=project, image=image, baseline_image=baseline),
+        analysis=make_analysis(settings, project=project, image=image, baseline_image=baseline, service=service),
         hooks=hooks,
         notifier=make_notifier(settings),
         plan=make_plan(settings, strategy, sorted({h.phase for h in hooks})),

@@ -15,11 +15,27 @@ from pathlib import Path
 
 from components.spec import Color, Strategy
 from infra.config import GantryConfig
-from infra.rollout.seams import JSONObject, TrafficState
+from infra.rollout.metrics.prometheus import PrometheusProvider, PrometheusTraffic
+from infra.rollout.seams import JSONObject, Track, TrafficState
 from infra.sandbox import lifecycle
 from infra.sandbox.haproxy import PLACEHOLDER_PORT, RuntimeApi, metrics_backend
 from infra.sandbox.procs import SandboxError, alive, reap
 from infra.sandbox.state import SandboxState, ServiceState, Slot, locked, require, sandbox_dir, save, version_of
+
+
+def sandbox_traffic(provider: PrometheusProvider, service: str | None, image: str,
+                    baseline_image: str) -> PrometheusTraffic:
+    """Per-track traffic for a sandbox service, as the rollout factory feeds it to the analysis.
+
+    The demo app labels ``http_requests_total`` by ``version`` and ``status``; Prometheus adds the
+    ``service`` label from the scrape target, which keeps two services running the same version apart.
+    """
+    return PrometheusTraffic(
+        provider,
+        versions={Track.CANARY: version_of(image), Track.BASELINE: version_of(baseline_image)},
+        status_label="status",
+        extra_selector=f'service="{service}"' if service else "",
+    )
 
 
 class HaproxyTarget:
