@@ -1,9 +1,123 @@
-"""`gantry check` commands (being built; see the issue tracker)."""
+"""`gantry check`: render stacks offline and evaluate the policy pack; thin front over ``policies.engine``.
+
+Exit codes: 0 no mandatory violation; 1 mandatory violations (or a mandatory rule that raised);
+2 usage, config, waiver or program error.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from infra.commands.common import err, out
+
+DEFAULT_TIER_HELP = (
+    "Tier whose enforcement levels apply. Default: the stack's gantry:tier, else prod (the strictest), "
+    "which is what foreign projects without Gantry config get."
+)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the app."""
+    """Add ``gantry check`` to the app."""
+
+    @app.command()
+    def check(
+        stack: Annotated[
+            list[str] | None, typer.Option("--stack", "-s", help="Stack to check; repeat for several.")
+        ] = None,
+        all_stacks: Annotated[bool, typer.Option("--all-stacks", help="Check every stack of the project.")] = False,
+        project: Annotated[
+            Path, typer.Option("--project", "-p", help="Pulumi project directory (read through its Pulumi.yaml).")
+        ] = Path("."),
+        fmt: Annotated[
+            str, typer.Option("--format", "-f", help="text, json, sarif, markdown or junit.")
+        ] = "text",
+        output: Annotated[
+            Path | None, typer.Option("--output", "-o", help="Write the report here instead of stdout.")
+        ] = None,
+        tier: Annotated[str | None, typer.Option("--tier", help=DEFAULT_TIER_HELP)] = None,
+        policy_config: Annotated[
+            Path | None,
+            typer.Option("--policy-config", help="Policy config JSON. Default: <project>/policies/policy-config.json "
+                                                 "if present, else Gantry's."),
+        ] = None,
+        waivers: Annotated[
+            Path | None,
+            typer.Option("--waivers", help="Waiver file. Default: <project>/policies/waivers.yaml if present."),
+        ] = None,
+        list_rules: Annotated[bool, typer.Option("--list-rules", help="Print the pack's rules and exit.")] = False,
+    ) -> None:
+        """Check stacks against the policy pack offline: no Pulumi CLI, credentials or network."""
+        from infra.config import ConfigError
+        from infra.errors import ExitCode, GantryError
+        from policies.config import PolicyConfigError, load_policy_config
+        from policies.model import TierName
+        from policies.report import Format, render
+        from policies.waivers import WaiverError, load_waivers
+
+        if list_rules:
+            _print_rules()
+            return
+        valid_formats = [f.value for f in Format]
+        if fmt not in valid_formats:
+            _usage(f"--format must be one of {', '.join(valid_formats)}, but {fmt!r} was given")
+        if tier is not None and tier not in [t.value for t in TierName]:
+            _usage(f"--tier must be one of dev, staging, prod, but {tier!r} was given")
+        if all_stacks and stack:
+            _usage("--stack and --all-stacks cannot be combined; pass one of them")
+        if not all_stacks and not stack:
+            _usage("pass --stack NAME (repeatable) or --all-stacks")
+
+        from infra.commands.common import fail
+        from infra.render import Project
+        from policies.engine import check_stack
+
+        try:
+            proj = Project.load(project)
+            names = proj.stacks() if all_stacks else list(dict.fromkeys(stack or []))
+            if not names:
+                _usage(f"{proj.config_dir}: no Pulumi.<stack>.yaml files found")
+            config_path = policy_config or _first(proj.root / "policies" / "policy-config.json")
+            config = load_policy_config(config_path)
+            waiver_path = waivers or _first(proj.root / "policies" / "waivers.yaml")
+            waiver_list = load_waivers(waiver_path)
+            reports = [check_stack(proj.root, name, config, waiver_list,
+                                   tier=TierName(tier) if tier else None) for name in names]
+        except (PolicyConfigError, WaiverError) as exc:
+            for line in str(exc).splitlines():
+                err.print(f"[red]error:[/red] {line}", markup=True, highlight=False)
+            raise typer.Exit(ExitCode.USAGE) from None
+        except (GantryError, ConfigError) as exc:
+            fail(exc)
+        text = render(Format(fmt), reports)
+        blocking = sum(r.blocking for r in reports)
+        if output is not None:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            output.write_text(text, encoding="utf-8")
+            err.print(f"wrote {fmt} report for {len(reports)} stack(s) to {output}: {blocking} blocking finding(s)",
+                      markup=False)
+        else:
+            out.file.write(text)
+            out.file.flush()
+        raise typer.Exit(ExitCode.FAILED if blocking else ExitCode.OK)
+
+
+def _first(path: Path) -> Path | None:
+    return path if path.is_file() else None
+
+
+def _usage(message: str) -> None:
+    from infra.errors import ExitCode
+
+    err.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
+    raise typer.Exit(ExitCode.USAGE)
+
+
+def _print_rules() -> None:
+    from policies.pack import RULES
+
+    width = max(len(r.id) for r in RULES)
+    for r in RULES:
+        out.print(f"{r.id:<{width}}  {r.level.value:<9}  {r.kind:<8}  {r.description}", markup=False)

@@ -1,0 +1,134 @@
+"""The SARIF 2.1.0 report for GitHub code scanning; results point at the stack file (or the program).
+
+Mandatory findings are ``error``, advisory ones ``warning``; waived findings keep their level and carry
+an external suppression with the waiver's reason; rules that raised are tool execution notifications.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from policies.engine import Finding, FindingStatus, StackReport
+from policies.model import Level
+from policies.pack import RULES, WAIVER_EXPIRED, WAIVER_INVALID
+
+SARIF_VERSION = "2.1.0"
+SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+TOOL_URI = "https://github.com/gantry-platform/gantry"
+_META = {
+    WAIVER_EXPIRED: ("A waiver is past its expiry date.", "Renew the waiver with a new date or fix the finding."),
+    WAIVER_INVALID: ("A gantry.io/waive tag or label cannot be accepted.",
+                     "Write '<policy>=<reason>' with a known policy id and a reason."),
+}
+
+
+def _level(level: Level) -> str:
+    return "error" if level is Level.MANDATORY else "warning" if level is Level.ADVISORY else "none"
+
+
+def _descriptors() -> list[dict[str, object]]:
+    out: list[dict[str, object]] = []
+    for r in RULES:
+        out.append({
+            "id": r.id,
+            "name": "".join(part.capitalize() for part in r.id.split("-")),
+            "shortDescription": {"text": r.description},
+            "fullDescription": {"text": f"{r.description} ({r.kind} rule, category {r.category.value})"},
+            "help": {"text": r.remediation, "markdown": f"**Fix:** {r.remediation}"},
+            "defaultConfiguration": {"level": _level(r.level)},
+            "properties": {"category": r.category.value, "kind": r.kind, "tags": ["security", r.category.value]},
+        })
+    for pid, (desc, fix) in _META.items():
+        out.append({"id": pid, "name": "".join(p.capitalize() for p in pid.split("-")),
+                    "shortDescription": {"text": desc}, "fullDescription": {"text": desc},
+                    "help": {"text": fix, "markdown": f"**Fix:** {fix}"},
+                    "defaultConfiguration": {"level": "error"},
+                    "properties": {"category": "waivers", "kind": "meta", "tags": ["waivers"]}})
+    return out
+
+
+def _uri(path: Path | None) -> str:
+    if path is None:
+        return "Pulumi.yaml"
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return path.resolve().as_uri()
+
+
+def _line(path: Path | None, finding: Finding, cache: dict[Path, list[str]]) -> int:
+    """The first line of the file naming the resource (a service or pool name), else line 1."""
+    if path is None or not path.is_file():
+        return 1
+    lines = cache.setdefault(path, path.read_text(encoding="utf-8", errors="replace").splitlines())
+    candidates = [finding.name, *finding.name.split("-")]
+    for token in candidates:
+        if len(token) < 3:
+            continue
+        for i, text in enumerate(lines, start=1):
+            if token in text:
+                return i
+    return 1
+
+
+def _fingerprint(stack: str, f: Finding) -> str:
+    return hashlib.sha256(f"{stack}\0{f.policy}\0{f.urn}".encode()).hexdigest()[:32]
+
+
+def to_sarif(reports: Sequence[StackReport]) -> dict[str, object]:
+    descriptors = _descriptors()
+    index = {str(d["id"]): i for i, d in enumerate(descriptors)}
+    results: list[dict[str, object]] = []
+    notifications: list[dict[str, object]] = []
+    cache: dict[Path, list[str]] = {}
+    for r in reports:
+        anchor = r.stack_file if r.stack_file is not None and r.stack_file.is_file() else r.program_file
+        for f in r.findings:
+            if f.status is FindingStatus.ERROR:
+                notifications.append({
+                    "level": "error",
+                    "message": {"text": f"[{r.stack}] {f.message}"},
+                    "descriptor": {"id": f.policy, "index": index.get(f.policy, -1)},
+                    "locations": [{"logicalLocations": [{"fullyQualifiedName": f.urn, "kind": "resource"}]}],
+                })
+                continue
+            result: dict[str, object] = {
+                "ruleId": f.policy,
+                "ruleIndex": index.get(f.policy, -1),
+                "level": _level(f.level),
+                "message": {"text": f"[{r.stack}] {f.type}::{f.name}: {f.message}"},
+                "locations": [{
+                    "physicalLocation": {
+                        "artifactLocation": {"uri": _uri(anchor)},
+                        "region": {"startLine": _line(anchor, f, cache)},
+                    },
+                    "logicalLocations": [{"fullyQualifiedName": f.urn, "name": f.name, "kind": "resource"}],
+                }],
+                "partialFingerprints": {"gantryFinding/v1": _fingerprint(r.stack, f)},
+                "properties": {"stack": r.stack, "tier": r.tier.value, "urn": f.urn, "type": f.type,
+                               "status": f.status.value, "enforcementLevel": f.level.value},
+            }
+            if f.status is FindingStatus.WAIVED:
+                result["suppressions"] = [{"kind": "external", "status": "accepted",
+                                           "justification": f.waiver or "waived"}]
+            results.append(result)
+    return {
+        "version": SARIF_VERSION,
+        "$schema": SARIF_SCHEMA,
+        "runs": [{
+            "tool": {"driver": {"name": "gantry-check", "informationUri": TOOL_URI, "semanticVersion": "0.1.0",
+                                "rules": descriptors}},
+            "invocations": [{"executionSuccessful": not notifications,
+                             "toolExecutionNotifications": notifications}],
+            "results": results,
+            "columnKind": "utf16CodeUnits",
+            "properties": {"stacks": [r.stack for r in reports]},
+        }],
+    }
+
+
+def render_sarif(reports: Sequence[StackReport]) -> str:
+    return json.dumps(to_sarif(reports), indent=2) + "\n"
