@@ -151,6 +151,42 @@ class Engine:
         finally:
             self._release(lease)
 
+    def revert_to(self, source_id: RolloutId) -> Outcome:
+        """Fast-track revert: restore the state a past rollout checkpointed, as a rollout of its own.
+
+        The revert is journaled like any rollback (decision, intent, applied, phase) and the source's
+        image is quarantined, so ``status``, ``history`` and a crash during the revert behave as usual.
+        """
+        source = self.journal.get(source_id)
+        src = replay(self.journal.entries(source_id))
+        if src.checkpoint is None:
+            raise InputError(f"--to must name a rollout that took a checkpoint, but {source_id} never did")
+        for record in self.journal.active(source.stack):
+            raise StackLocked(source.stack, f"unfinished rollout {record.id} (abort it instead)", "this journal",
+                              None, None)
+        rid = new_rollout_id(self.clock.now())
+        lease = self.lock.acquire(source.stack, rid)
+        try:
+            before = self.target.checkpoint()
+            entries = self.journal.entries(source_id)
+            baseline = entries[0].data["baseline"]
+            now = self.clock.now()
+            self.journal.create(RolloutRecord(rid, source.stack, source.service, source.image, source.strategy,
+                                              Phase.PENDING, now, now))
+            data = dict(entries[0].data)
+            data.update(revert_of=source_id, baseline=baseline, before=before)
+            first = self.journal.append(rid, EntryKind.STARTED, data, now)
+            state = replay([first])
+            self._append(state, EntryKind.CHECKPOINT, {"state": src.checkpoint, "from": source_id},
+                         phase=Phase.PROGRESSING)
+            self._append(state, EntryKind.DECISION, {
+                "decision": Decision.ROLLBACK.value, "override": True, "step": -1,
+                "reason": f"fast-track revert to the checkpoint of {source_id} ({src.baseline_image})"},
+                phase=Phase.ROLLING_BACK)
+            return self._run(self._refresh(state), lease)
+        finally:
+            self._release(lease)
+
     def _reconcile(self, state: RolloutState) -> RolloutState:
         """After a crash: the live target must agree with the journal, or the state is ambiguous."""
         if state.paused:

@@ -1,0 +1,120 @@
+"""What a running rollout shows: a live rich view (stage, weights, each gate's value against its limit, time
+left) or, with ``--json``, one JSON event per line.
+
+Both are engine ``Observer``s, created by ``gantry rollout``; they only read state and journal entries.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import IO, cast
+
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from components.spec import Strategy
+from infra.rollout.journal import Entry, EntryKind
+from infra.rollout.scheduler import RolloutState
+from infra.rollout.seams import JSONObject, JSONValue, Phase
+
+_PHASE_STYLE = {Phase.PROMOTED: "bold green", Phase.ROLLED_BACK: "bold yellow", Phase.FAILED: "bold red",
+                Phase.ROLLING_BACK: "yellow", Phase.PAUSED: "cyan"}
+_VERDICT_STYLE = {"pass": "green", "fail": "red", "inconclusive": "yellow"}
+
+
+def _num(v: JSONValue) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def render(state: RolloutState, checks: Sequence[Mapping[str, JSONValue]], until: float | None,
+           now: float) -> RenderableType:
+    """One frame of the live view (pure, so it can be tested without a terminal)."""
+    head = Table.grid(padding=(0, 2))
+    head.add_row("rollout", state.rollout_id, "stack", f"{state.stack}/{state.service}")
+    head.add_row("image", state.image, "baseline", state.baseline_image)
+    phase = Text(state.phase.value, style=_PHASE_STYLE.get(state.phase, "bold"))
+    stage = state.current_step.label if state.phase is Phase.PROGRESSING else state.reason or state.phase.value
+    head.add_row("phase", phase, "stage", f"{stage} (step {min(state.step + 1, len(state.plan.steps))}/"
+                                           f"{len(state.plan.steps)})")
+    if state.plan.strategy is Strategy.CANARY:
+        w = state.weight
+        bar = "[green]" + "█" * ((100 - w) // 5) + "[/green][magenta]" + "█" * (w // 5) + "[/magenta]"
+        head.add_row("weights", f"stable {100 - w}% / canary {w}%", "", Text.from_markup(bar))
+    else:
+        active = state.active_color.value if state.active_color else "-"
+        head.add_row("active", active, "new color", state.new_color.value if state.new_color else "-")
+    head.add_row("failures", f"{state.failures}/{state.plan.threshold}", "holds",
+                 f"{state.holds}/{state.plan.max_holds}")
+    if until is not None and until > now:
+        head.add_row("time left", f"{until - now:.0f}s until the next analysis", "", "")
+    gates = Table(title="gates (last analysis)", expand=False)
+    for col in ("gate", "value", "limit", "verdict", "detail"):
+        gates.add_column(col)
+    for c in checks:
+        verdict = str(c.get("verdict", ""))
+        gates.add_row(str(c.get("name", "")), _num(c.get("value")), _num(c.get("limit")),
+                      Text(verdict, style=_VERDICT_STYLE.get(verdict, "")), str(c.get("detail", ""))[:60])
+    return Panel(Group(head, gates), title="gantry rollout")
+
+
+class LiveView:
+    """A rich Live panel refreshed on every journal entry and every wait tick."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console()
+        self.checks: list[Mapping[str, JSONValue]] = []
+        self.until: float | None = None
+        self.live = Live(console=self.console, auto_refresh=False, transient=False)
+        self.started = False
+
+    def __enter__(self) -> LiveView:
+        self.live.start()
+        self.started = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.live.stop()
+        self.console.print()
+
+    def on_entry(self, state: RolloutState, entry: Entry) -> None:
+        if entry.kind is EntryKind.ANALYSIS:
+            self.checks = list(cast(Sequence[Mapping[str, JSONValue]], entry.data.get("checks", [])))
+        self.until = None
+        self._draw(state, entry.at)
+
+    def on_wait(self, state: RolloutState, until: float, now: float) -> None:
+        self.until = until
+        self._draw(state, now)
+
+    def _draw(self, state: RolloutState, now: float) -> None:
+        if self.started:
+            self.live.update(render(state, self.checks, self.until, now), refresh=True)
+
+
+def event_json(state: RolloutState, entry: Entry) -> JSONObject:
+    """One ``--json`` line: the journal entry plus where the rollout stands after it."""
+    return {"event": entry.kind.value, "rollout": state.rollout_id, "seq": entry.seq, "at": entry.at,
+            "phase": state.phase.value, "step": state.step, "weight": state.weight,
+            "active_color": state.active_color.value if state.active_color else None, "data": entry.data}
+
+
+class JsonView:
+    """``--json``: one JSON object per line per journal entry (waits print nothing)."""
+
+    def __init__(self, out: IO[str]) -> None:
+        self.out = out
+
+    def on_entry(self, state: RolloutState, entry: Entry) -> None:
+        self.out.write(json.dumps(event_json(state, entry), sort_keys=True) + "\n")
+        self.out.flush()
+
+    def on_wait(self, state: RolloutState, until: float, now: float) -> None:
+        return
