@@ -128,10 +128,10 @@ class Engine:
         try:
             baseline = self.target.current()
             now = self.clock.now()
-            self.journal.create(RolloutRecord(rid, stack, service, image, plan.strategy, Phase.PENDING, now, now))
             data = dict(started_data(stack=stack, service=service, image=image, baseline=baseline, plan=plan))
             data["forced"] = force and q is not None
-            first = self.journal.append(rid, EntryKind.STARTED, data, now)
+            first = self.journal.create(
+                RolloutRecord(rid, stack, service, image, plan.strategy, Phase.PENDING, now, now), data)
             state = replay([first])
             self._observe(state, [first])
             self._notify(state, EventKind.STARTED, f"rollout of {image} started ({plan.strategy.value})")
@@ -171,11 +171,10 @@ class Engine:
             entries = self.journal.entries(source_id)
             baseline = entries[0].data["baseline"]
             now = self.clock.now()
-            self.journal.create(RolloutRecord(rid, source.stack, source.service, source.image, source.strategy,
-                                              Phase.PENDING, now, now))
             data = dict(entries[0].data)
             data.update(revert_of=source_id, baseline=baseline, before=before)
-            first = self.journal.append(rid, EntryKind.STARTED, data, now)
+            first = self.journal.create(RolloutRecord(rid, source.stack, source.service, source.image,
+                                                      source.strategy, Phase.PENDING, now, now), data)
             state = replay([first])
             self._append(state, EntryKind.CHECKPOINT, {"state": src.checkpoint, "from": source_id},
                          phase=Phase.PROGRESSING)

@@ -97,7 +97,9 @@ class UnknownRollout(InputError):
 class Journal(Protocol):
     """Where rollouts are recorded. Every method is atomic; ``append`` is durable when it returns."""
 
-    def create(self, record: RolloutRecord) -> None: ...
+    def create(self, record: RolloutRecord, started: JSONObject) -> Entry:
+        """Record a new rollout and its STARTED entry atomically (a rollout never exists without its plan)."""
+        ...
 
     def append(self, rollout_id: RolloutId, kind: EntryKind, data: JSONObject, at: float,
                *, phase: Phase | None = None, quarantine: Quarantine | None = None) -> Entry:
@@ -194,13 +196,23 @@ class SqliteJournal:
     def for_project(cls, project: Path) -> SqliteJournal:
         return cls(journal_path(project))
 
-    def create(self, record: RolloutRecord) -> None:
+    def create(self, record: RolloutRecord, started: JSONObject) -> Entry:
+        self._appends += 1
+        if self._on_append is not None:
+            self._on_append("before", EntryKind.STARTED, self._appends)
+        text = json.dumps(started, sort_keys=True, separators=(",", ":"))
         with transaction(self.conn) as c:
             c.execute(
                 "INSERT INTO rollouts VALUES (?,?,?,?,?,?,?,?)",
                 (record.id, record.stack, record.service, record.image, record.strategy.value,
                  record.phase.value, record.created_at, record.updated_at),
             )
+            cur = c.execute("INSERT INTO entries (rollout_id, kind, data, at) VALUES (?,?,?,?)",
+                            (record.id, EntryKind.STARTED.value, text, record.created_at))
+            seq = int(cast(int, cur.lastrowid))
+        if self._on_append is not None:
+            self._on_append("after", EntryKind.STARTED, self._appends)
+        return Entry(seq, record.id, EntryKind.STARTED, cast(JSONObject, json.loads(text)), record.created_at)
 
     def append(self, rollout_id: RolloutId, kind: EntryKind, data: JSONObject, at: float,
                *, phase: Phase | None = None, quarantine: Quarantine | None = None) -> Entry:
