@@ -73,7 +73,7 @@ class PolicyConfig:
         return self.rules.get(policy, RuleConfig()).properties.get(name)
 
 
-def config_schema(policy: str) -> dict[str, object]:
+def config_schema(policy: str) -> dict[str, dict[str, object]]:
     """The JSON schema a policy declares to CrossGuard, so this file passes ``--policy-pack-config``."""
     return {**COMMON_PROPERTIES, **RULE_PROPERTIES.get(policy, {})}
 

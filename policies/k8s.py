@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from policies.model import Resource
-from policies.props import get, mapping, maps, text
+from policies.props import get, integer, mapping, maps, text
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 STATEFULSET = "kubernetes:apps/v1:StatefulSet"
@@ -119,5 +119,5 @@ def selects(selector: Mapping[str, str], pod_labels: Mapping[str, str]) -> bool:
 
 
 def replicas(props: Mapping[str, object]) -> int | None:
-    value = get(props, "spec.replicas")
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    # Engine-form numbers arrive as floats (protobuf Struct), so 2.0 means 2.
+    return integer(get(props, "spec.replicas"))

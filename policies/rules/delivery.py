@@ -162,7 +162,8 @@ def rollout_strategy_safe(r: Resource, s: Settings) -> Outcome:
     rolling = mapping(strategy.get("rollingUpdate"))
     unavailable = rolling.get("maxUnavailable")
     n = k8s.replicas(r.props)
-    if unavailable == "100%" or (isinstance(unavailable, int) and n is not None and n > 1 and unavailable >= n):
+    count = None if isinstance(unavailable, str) else integer(unavailable)
+    if unavailable == "100%" or (count is not None and n is not None and n > 1 and count >= n):
         out.append(f"spec.strategy.rollingUpdate.maxUnavailable must leave pods serving, but {unavailable!r} "
                    "was given")
     if integer(rolling.get("maxSurge")) == 0 and integer(unavailable) == 0:
