@@ -52,7 +52,7 @@ def web(stack: FakeStack) -> dict[str, object]:
 
 
 def test_unknown_stack_is_stack_not_found(ws: FakeWorkspace, tmp_path: Path) -> None:
-    with pytest.raises(StackNotFound, match="'prod'.*pulumi stack init prod"):
+    with pytest.raises(StackNotFound, match=r"'prod'.*pulumi stack init prod"):
         PulumiStackTarget("prod", "web", tmp_path, Strategy.CANARY, stack_factory=ws.factory)
 
 

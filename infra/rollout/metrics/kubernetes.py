@@ -39,7 +39,7 @@ class KubernetesProvider:
         try:
             pods = self._core.list_namespaced_pod(namespace, label_selector=selector,
                                                   _request_timeout=self.timeout)
-        except (ApiException, Urllib3Error, OSError) as exc:
+        except (ApiException, Urllib3Error, OSError, ValueError) as exc:
             raise MetricsUnavailable(f"kubernetes pods list in {namespace} failed: {exc}") from exc
         total = containers = 0
         for pod in pods.items:
@@ -61,6 +61,7 @@ class KubernetesProvider:
     def is_online(self) -> bool:
         try:
             self._version.get_code(_request_timeout=self.timeout)
-        except (ApiException, Urllib3Error, OSError):
+        except (ApiException, Urllib3Error, OSError, ValueError):
+            # ValueError: it answered, but not as a Kubernetes API server would.
             return False
         return True
