@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Mapping
 from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Literal
@@ -444,6 +445,22 @@ def service_violations(svc: ServiceSpec) -> list[Violation]:
         if not _ENV_NAME.match(key):
             out.append(Violation(f"env.{key}", "a variable name of letters, digits and '_'", key))
     out += _strategy_conflicts(svc)
+    return out
+
+
+def namespace_owner_violations(services: Mapping[str, ServiceSpec]) -> list[Violation]:
+    """One service per namespace may create it; a second would collide with the first at apply time."""
+    owners: dict[str, str] = {}
+    out: list[Violation] = []
+    for name, svc in services.items():
+        if not svc.create_namespace:
+            continue
+        owner = owners.setdefault(svc.namespace, name)
+        if owner != name:
+            out.append(
+                Violation(f"services.{name}.createNamespace",
+                          f"false when service {owner} already creates namespace {svc.namespace}", True)
+            )
     return out
 
 

@@ -18,7 +18,7 @@ from typing import Any, cast
 import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
-from components.spec import Cloud, ClusterSpec, ServiceSpec, Spec, Strategy, Tier
+from components.spec import Cloud, ClusterSpec, ServiceSpec, Spec, Strategy, Tier, namespace_owner_violations
 from components.validation import SpecError, Violation, check_region, message, raise_first
 from infra.errors import InputError
 from infra.rollout.settings import RolloutSettings
@@ -101,6 +101,7 @@ class GantryConfig(Spec):
         for name in self.services:
             if not name.replace("-", "").isalnum() or not name[0].isalpha() or name != name.lower():
                 out.append(Violation(f"services.{name}", "named in lowercase letters, digits and '-'", name))
+        out += namespace_owner_violations(self.services)
         raise_first(out)
         return self
 

@@ -146,3 +146,19 @@ def test_stacks_ship_a_canary_web_and_a_bluegreen_api(repo: Path) -> None:
         for name, svc in cfg.services.items():
             # Every shipped service must also pass the tier's construction-time checks.
             assert delivery_violations(name, svc, cfg.tier, svc.strategy) == [], (stack, name)
+
+
+def test_only_one_service_may_create_a_shared_namespace() -> None:
+    services = {
+        "web": {"image": "ghcr.io/acme/web:1.0.0", "namespace": "shop"},
+        "api": {"image": "ghcr.io/acme/api:1.0.0", "namespace": "shop", "strategy": "bluegreen"},
+    }
+    with pytest.raises(ConfigError) as exc:
+        parse({**BASE, "services": services}, source="stacks/Pulumi.dev.yaml")
+    assert exc.value.problems == [
+        "gantry:services.api.createNamespace must be false when service web already creates namespace shop, "
+        "but True was given"
+    ]
+    services["api"]["createNamespace"] = False
+    cfg = parse({**BASE, "services": services}, source="stacks/Pulumi.dev.yaml")
+    assert [s.create_namespace for s in cfg.services.values()] == [True, False]

@@ -1,0 +1,69 @@
+"""Pure helpers behind the k8s components: version labels, quantities, idle replicas, promotion."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from hypothesis import given
+from k8s_helpers import images, make_bluegreen_spec, make_service_spec
+
+from components.k8s.bluegreen import color_plans, idle_replicas
+from components.k8s.canary import track_plans
+from components.k8s.labels import version_of
+from components.spec import Color, Tier, quantity_value
+
+LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+
+
+@pytest.mark.parametrize(
+    ("image", "version"),
+    [
+        ("ghcr.io/acme/web:1.4.0", "1.4.0"),
+        ("localhost:5000/web:v2_rc-1", "v2_rc-1"),
+        ("ghcr.io/acme/web@sha256:" + "0f" * 32, "sha256-0f0f0f0f0f0f"),
+        ("ghcr.io/acme/web:1.4.0@sha256:" + "0f" * 32, "1.4.0"),
+        ("ghcr.io/acme/web:_internal_", "internal"),
+    ],
+)
+def test_version_label_comes_from_the_tag_or_digest(image: str, version: str) -> None:
+    assert version_of(image) == version
+
+
+@given(images())
+def test_version_label_is_always_a_valid_label_value(image: str) -> None:
+    value = version_of(image)
+    assert value and len(value) <= 63 and LABEL_VALUE.match(value)
+
+
+@pytest.mark.parametrize(
+    ("quantity", "value"),
+    [("500m", "0.5"), ("2", "2"), ("1.5", "1.5"), ("128Mi", str(128 * 2**20)), ("1Gi", str(2**30)),
+     ("1G", str(10**9)), ("3k", "3000"), ("2Ti", str(2 * 2**40))],
+)
+def test_quantity_values(quantity: str, value: str) -> None:
+    assert quantity_value(quantity) == quantity_value(value) == float(value)
+
+
+@pytest.mark.parametrize(("tier", "expected"), [(Tier.DEV, 0), (Tier.STAGING, 0), (Tier.PROD, 4)])
+def test_idle_replicas_default_by_tier(tier: Tier, expected: int) -> None:
+    assert idle_replicas(make_bluegreen_spec(replicas=4), tier) == expected
+    assert idle_replicas(make_bluegreen_spec(replicas=4, idle_replicas=1), tier) == 1
+
+
+def test_each_color_runs_its_own_image() -> None:
+    spec = make_bluegreen_spec(green_image="ghcr.io/acme/api:3.0.0", active_color=Color.GREEN)
+    plans = color_plans("api", spec, Tier.DEV)
+    assert plans[Color.BLUE].image == "ghcr.io/acme/api:2.0.0"
+    assert plans[Color.GREEN].image == "ghcr.io/acme/api:3.0.0"
+    assert (plans[Color.GREEN].replicas, plans[Color.BLUE].replicas) == (2, 0)
+
+
+def test_promotion_config_moves_the_canary_image_to_stable_and_idles_the_canary() -> None:
+    during = make_service_spec(canary_image="ghcr.io/acme/web:2.0.0", canary_weight=50)
+    # What the rollout engine writes on promotion: image <- canaryImage, weight 0, canary cleared.
+    promoted = make_service_spec(image="ghcr.io/acme/web:2.0.0", canary_weight=0)
+    stable, canary = track_plans("web", during)
+    assert (stable.image, canary.image, canary.replicas) == ("ghcr.io/acme/web:1.0.0", "ghcr.io/acme/web:2.0.0", 2)
+    stable, canary = track_plans("web", promoted)
+    assert (stable.image, canary.replicas, canary.autoscaled) == ("ghcr.io/acme/web:2.0.0", 0, False)
