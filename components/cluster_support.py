@@ -295,11 +295,10 @@ def dig(value: object, *path: str | int) -> object:
                 value = value[step]
                 continue
             return None
-        if not isinstance(value, Mapping) or type(value) is not dict:
-            attr = getattr(value, step, None)
-            if attr is not None:
-                value = attr
-                continue
+        if type(value) is not dict:
+            # Output types warn when read by key; their property getters are the supported way.
+            value = getattr(value, step, None)
+            continue
         if isinstance(value, Mapping):
             camel = re.sub(r"_([a-z])", lambda m: m.group(1).upper(), step)
             value = value.get(step, value.get(camel))
