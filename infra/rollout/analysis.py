@@ -174,12 +174,13 @@ def _read(traffic: TrafficSource, track: Track, window: float) -> TrafficCounts 
 def error_rate_check(counts: TrafficCounts, max_rate: float, min_samples: int) -> CheckResult:
     rate = counts.errors / counts.requests
     detail = f"{counts.errors}/{counts.requests} requests failed"
-    if rate > max_rate:
-        return CheckResult("error-rate", Verdict.FAIL, rate, max_rate, detail)
     if counts.requests < min_samples:
+        # A fixed threshold on a handful of requests is noise (1 error in 10 is "10%"): hold instead.
+        # Catching a bad canary before min_samples is what the sequential judge is for.
         return CheckResult("error-rate", Verdict.INCONCLUSIVE, rate, max_rate,
                            f"{detail}; {min_samples} requests needed for a verdict")
-    return CheckResult("error-rate", Verdict.PASS, rate, max_rate, detail)
+    verdict = Verdict.FAIL if rate > max_rate else Verdict.PASS
+    return CheckResult("error-rate", verdict, rate, max_rate, detail)
 
 
 def p95_check(counts: TrafficCounts, max_ms: float, min_samples: int) -> CheckResult:
