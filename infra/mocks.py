@@ -268,39 +268,39 @@ class RealisticMocks(pulumi.runtime.Mocks):
         tok, a = args.token, dict(args.args)
         if tok == "aws:index/getCallerIdentity:getCallerIdentity":
             return {"accountId": ACCOUNT_ID, "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/render",
-                    "userId": "AIDARENDER", "id": ACCOUNT_ID}, None
+                    "userId": "AIDARENDER", "id": ACCOUNT_ID}, []
         if tok == "aws:index/getRegion:getRegion":
             region = str(a.get("name") or a.get("region") or self.aws_region)
             return {"name": region, "region": region, "id": region, "endpoint": f"ec2.{region}.amazonaws.com",
-                    "description": region}, None
+                    "description": region}, []
         if tok == "aws:index/getPartition:getPartition":
-            return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}, None
+            return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}, []
         if tok == "aws:index/getAvailabilityZones:getAvailabilityZones":
             letters = "abcdef"
             return {"names": [f"{self.aws_region}{c}" for c in letters],
                     "zoneIds": [f"use1-az{i + 1}" for i in range(len(letters))],
-                    "id": self.aws_region, "groupNames": [self.aws_region]}, None
+                    "id": self.aws_region, "groupNames": [self.aws_region]}, []
         if tok == "aws:iam/getPolicyDocument:getPolicyDocument":
             doc = _policy_document(a)
-            return {"json": doc, "minifiedJson": doc, "id": _hex(doc, 10)}, None
+            return {"json": doc, "minifiedJson": doc, "id": _hex(doc, 10)}, []
         if tok == "gcp:organizations/getClientConfig:getClientConfig":
             return {"project": self.gcp_project, "region": self.gcp_region, "zone": f"{self.gcp_region}-b",
-                    "accessToken": "render-only", "id": self.gcp_project}, None
+                    "accessToken": "render-only", "id": self.gcp_project}, []
         if tok == "gcp:organizations/getProject:getProject":
             project = str(a.get("projectId") or self.gcp_project)
             return {"projectId": project, "number": str(int(_hex(project, 10), 16) % 10**12), "name": project,
-                    "id": f"projects/{project}"}, None
+                    "id": f"projects/{project}"}, []
         if tok == "gcp:compute/getZones:getZones":
-            return {"names": [f"{self.gcp_region}-{c}" for c in "bcd"], "id": self.gcp_region}, None
+            return {"names": [f"{self.gcp_region}-{c}" for c in "bcd"], "id": self.gcp_region}, []
         if tok.startswith("azure-native:authorization:getClientConfig"):
             return {"clientId": _uuid("client"), "objectId": _uuid("object"), "subscriptionId": SUBSCRIPTION_ID,
-                    "tenantId": TENANT_ID}, None
+                    "tenantId": TENANT_ID}, []
         if tok.startswith("azure-native:containerservice:listManagedCluster"):
             cluster = str(a.get("resourceName") or "cluster")
             server = f"https://{cluster}.privatelink.{self.azure_location}.azmk8s.io:443"
             value = base64.b64encode(kubeconfig(cluster, server).encode()).decode()
-            return {"kubeconfigs": [{"name": "clusterUser", "value": value}]}, None
-        return a, None
+            return {"kubeconfigs": [{"name": "clusterUser", "value": value}]}, []
+        return a, []
 
 
 def _iam_path(kind: str) -> str:
