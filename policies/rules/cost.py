@@ -41,13 +41,13 @@ def _gke_zones(pool: Resource, resources: Sequence[Resource]) -> int:
     return 1 if location and location.count("-") >= 2 else DEFAULT_GKE_ZONES
 
 
-def pool_costs(resources: Sequence[Resource], s: Settings) -> list[PoolCost]:
+def pool_costs(resources: Sequence[Resource], settings: Settings) -> list[PoolCost]:
     out: list[PoolCost] = []
 
     def add(r: Resource, pool: str, machine: str, nodes: int | None) -> None:
         if nodes is None:
             return
-        price = s.prices.get(machine)
+        price = settings.prices.get(machine)
         out.append(PoolCost(r.urn, pool, machine, nodes,
                             None if price is None else price * nodes * HOURS_PER_MONTH))
 
