@@ -222,6 +222,12 @@ class RealisticMocks(pulumi.runtime.Mocks):
         if isinstance(_plain(inputs.get("identity")), dict):
             identity = dict(cast(Mapping[str, object], _plain(inputs["identity"])))
             identity.update(principalId=principal, tenantId=TENANT_ID)
+            # ARM takes user-assigned identities as a list of ids but returns a map keyed by id.
+            assigned = identity.get("userAssignedIdentities")
+            if isinstance(assigned, list):
+                identity["userAssignedIdentities"] = {
+                    str(i): {"principalId": _uuid(f"{i}principal"), "clientId": _uuid(f"{i}client")} for i in assigned
+                }
             extra["identity"] = identity
         if kind == "ManagedCluster":
             dns = f"{res_name}-{_hex(rid, 8)}"
