@@ -51,9 +51,9 @@ class StackHandle(Protocol):
 
     def get_all_config(self) -> Mapping[str, auto.ConfigValue]: ...
 
-    def set_config(self, key: str, value: auto.ConfigValue, *, path: bool = False) -> None: ...
+    def set_all_config(self, config: Mapping[str, auto.ConfigValue], *, path: bool = False) -> None: ...
 
-    def remove_config(self, key: str, *, path: bool = False) -> None: ...
+    def remove_all_config(self, keys: list[str], *, path: bool = False) -> None: ...
 
     def up(self, *, message: str | None = None, on_output: OnOutput | None = None) -> object: ...
 
@@ -140,14 +140,16 @@ class PulumiStackTarget:
         return cast(dict[str, JSONValue], block)
 
     def _set(self, values: Mapping[str, JSONValue]) -> None:
-        for name, value in values.items():
-            text = str(value).lower() if isinstance(value, bool) else str(value)
-            self._call("config set", partial(self._stack.set_config, self._key(name), auto.ConfigValue(text),
-                                             path=True))
+        # One `pulumi config set-all --path` call, not one CLI run per key.
+        config = {self._key(name): auto.ConfigValue(str(value).lower() if isinstance(value, bool) else str(value))
+                  for name, value in values.items()}
+        if config:
+            self._call("config set", partial(self._stack.set_all_config, config, path=True))
 
     def _remove(self, names: Iterable[str]) -> None:
-        for name in names:
-            self._call("config rm", partial(self._stack.remove_config, self._key(name), path=True))
+        keys = [self._key(name) for name in names]
+        if keys:
+            self._call("config rm", partial(self._stack.remove_all_config, keys, path=True))
 
     def _up(self, why: str) -> None:
         self._emit(f"pulumi up ({why}) on {self.stack_name}")

@@ -132,6 +132,10 @@ class FakeStack:
 
     def set_config(self, key: str, value: ConfigValue, *, path: bool = False) -> None:
         self.calls.append(f"set_config {key}")
+        self._set_one(key, value, path)
+
+    def _set_one(self, key: str, value: ConfigValue, path: bool) -> None:
+        self._maybe_fail("config")
         self.writes.append((key, value.value, path))
         if not path:
             self.config[key] = value.value
@@ -149,8 +153,21 @@ class FakeStack:
         if value.secret:
             self.secret_keys.add(top)
 
+    def set_all_config(self, config: Mapping[str, ConfigValue], *, path: bool = False) -> None:
+        self.calls.append("set_all_config")
+        for key, value in config.items():
+            self._set_one(key, value, path)
+
+    def remove_all_config(self, keys: list[str], *, path: bool = False) -> None:
+        self.calls.append("remove_all_config")
+        for key in keys:
+            self._remove_one(key, path)
+
     def remove_config(self, key: str, *, path: bool = False) -> None:
         self.calls.append(f"remove_config {key}")
+        self._remove_one(key, path)
+
+    def _remove_one(self, key: str, path: bool) -> None:
         self.writes.append((key, "<removed>", path))
         top, sub = _split(key) if path else (key, [])
         if not sub:

@@ -66,3 +66,10 @@ def test_empty_command_and_bad_timeout_are_input_errors() -> None:
         CommandProvider().query(q(""))
     with pytest.raises(InputError, match="timeout must be positive, but 0"):
         CommandProvider(timeout=0)
+
+
+def test_online_when_the_fixed_program_exists() -> None:
+    assert CommandProvider(argv=[PY, "-c", "print(1)"]).is_online() is True
+    assert CommandProvider(argv=["python3"]).is_online() is True
+    assert CommandProvider(argv=["/nonexistent/x"]).is_online() is False
+    assert CommandProvider(argv=["no-such-program-anywhere"]).is_online() is False

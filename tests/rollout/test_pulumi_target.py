@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 from fake_automation import FakeStack, FakeWorkspace, lock_stderr, services_program
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from components.spec import Color, Strategy
 from infra.errors import ExitCode, InputError
@@ -232,3 +234,59 @@ def test_lock_message_parses_like_the_cli_prints_it() -> None:
     assert isinstance(err, ConcurrentUpdateError)
     locked = translate(err, "dev", "up")
     assert isinstance(locked, StackLocked) and "carol on host-9 (pid 12)" in str(locked)
+
+
+def test_bluegreen_revert_switches_back_and_drops_the_new_color_image(ws: FakeWorkspace, tmp_path: Path) -> None:
+    stack = ws.stacks["dev"]
+    t = target(ws, tmp_path, service="api", strategy=Strategy.BLUEGREEN)
+    cp = t.checkpoint()
+    t.prepare("ghcr.io/acme/api:2.1")
+    t.switch(Color.GREEN)
+    t.revert(cp)
+    assert stack.config["gantry:services"]["api"] == {  # type: ignore[index]
+        "namespace": "api", "image": "ghcr.io/acme/api:2.0", "strategy": "bluegreen", "activeColor": "blue"}
+    assert t.current().active_color is Color.BLUE
+
+
+def test_config_write_failure_is_command_failed_and_nothing_is_applied(ws: FakeWorkspace, tmp_path: Path) -> None:
+    stack = ws.stacks["dev"]
+    t = target(ws, tmp_path)
+    stack.fail("config", "error: could not save Pulumi.dev.yaml: permission denied")
+    with pytest.raises(CommandFailed, match="permission denied") as info:
+        t.set_weights(10)
+    assert info.value.operation == "config set"
+    assert stack.ups == []
+
+
+_ops = st.lists(st.one_of(
+    st.tuples(st.just("prepare"), st.sampled_from(["ghcr.io/acme/web:1.1", "ghcr.io/acme/web@sha256:" + "a" * 64])),
+    st.tuples(st.just("weight"), st.integers(0, 100)),
+    st.tuples(st.just("promote"), st.just(0)),
+), max_size=6)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=_ops, fail_first_rollback=st.booleans())
+def test_any_walk_then_revert_restores_the_checkpointed_service(tmp_path: Path, ops: list[tuple[str, object]],
+                                                                 fail_first_rollback: bool) -> None:
+    ws = FakeWorkspace()
+    stack = ws.add(make_stack())
+    original = json.loads(json.dumps(stack.config))
+    t = PulumiStackTarget("dev", "web", tmp_path, Strategy.CANARY, stack_factory=ws.factory,
+                          checkpoint_dir=tmp_path / "cp")
+    cp = t.checkpoint()
+    for op, arg in ops:
+        if op == "prepare":
+            t.prepare(str(arg))
+        elif op == "weight":
+            if t.current().canary_image is not None:
+                t.set_weights(int(str(arg)))
+        else:
+            t.promote()
+        state = t.current()
+        assert 0 <= state.canary_weight <= 100
+    if fail_first_rollback:
+        stack.fail("up", "error: interrupted", interrupt=True)
+    t.revert(cp)
+    assert stack.config == original
+    assert stack.lock is None and stack.deployment["pending_operations"] == []

@@ -6,7 +6,9 @@ Built by ``make_provider("command")``; lets teams plug any script in as a metric
 from __future__ import annotations
 
 import math
+import os
 import shlex
+import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
 
@@ -68,4 +70,8 @@ class CommandProvider:
         return Sample(value=sum(numbers) / len(numbers), count=len(numbers), observations=tuple(numbers))
 
     def is_online(self) -> bool:
-        return True  # a command has no server; a failure shows up in query as MetricsUnavailable
+        """A fixed argv is online when its program can be found; per-query commands are checked when run."""
+        if not self.argv:
+            return True
+        program = self.argv[0]
+        return shutil.which(program) is not None if "/" not in program else os.access(program, os.X_OK)

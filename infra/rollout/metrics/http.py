@@ -90,13 +90,13 @@ class HttpProvider:
     def traffic(self, url: str, n: int | None = None) -> TrafficCounts:
         """Probe results as the request/error/latency counts the analysis judges."""
         stats = self.probe(url, n)
-        ok = [lat for lat in stats.latencies_ms]
+        lat = stats.latencies_ms
         return TrafficCounts(
             requests=stats.requests,
             errors=stats.errors,
-            latencies_ms=stats.latencies_ms,
-            p95_ms=percentile(ok, 95) if ok else None,
-            p99_ms=percentile(ok, 99) if ok else None,
+            latencies_ms=lat,
+            p95_ms=percentile(lat, 95) if lat else None,
+            p99_ms=percentile(lat, 99) if lat else None,
         )
 
     def is_online(self) -> bool:
