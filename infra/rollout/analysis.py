@@ -292,6 +292,10 @@ class SequentialAnalysis:
         checks: list[CheckResult] = []
         canary = _read(self.traffic, Track.CANARY, window)
         baseline = _read(self.traffic, Track.BASELINE, window)
+        if ctx.weight >= 100 and isinstance(baseline, CheckResult) and baseline.value == 0.0:
+            # At 100% the canary serves everything, so an idle baseline is expected, not missing data: the
+            # SPRT then tests the canary against the healthy-rate floor, and there is nothing to rank against.
+            baseline = TrafficCounts(requests=0, errors=0)
         for read in (canary, baseline):
             if isinstance(read, CheckResult):
                 checks.append(read)
@@ -299,7 +303,7 @@ class SequentialAnalysis:
             checks.append(p95_check(canary, self.settings.max_p95_ms, self.settings.min_samples))
             if isinstance(baseline, TrafficCounts):
                 checks.append(self.sprt_check(canary, baseline))
-                if self.judge_latency:
+                if self.judge_latency and baseline.requests > 0:
                     checks.append(self._latency(canary, baseline))
         checks.extend(gate_check(g) for g in self.gates)
         return AnalysisResult.combine(checks)
