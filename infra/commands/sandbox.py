@@ -119,12 +119,34 @@ def fault_cmd(
                f"({where})")
 
 
+@sandbox_app.command("smoke")
+def smoke_cmd(
+    service: Annotated[str, typer.Option("--service", help="A blue/green service of the sandbox.")],
+    requests: Annotated[int, typer.Option("--requests", min=1, max=10_000, help="Requests to send.")] = 150,
+    project: ProjectOpt = Path("."),
+) -> None:
+    """Smoke-test a blue/green service's preview color (a rollout step hook). Exit 0 iff all answered 2xx."""
+    from infra.sandbox.smoke import smoke
+
+    try:
+        result = smoke(project, service, requests=requests)
+    except GantryError as exc:
+        raise _fail(exc) from None
+    if result.target is None:
+        typer.echo(f"smoke {service}: no preview color prepared; nothing to test")
+        return
+    typer.echo(f"smoke {service} at {result.target}: {result.requests - result.failed}/{result.requests} ok")
+    if not result.ok:
+        raise typer.Exit(int(ExitCode.FAILED))
+
+
 @sandbox_app.command("demo")
 def demo_cmd(
     as_json: JsonOpt = False,
     project: ProjectOpt = Path("."),
     report: Annotated[Path | None, typer.Option("--report", help="HTML report path.")] = None,
-    interval: Annotated[str, typer.Option("--interval", help="Analysis interval per step.")] = "3s",
+    interval: Annotated[str | None, typer.Option("--interval", help="Analysis interval (default: the stack's).")]
+    = None,
 ) -> None:
     """The main job, end to end in under 3 minutes: healthy canary promoted, faulty canary rolled back,
     blue/green switched after its smoke hook. Exit 0 iff every act ends as expected."""
