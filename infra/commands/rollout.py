@@ -77,9 +77,11 @@ def load_config(project: Path, stack: str) -> GantryConfig:
 
 
 def open_journal(project: Path) -> SqliteJournal:
-    from infra.rollout.journal import SqliteJournal
+    from infra.rollout.drills import kill_hook_from_env
+    from infra.rollout.journal import SqliteJournal, journal_path
 
-    return SqliteJournal.for_project(project)
+    # GANTRY_DRILL_KILL_AT lets crash drills SIGKILL this process at an exact journal boundary.
+    return SqliteJournal(journal_path(project), on_append=kill_hook_from_env())
 
 
 def _engine_for(project: Path, stack: str, service: str, image: str, strategy: Strategy, config: GantryConfig,

@@ -7,6 +7,7 @@ import stat
 from pathlib import Path
 
 import pytest
+from rollout_rig import make_rig
 
 from components.spec import Strategy
 from infra.errors import ExitCode
@@ -20,7 +21,6 @@ from infra.rollout.journal import (
 )
 from infra.rollout.scheduler import replay
 from infra.rollout.seams import Phase, RolloutId, StackName
-from rollout_rig import make_rig
 
 
 def _record(rid: str, stack: str = "dev", at: float = 1.0) -> RolloutRecord:
