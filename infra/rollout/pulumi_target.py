@@ -51,7 +51,7 @@ class StackHandle(Protocol):
 
     def get_all_config(self) -> Mapping[str, auto.ConfigValue]: ...
 
-    def set_all_config(self, config: Mapping[str, auto.ConfigValue], *, path: bool = False) -> None: ...
+    def set_all_config(self, config: dict[str, auto.ConfigValue], *, path: bool = False) -> None: ...
 
     def remove_all_config(self, keys: list[str], *, path: bool = False) -> None: ...
 
@@ -73,7 +73,9 @@ StackFactory = Callable[[str, Path], StackHandle]
 
 def select_stack(stack_name: str, project_dir: Path) -> StackHandle:
     """The production factory: a LocalWorkspace over the project directory (Pulumi.yaml lives there)."""
-    return cast(StackHandle, auto.select_stack(stack_name=stack_name, work_dir=str(project_dir)))
+    # No cast: mypy checks here that the real Stack satisfies StackHandle, so the fake cannot drift alone.
+    stack: StackHandle = auto.select_stack(stack_name=stack_name, work_dir=str(project_dir))
+    return stack
 
 
 def _redact_deployment(value: object) -> object:

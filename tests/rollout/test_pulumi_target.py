@@ -290,3 +290,19 @@ def test_any_walk_then_revert_restores_the_checkpointed_service(tmp_path: Path, 
     t.revert(cp)
     assert stack.config == original
     assert stack.lock is None and stack.deployment["pending_operations"] == []
+
+
+@pytest.mark.parametrize("method", ["get_all_config", "get_config", "set_config", "set_all_config", "remove_config",
+                                    "remove_all_config", "up", "refresh", "cancel", "outputs", "export_stack",
+                                    "import_stack"])
+def test_the_fake_accepts_nothing_the_real_stack_does_not(method: str) -> None:
+    import inspect
+
+    from pulumi.automation import Stack
+
+    real = inspect.signature(getattr(Stack, method)).parameters
+    fake = inspect.signature(getattr(FakeStack, method)).parameters
+    named = [n for n, p in fake.items() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    assert set(named) <= set(real), f"FakeStack.{method} has parameters the real Stack lacks"
+    for name in named:
+        assert fake[name].kind is real[name].kind or real[name].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
