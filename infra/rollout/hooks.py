@@ -8,13 +8,13 @@ fails, and its detail is masked before it reaches the journal.
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import httpx
 
 from infra.errors import InputError
+from infra.rollout.argv import Timeout, run_argv
 from infra.rollout.masking import Masker
 from infra.rollout.seams import Hook, HookPhase, HookResult, JSONObject
 
@@ -82,10 +82,8 @@ class CommandHook:
         if self.env is not None:
             env = {**self.env, "GANTRY_HOOK_PHASE": self.phase.value}
         try:
-            done = subprocess.run(list(self.argv), input=body, capture_output=True, text=True,
-                                  timeout=self.timeout, env=env, cwd=self.cwd, check=False, shell=False)
-        except subprocess.TimeoutExpired:
-            # subprocess.run kills the child on timeout before re-raising, so nothing is left running.
+            done = run_argv(self.argv, timeout=self.timeout, stdin=body, env=env, cwd=self.cwd)
+        except Timeout:
             return HookResult(False, f"timed out after {self.timeout:g}s")
         except OSError as exc:
             return HookResult(False, masker.mask(f"cannot run {self.argv[0]}: {exc.strerror}"))

@@ -128,3 +128,14 @@ def test_run_hooks_runs_only_the_phase_and_survives_a_raising_hook() -> None:
     assert [(n, r.ok) for n, r in results] == [("ok", True), ("buggy", False)]
     assert results[1][1].detail == "hook raised RuntimeError"
     assert not all_passed(results) and all_passed(results[:1])
+
+
+def test_timeout_kills_grandchildren_too(tmp_path: Path) -> None:
+    pidfile = tmp_path / "grandchild"
+    child = (f"import subprocess, sys, pathlib; p = subprocess.Popen([sys.executable, '-c', 'import time; "
+             f"time.sleep(30)']); pathlib.Path({str(pidfile)!r}).write_text(str(p.pid)); p.wait()")
+    result = CommandHook("spawner", HookPhase.STEP, [PY, "-c", child], timeout=1.5).run({})
+    assert not result.ok and "timed out" in result.detail
+    pid = int(pidfile.read_text())
+    status = Path(f"/proc/{pid}/status")
+    assert not status.exists() or "zombie" in status.read_text().lower(), "the grandchild outlived the timeout"

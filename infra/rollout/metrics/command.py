@@ -9,10 +9,10 @@ import math
 import os
 import shlex
 import shutil
-import subprocess
 from collections.abc import Mapping, Sequence
 
 from infra.errors import InputError
+from infra.rollout.argv import Timeout, run_argv
 from infra.rollout.errors import MetricsUnavailable
 from infra.rollout.seams import MetricQuery, Sample
 
@@ -46,9 +46,8 @@ class CommandProvider:
     def query(self, query: MetricQuery) -> Sample:
         argv = self._argv(query)
         try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=self.timeout,
-                                  env=self.env, cwd=self.cwd, check=False, shell=False)
-        except subprocess.TimeoutExpired as exc:
+            done = run_argv(argv, timeout=self.timeout, env=self.env, cwd=self.cwd)
+        except Timeout as exc:
             raise MetricsUnavailable(f"{argv[0]}: timed out after {self.timeout:g}s") from exc
         except OSError as exc:
             raise MetricsUnavailable(f"{argv[0]}: cannot run ({exc.strerror})") from exc
