@@ -17,7 +17,6 @@ from policies.pack import RULES, WAIVER_EXPIRED, WAIVER_INVALID
 
 SARIF_VERSION = "2.1.0"
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
-TOOL_URI = "https://github.com/gantry-platform/gantry"
 _META = {
     WAIVER_EXPIRED: ("A waiver is past its expiry date.", "Renew the waiver with a new date or fix the finding."),
     WAIVER_INVALID: ("A gantry.io/waive tag or label cannot be accepted.",
@@ -59,19 +58,41 @@ def _uri(path: Path | None) -> str:
         return path.resolve().as_uri()
 
 
-def _line(path: Path | None, finding: Finding, cache: dict[Path, list[str]]) -> int:
-    """The first line of the file naming the resource (a service or pool name), else line 1."""
+def _lines(path: Path | None, cache: dict[Path, list[str]]) -> list[str]:
     if path is None or not path.is_file():
-        return 1
-    lines = cache.setdefault(path, path.read_text(encoding="utf-8", errors="replace").splitlines())
-    candidates = [finding.name, *finding.name.split("-")]
-    for token in candidates:
-        if len(token) < 3:
-            continue
+        return []
+    if path not in cache:
+        cache[path] = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    return cache[path]
+
+
+def _find(lines: list[str], needles: list[str]) -> int | None:
+    for needle in needles:
         for i, text in enumerate(lines, start=1):
-            if token in text:
+            if needle in text:
                 return i
-    return 1
+    return None
+
+
+def _location(report: StackReport, f: Finding, cache: dict[Path, list[str]]) -> tuple[Path | None, int]:
+    """Where a reviewer should look: the program line naming the resource, else the stack-file line naming
+    it (Gantry's services and pools are named in the stack file), else the top of the stack file."""
+    program, stack = _lines(report.program_file, cache), _lines(report.stack_file, cache)
+    parts = [p for p in f.name.split("-") if len(p) >= 3]
+    line = _find(program, [f'"{f.name}"', f"'{f.name}'"])
+    if line is not None:
+        return report.program_file, line
+    line = _find(stack, [f.name, *parts])
+    if line is not None:
+        return report.stack_file, line
+    # f-string names such as f"shop-{color}": look for the literal prefix.
+    prefix = f.name.rsplit("-", 1)[0] + "-" if "-" in f.name else f.name
+    line = _find(program, [f'f"{prefix}', f"f'{prefix}", f'"{prefix}', f"'{prefix}"])
+    if line is not None:
+        return report.program_file, line
+    if stack:
+        return report.stack_file, 1
+    return report.program_file, 1
 
 
 def _fingerprint(stack: str, f: Finding) -> str:
@@ -85,7 +106,6 @@ def to_sarif(reports: Sequence[StackReport]) -> dict[str, object]:
     notifications: list[dict[str, object]] = []
     cache: dict[Path, list[str]] = {}
     for r in reports:
-        anchor = r.stack_file if r.stack_file is not None and r.stack_file.is_file() else r.program_file
         for f in r.findings:
             if f.status is FindingStatus.ERROR:
                 notifications.append({
@@ -95,6 +115,7 @@ def to_sarif(reports: Sequence[StackReport]) -> dict[str, object]:
                     "locations": [{"logicalLocations": [{"fullyQualifiedName": f.urn, "kind": "resource"}]}],
                 })
                 continue
+            anchor, line = _location(r, f, cache)
             result: dict[str, object] = {
                 "ruleId": f.policy,
                 "ruleIndex": index.get(f.policy, -1),
@@ -103,7 +124,7 @@ def to_sarif(reports: Sequence[StackReport]) -> dict[str, object]:
                 "locations": [{
                     "physicalLocation": {
                         "artifactLocation": {"uri": _uri(anchor)},
-                        "region": {"startLine": _line(anchor, f, cache)},
+                        "region": {"startLine": line},
                     },
                     "logicalLocations": [{"fullyQualifiedName": f.urn, "name": f.name, "kind": "resource"}],
                 }],
@@ -119,7 +140,7 @@ def to_sarif(reports: Sequence[StackReport]) -> dict[str, object]:
         "version": SARIF_VERSION,
         "$schema": SARIF_SCHEMA,
         "runs": [{
-            "tool": {"driver": {"name": "gantry-check", "informationUri": TOOL_URI, "semanticVersion": "0.1.0",
+            "tool": {"driver": {"name": "gantry-check", "semanticVersion": "0.1.0",
                                 "rules": descriptors}},
             "invocations": [{"executionSuccessful": not notifications,
                              "toolExecutionNotifications": notifications}],

@@ -1,0 +1,120 @@
+"""Report formats: SARIF golden and structure, JSON fields, Markdown table, JUnit XML."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from sarif_shape import sarif_problems
+
+from policies.config import load_policy_config
+from policies.engine import FindingStatus, StackReport, check_stack
+from policies.model import TierName
+from policies.report import Format, render
+from policies.waivers import parse_waivers
+
+REPO = Path(__file__).resolve().parents[2]
+INSECURE = REPO / "tests" / "fixtures" / "insecure_project"
+GOLDEN = REPO / "tests" / "fixtures" / "policy_golden" / "insecure.sarif.json"
+EXPECTED = {"eks-endpoint-private", "eks-secrets-encryption", "eks-control-plane-logging", "image-pinned",
+            "container-resources", "service-selects-one-color"}
+
+
+@pytest.fixture(scope="module")
+def report() -> StackReport:
+    waivers = parse_waivers({"waivers": [{
+        "policy": "image-pinned", "urn": "urn:pulumi:dev::insecure-shop::*::shop-green",
+        "reason": "mirrors upstream nginx; pinned in the next sprint", "expires": "2099-01-01"}]}, "waivers.yaml")
+    cwd = Path.cwd()
+    os.chdir(REPO)  # SARIF URIs are relative to the working directory, as in CI
+    try:
+        return check_stack(INSECURE, "dev", load_policy_config(), waivers, today=dt.date(2026, 11, 27))
+    finally:
+        os.chdir(cwd)
+
+
+def test_the_insecure_project_fails_with_exactly_the_expected_ids(report: StackReport) -> None:
+    violations = {f.policy for f in report.findings if f.status is FindingStatus.VIOLATION}
+    assert violations == EXPECTED
+    assert report.tier is TierName.PROD  # no gantry:tier in a foreign stack: the strictest tier applies
+    assert not report.passed
+
+
+def _sarif(report: StackReport) -> dict[str, object]:
+    cwd = Path.cwd()
+    os.chdir(REPO)
+    try:
+        return json.loads(render(Format.SARIF, [report]))  # type: ignore[no-any-return]
+    finally:
+        os.chdir(cwd)
+
+
+def test_sarif_matches_the_golden_file(report: StackReport) -> None:
+    doc = _sarif(report)
+    if os.environ.get("GANTRY_UPDATE_GOLDEN") == "1":
+        GOLDEN.write_text(json.dumps(doc, indent=2) + "\n")
+    assert doc == json.loads(GOLDEN.read_text())
+
+
+def test_sarif_is_structurally_valid_2_1_0(report: StackReport) -> None:
+    doc = _sarif(report)
+    assert sarif_problems(doc) == []
+    results = doc["runs"][0]["results"]  # type: ignore[index]
+    uris = {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in results}
+    # A foreign program names its resources in code, so results point at the program's lines.
+    assert uris == {"tests/fixtures/insecure_project/__main__.py"}
+    lines = (INSECURE / "__main__.py").read_text().splitlines()
+    for r in results:
+        line = lines[r["locations"][0]["physicalLocation"]["region"]["startLine"] - 1]
+        assert r["locations"][0]["logicalLocations"][0]["name"].split("-")[0] in line
+    waived = [r for r in results if r.get("suppressions")]
+    assert [r["ruleId"] for r in waived] == ["image-pinned"]
+    assert waived[0]["suppressions"][0]["kind"] == "external"
+
+
+def test_the_validator_catches_broken_sarif(report: StackReport) -> None:
+    doc = _sarif(report)
+    doc["version"] = "2.0.0"
+    doc["runs"][0]["results"][0]["level"] = "fatal"  # type: ignore[index]
+    del doc["runs"][0]["results"][1]["locations"]  # type: ignore[index]
+    problems = sarif_problems(doc)
+    assert any("version" in p for p in problems) and any("level" in p for p in problems)
+    assert any("locations" in p for p in problems)
+
+
+def test_json_report_lists_findings_and_summary(report: StackReport) -> None:
+    doc = json.loads(render(Format.JSON, [report]))
+    keys = {"policy", "status", "level", "urn", "type", "name", "message"}
+    assert all(keys <= set(f) for f in doc["findings"])
+    summary = doc["summary"]
+    assert summary["passed"] is False and summary["waived"] == 1
+    assert summary["blocking"] == sum(1 for f in doc["findings"] if f["status"] == "violation"
+                                      and f["level"] == "mandatory")
+
+
+def test_markdown_has_a_stack_table_and_top_findings(report: StackReport) -> None:
+    md = render(Format.MARKDOWN, [report])
+    assert md.startswith("## :x: gantry check:")
+    row = next(line for line in md.splitlines() if line.startswith("| `dev`"))
+    assert "| prod | 7 |" in row and "**fail**" in row
+    assert "`service-selects-one-color`" in md and "### Top findings" in md
+
+
+def test_junit_has_a_failure_per_violated_mandatory_rule(report: StackReport) -> None:
+    root = ET.fromstring(render(Format.JUNIT, [report]))
+    suite = root.find("testsuite")
+    assert suite is not None and suite.get("name") == "insecure-shop/dev"
+    failed = {case.get("name") for case in suite.iter("testcase") if case.find("failure") is not None}
+    assert failed == EXPECTED
+    assert int(suite.get("tests", "0")) == len(report.levels)
+
+
+def test_text_report_puts_blocking_findings_first(report: StackReport) -> None:
+    text = render(Format.TEXT, [report])
+    lines = text.splitlines()
+    assert lines[0].startswith("FAIL  insecure-shop/dev (tier prod)")
+    assert "MANDATORY" in lines[1] and "WAIVED" in text
