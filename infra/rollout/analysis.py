@@ -25,6 +25,14 @@ A FAIL crossing is honoured at any sample size (the boundary already bounds fals
 alpha); a PASS needs ``min_samples`` requests as well. The test is truncated at ``max_samples``
 (default three times the larger expected sample number): there the observed rate is compared with
 the midpoint of p0 and p1, so a rollout never holds forever on a canary between the hypotheses.
+Each step is its own test, because its window starts when the step is applied: over k steps a
+healthy canary is failed with probability at most about k * alpha. ``expected_sample_number`` gives
+Wald's ASN, the requests a step needs on average before any verdict (the statistical floor: with
+the defaults about 118 under H0 and 101 under H1); ``bench/sprt_judge.py`` measures it by simulation.
+
+The judge is comparative: with a baseline that itself fails at 8%, H0 becomes 8%, so a canary no
+worse than the baseline passes (rolling back would not help). The threshold judge is the one that
+enforces absolute limits on the canary alone.
 
 Latency is judged with a one-sided Mann-Whitney U test (canary slower than baseline) on per-request
 latency samples: it fails when ``p < 1 - confidence`` (Kayenta's 0.98) *and* the canary's median is
