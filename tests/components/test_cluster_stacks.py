@@ -1,0 +1,92 @@
+"""Every shipped stack renders (as ``gantry render`` does) with the cluster its cloud and tier call for."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from infra.render import RenderResult, render_project
+
+REPO = Path(__file__).resolve().parents[2]
+
+EXPECTED: dict[str, set[str]] = {
+    "aws": {
+        "gantry:aws:EksCluster", "gantry:aws:Vpc", "gantry:aws:EncryptionKey", "gantry:aws:NodeGroup",
+        "aws:eks/cluster:Cluster", "aws:eks/nodeGroup:NodeGroup", "aws:kms/key:Key", "aws:kms/alias:Alias",
+        "aws:ec2/launchTemplate:LaunchTemplate", "aws:iam/openIdConnectProvider:OpenIdConnectProvider",
+        "aws:cloudwatch/logGroup:LogGroup", "aws:ec2/natGateway:NatGateway", "pulumi:providers:kubernetes",
+    },
+    "gcp": {
+        "gantry:gcp:GkeCluster", "gantry:gcp:EncryptionKey", "gantry:gcp:Network",
+        "gcp:container/cluster:Cluster", "gcp:container/nodePool:NodePool", "gcp:kms/cryptoKey:CryptoKey",
+        "gcp:kms/keyRing:KeyRing", "gcp:compute/routerNat:RouterNat", "pulumi:providers:kubernetes",
+    },
+    "azure": {
+        "gantry:azure:AksCluster", "gantry:azure:DiskEncryption",
+        "azure-native:containerservice:ManagedCluster", "azure-native:compute:DiskEncryptionSet",
+        "azure-native:keyvault:Vault", "azure-native:keyvault:Key", "azure-native:monitor:DiagnosticSetting",
+        "pulumi:providers:kubernetes",
+    },
+}
+CLUSTER_TYPE = {
+    "aws": "aws:eks/cluster:Cluster",
+    "gcp": "gcp:container/cluster:Cluster",
+    "azure": "azure-native:containerservice:ManagedCluster",
+}
+STACKS = {"dev": "aws", "staging": "aws", "prod": "aws", "prod-gcp": "gcp", "prod-azure": "azure"}
+OTHER_CLOUD_PREFIXES = {"aws": ("gcp:", "azure-native:"), "gcp": ("aws:", "azure-native:"),
+                        "azure": ("aws:", "gcp:")}
+
+
+@pytest.fixture(scope="module")
+def rendered() -> dict[str, RenderResult]:
+    return {stack: render_project(REPO, stack) for stack in STACKS}
+
+
+@pytest.mark.parametrize("stack", sorted(STACKS))
+def test_stack_renders_its_cloud_cluster_and_exports(rendered: dict[str, RenderResult], stack: str) -> None:
+    cloud = STACKS[stack]
+    result = rendered[stack]
+    types = {r.type for r in result.resources}
+    assert EXPECTED[cloud] <= types, f"missing: {sorted(EXPECTED[cloud] - types)}"
+    assert not [t for t in types if t.startswith(OTHER_CLOUD_PREFIXES[cloud])]
+    cluster = result.one(CLUSTER_TYPE[cloud])
+    assert result.outputs["clusterName"] == cluster.outputs["name"]
+    assert result.outputs["clusterEndpoint"].startswith("https://")
+    assert result.outputs["kubeconfig"] == "[secret]"
+
+
+def test_dev_is_cheap_two_zones_one_nat_one_small_pool(rendered: dict[str, RenderResult]) -> None:
+    dev = rendered["dev"]
+    assert len([s for s in dev.of_type("aws:ec2/subnet:Subnet") if "private" in s.name]) == 2
+    assert len(dev.of_type("aws:ec2/natGateway:NatGateway")) == 1
+    [group] = dev.of_type("aws:eks/nodeGroup:NodeGroup")
+    assert group.inputs["scalingConfig"]["maxSize"] <= 3
+
+
+def test_prod_is_highly_available_with_separate_system_and_workload_pools(
+    rendered: dict[str, RenderResult],
+) -> None:
+    prod = rendered["prod"]
+    assert len([s for s in prod.of_type("aws:ec2/subnet:Subnet") if "private" in s.name]) == 3
+    assert len(prod.of_type("aws:ec2/natGateway:NatGateway")) == 3
+    labels = {g.inputs["labels"]["gantry.dev/role"] for g in prod.of_type("aws:eks/nodeGroup:NodeGroup")}
+    assert labels == {"system", "workload"}
+    cluster = prod.one("aws:eks/cluster:Cluster")
+    assert cluster.inputs["vpcConfig"]["endpointPublicAccess"] is False
+    assert len(cluster.inputs["enabledClusterLogTypes"]) == 5
+    assert cluster.inputs["encryptionConfig"]["provider"]["keyArn"] == prod.one("aws:kms/key:Key").outputs["arn"]
+
+
+def test_prod_gcp_and_prod_azure_show_the_equivalents(rendered: dict[str, RenderResult]) -> None:
+    gke = rendered["prod-gcp"].one("gcp:container/cluster:Cluster")
+    assert gke.inputs["databaseEncryption"]["keyName"] == rendered["prod-gcp"].one("gcp:kms/cryptoKey:CryptoKey").id
+    assert gke.inputs["privateClusterConfig"]["enablePrivateEndpoint"] is True
+    pools = {p.inputs["name"] for p in rendered["prod-gcp"].of_type("gcp:container/nodePool:NodePool")}
+    assert pools == {"system", "workload"}
+    aks = rendered["prod-azure"].one("azure-native:containerservice:ManagedCluster")
+    des = rendered["prod-azure"].one("azure-native:compute:DiskEncryptionSet")
+    assert aks.inputs["diskEncryptionSetID"] == des.id
+    assert aks.inputs["apiServerAccessProfile"]["enablePrivateCluster"] is True
+    assert [p["mode"] for p in aks.inputs["agentPoolProfiles"]] == ["System", "User"]
