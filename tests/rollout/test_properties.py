@@ -1,0 +1,79 @@
+"""Invariants for any sequence of metric outcomes: the rollout ends promoted or rolled back, within a bounded
+number of analyses; weights never leave 0..100; and the journal replays to the same final state."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from rollout_rig import make_plan, make_rig
+
+from components.spec import Color, Strategy
+from infra.rollout.fakes import FakeAnalysis, FakeTarget
+from infra.rollout.journal import EntryKind, SqliteJournal
+from infra.rollout.scheduler import canary_plan, mismatches, replay
+from infra.rollout.seams import Phase, Verdict
+
+verdicts = st.lists(st.sampled_from(list(Verdict)), min_size=1, max_size=40)
+weights = st.lists(st.integers(1, 100), min_size=1, max_size=6, unique=True).map(sorted)
+
+
+class RangeCheckingTarget(FakeTarget):
+    """Records every weight it is asked for and every live state it passes through."""
+
+    def __init__(self, strategy: Strategy) -> None:
+        super().__init__(strategy, "app:1.0")
+        self.seen: list[int] = []
+        self.colors: list[Color | None] = []
+
+    def set_weights(self, canary_weight: int) -> None:
+        self.seen.append(canary_weight)
+        super().set_weights(canary_weight)
+        self.seen.append(self.current().canary_weight)
+
+    def switch(self, color: Color) -> None:
+        super().switch(color)
+        self.colors.append(self.current().active_color)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(outcomes=verdicts, ws=weights, strategy=st.sampled_from(list(Strategy)), threshold=st.integers(1, 3),
+       max_holds=st.integers(1, 3))
+def test_any_metric_sequence_terminates_in_range_and_replays(outcomes: list[Verdict], ws: list[int],
+                                                             strategy: Strategy, threshold: int,
+                                                             max_holds: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        target = RangeCheckingTarget(strategy)
+        if strategy is Strategy.CANARY:
+            plan = canary_plan(ws, interval=30.0, threshold=threshold, max_holds=max_holds)
+        else:
+            plan = make_plan(strategy, threshold=threshold, max_holds=max_holds)
+        analysis = FakeAnalysis(outcomes)
+        rig = make_rig(Path(tmp), strategy=strategy, target=target, analysis=analysis, plan=plan)
+        outcome = rig.start()
+
+        assert outcome.phase in (Phase.PROMOTED, Phase.ROLLED_BACK)
+        assert len(analysis.contexts) <= plan.max_analyses()
+        assert all(0 <= w <= 100 for w in target.seen)
+        assert all(0 <= c.weight <= 100 for c in analysis.contexts)
+        live = target.current()
+        assert mismatches(outcome.state, live) == []
+        # Promoted exactly when every step's last analysis passed.
+        passed_steps = {c.step_index for c, v in zip(analysis.contexts, _played(outcomes, len(analysis.contexts)),
+                                                     strict=True) if v is Verdict.PASS}
+        assert (outcome.phase is Phase.PROMOTED) == (passed_steps == set(range(len(plan.steps))))
+        if outcome.phase is Phase.ROLLED_BACK:
+            assert live.stable_image == "app:1.0"
+        # The journal, read back by another connection, replays to the engine's final state.
+        other = SqliteJournal(Path(tmp) / ".gantry" / "journal.db")
+        entries = other.entries(outcome.rollout_id)
+        assert replay(entries) == outcome.state
+        assert [e.seq for e in entries] == sorted({e.seq for e in entries})
+        assert sum(e.kind is EntryKind.PHASE for e in entries) == 1
+        other.close()
+
+
+def _played(script: list[Verdict], n: int) -> list[Verdict]:
+    return [script[min(i, len(script) - 1)] for i in range(n)]
