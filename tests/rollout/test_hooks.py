@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
-from servers import App, free_port, serve
+from metric_servers import App, free_port, serve
 
 from infra.errors import InputError
 from infra.rollout.hooks import CommandHook, HttpHook, all_passed, run_hooks

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import boto3
 import pytest
+from metric_servers import free_port
 from moto.server import ThreadedMotoServer
-from servers import free_port
 
 from infra.errors import InputError
 from infra.rollout.metrics.cloudwatch import CloudWatchProvider

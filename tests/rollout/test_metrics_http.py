@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 
 import pytest
-from servers import App, free_port, serve
+from metric_servers import App, free_port, serve
 
 from infra.errors import InputError
 from infra.rollout.errors import MetricsUnavailable

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from servers import App, free_port, kube_pods_route, make_pod, serve, write_kubeconfig
+from metric_servers import App, free_port, kube_pods_route, make_pod, serve, write_kubeconfig
 
 from infra.errors import InputError
 from infra.rollout.errors import MetricsUnavailable

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from metric_servers import App, free_port, prometheus, serve, wait_until
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from servers import App, free_port, prometheus, serve, wait_until
 
 from infra.errors import InputError
 from infra.rollout.analysis import SequentialAnalysis, ThresholdAnalysis

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Iterator
 
 import pytest
-from servers import App, free_port, serve
+from metric_servers import App, free_port, serve
 
 from infra.errors import InputError
 from infra.rollout.masking import Masker, mask
