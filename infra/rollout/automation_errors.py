@@ -52,6 +52,9 @@ def translate(error: BaseException, stack: str, operation: str, secrets: Iterabl
                              f"(create it with `pulumi stack init {stack}`)")
     if isinstance(error, auto_errors.CommandError):
         return CommandFailed(operation, stderr_tail(error, masker))
+    if isinstance(error, FileNotFoundError) and "pulumi" in str(error):
+        return CommandFailed(operation, "the pulumi CLI must be on PATH, but it was not found "
+                                        "(install it, or set PATH to include it)")
     return CommandFailed(operation, masker.mask(f"{type(error).__name__}: {error}"))
 
 

@@ -52,8 +52,14 @@ def test_call_passes_results_and_translates_errors() -> None:
     def missing_cli() -> None:
         raise FileNotFoundError("No such file or directory: 'pulumi'")
 
-    with pytest.raises(CommandFailed, match="FileNotFoundError"):
+    with pytest.raises(CommandFailed, match="the pulumi CLI must be on PATH, but it was not found"):
         call("dev", "up", missing_cli)
+
+    def broken_output() -> None:
+        raise ValueError("Expecting value: line 1 column 1")
+
+    with pytest.raises(CommandFailed, match="ValueError: Expecting value"):
+        call("dev", "outputs", broken_output)
     locked = StackLocked("dev", "x", "y", None, None)
 
     def already_translated() -> None:
