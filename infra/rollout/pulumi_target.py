@@ -203,7 +203,13 @@ class PulumiStackTarget:
         self._up(f"{self.service} active color {color.value}")
 
     def current(self) -> TrafficState:
-        block = self.service_config()
+        """The live state: the program's ``services.<name>`` output from the last successful ``up``.
+
+        Config alone would lie after a crash between a config write and its ``up``; the config view
+        is used only when the program exports nothing for the service yet.
+        """
+        live = self.outputs()
+        block: Mapping[str, JSONValue] = live if "image" in live else self.service_config()
         image = str(block.get("image", ""))
         if self.strategy is Strategy.CANARY:
             canary = block.get("canaryImage")

@@ -251,8 +251,19 @@ class FakeWorkspace:
 
 
 def services_program(config: Mapping[str, object]) -> dict[str, object]:
-    """A stand-in for the Gantry program's outputs: ``services`` echoes each service's routing."""
+    """A stand-in for the Gantry program's outputs: ``services.<name>`` with the routing keys it exports."""
     services = config.get("gantry:services", {})
     assert isinstance(services, dict)
-    return {"services": {name: {"canaryWeight": svc.get("canaryWeight", 0), "image": svc.get("image"),
-                                "activeColor": svc.get("activeColor")} for name, svc in services.items()}}
+    out: dict[str, object] = {}
+    for name, svc in services.items():
+        canary = svc.get("strategy", "canary") == "canary"
+        out[name] = {
+            "strategy": svc.get("strategy", "canary"),
+            "image": svc.get("image"),
+            "canaryImage": svc.get("canaryImage") if canary else None,
+            "canaryWeight": int(svc.get("canaryWeight", 0)) if canary else None,
+            "activeColor": None if canary else svc.get("activeColor", "blue"),
+            "blueImage": None if canary else svc.get("blueImage", svc.get("image")),
+            "greenImage": None if canary else svc.get("greenImage", svc.get("image")),
+        }
+    return {"services": out}

@@ -78,7 +78,8 @@ def test_canary_walk_writes_path_config_and_runs_up_each_time(ws: FakeWorkspace,
     assert all(path for _, _, path in stack.writes), "every write must use path config"
     assert {k for k, _, _ in stack.writes} == {"gantry:services.web.canaryImage", "gantry:services.web.canaryWeight",
                                                 "gantry:services.web.image"}
-    assert t.outputs() == {"canaryWeight": 0, "image": "ghcr.io/acme/web:1.1", "activeColor": None}
+    assert t.outputs() == {"strategy": "canary", "canaryWeight": 0, "image": "ghcr.io/acme/web:1.1",
+                           "canaryImage": None, "activeColor": None, "blueImage": None, "greenImage": None}
     # the other service was never touched
     assert stack.config["gantry:services"]["api"]["image"] == "ghcr.io/acme/api:2.0"  # type: ignore[index]
 
@@ -306,3 +307,24 @@ def test_the_fake_accepts_nothing_the_real_stack_does_not(method: str) -> None:
     assert set(named) <= set(real), f"FakeStack.{method} has parameters the real Stack lacks"
     for name in named:
         assert fake[name].kind is real[name].kind or real[name].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+
+
+def test_current_is_the_live_state_not_an_unapplied_config_write(ws: FakeWorkspace, tmp_path: Path) -> None:
+    stack = ws.stacks["dev"]
+    t = target(ws, tmp_path)
+    t.prepare("ghcr.io/acme/web:1.1")
+    t.set_weights(10)
+    stack.fail("up", "error: killed")
+    with pytest.raises(CommandFailed):
+        t.set_weights(25)
+    assert web(stack)["canaryWeight"] == 25, "the config write happened"
+    assert t.current().canary_weight == 10, "but traffic is still where the last successful up left it"
+
+
+def test_current_falls_back_to_config_before_the_program_exports_anything(ws: FakeWorkspace,
+                                                                          tmp_path: Path) -> None:
+    ws.stacks["dev"].program = None
+    t = target(ws, tmp_path)
+    t.prepare("ghcr.io/acme/web:1.1")
+    t.set_weights(30)
+    assert t.current() == TrafficState(Strategy.CANARY, "ghcr.io/acme/web:1.0", "ghcr.io/acme/web:1.1", 30)
