@@ -101,24 +101,6 @@ class EksCluster(pulumi.ComponentResource):
         all_tags = resource_tags(tags, cluster_name)
         partition = aws_partition(region)
 
-        # --- network: created, or supplied
-        if spec.network.existing_vpc_id is None:
-            vpc = Vpc(
-                f"{name}-network",
-                cidr=spec.network.cidr,
-                zone_count=zone_count(spec.network, tier),
-                zones=spec.network.zones,
-                nat_per_zone=nat_per_zone(spec.network, tier),
-                cluster_name=cluster_name,
-                tags=all_tags,
-                opts=child,
-            )
-            vpc_id: pulumi.Output[str] = vpc.vpc_id
-            private_subnets: pulumi.Input[list[str]] = vpc.private_subnet_ids
-        else:
-            vpc_id = pulumi.Output.from_input(spec.network.existing_vpc_id)
-            private_subnets = list(spec.network.existing_private_subnet_ids)
-
         # --- encryption key: created, or supplied
         if spec.encryption.create_key:
             key = EncryptionKey(
@@ -133,6 +115,26 @@ class EksCluster(pulumi.ComponentResource):
             key_arn: pulumi.Output[str] = key.arn
         else:
             key_arn = pulumi.Output.from_input(str(spec.encryption.existing_key_id))
+
+        # --- network: created, or supplied
+        if spec.network.existing_vpc_id is None:
+            vpc = Vpc(
+                f"{name}-network",
+                cidr=spec.network.cidr,
+                zone_count=zone_count(spec.network, tier),
+                zones=spec.network.zones,
+                nat_per_zone=nat_per_zone(spec.network, tier),
+                cluster_name=cluster_name,
+                flow_log_key_arn=key_arn,
+                flow_log_retention_days=spec.logging.retention_days,
+                tags=all_tags,
+                opts=child,
+            )
+            vpc_id: pulumi.Output[str] = vpc.vpc_id
+            private_subnets: pulumi.Input[list[str]] = vpc.private_subnet_ids
+        else:
+            vpc_id = pulumi.Output.from_input(spec.network.existing_vpc_id)
+            private_subnets = list(spec.network.existing_private_subnet_ids)
 
         # --- control-plane IAM: the one managed policy EKS needs, plus use of this key only
         cluster_role = aws.iam.Role(f"{name}-cluster-role", assume_role_policy=_assume_role("eks.amazonaws.com"),

@@ -18,7 +18,7 @@ def key_policy(*, account: str, region: str, cluster_name: str) -> str:
     """The key policy: named principals only, never ``"*"``.
 
     The account root administers the key (so IAM policies can delegate and the key can never be
-    orphaned); CloudWatch Logs may use it for this cluster's log group only; the Auto Scaling
+    orphaned); CloudWatch Logs may use it for this cluster's log groups only; the Auto Scaling
     service-linked role may use it and create grants for AWS resources so node groups can launch
     instances whose root volumes are encrypted with it.
     """
@@ -28,7 +28,8 @@ def key_policy(*, account: str, region: str, cluster_name: str) -> str:
         f"arn:{partition}:iam::{account}:role/aws-service-role/autoscaling.amazonaws.com/"
         "AWSServiceRoleForAutoScaling"
     )
-    log_group = f"arn:{partition}:logs:{region}:{account}:log-group:/aws/eks/{cluster_name}/cluster"
+    # The cluster's log groups (control plane, VPC flow logs) all live under /aws/eks/<cluster>/.
+    log_groups = f"arn:{partition}:logs:{region}:{account}:log-group:/aws/eks/{cluster_name}/*"
     doc = {
         "Version": "2012-10-17",
         "Statement": [
@@ -39,7 +40,7 @@ def key_policy(*, account: str, region: str, cluster_name: str) -> str:
              "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*",
                         "kms:Describe*"],
              "Resource": "*",
-             "Condition": {"ArnEquals": {"kms:EncryptionContext:aws:logs:arn": log_group}}},
+             "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": log_groups}}},
             {"Sid": "AutoScalingEncryptsNodeVolumes", "Effect": "Allow", "Principal": {"AWS": autoscaling},
              "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*",
                         "kms:DescribeKey"],

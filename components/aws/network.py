@@ -5,6 +5,7 @@ Built by ``components.aws.eks.EksCluster`` when the spec does not supply an exis
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 
 import pulumi
@@ -33,6 +34,8 @@ class Vpc(pulumi.ComponentResource):
         cluster_name: str,
         nat_per_zone: bool,
         zones: Sequence[str] = (),
+        flow_log_key_arn: pulumi.Input[str] | None = None,
+        flow_log_retention_days: int = 90,
         tags: Mapping[str, str],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
@@ -126,6 +129,8 @@ class Vpc(pulumi.ComponentResource):
             aws.ec2.RouteTableAssociation(f"{name}-private-{i}", subnet_id=priv.id, route_table_id=rt.id,
                                           opts=child)
 
+        self._flow_logs(name, vpc.id, cluster_name, flow_log_key_arn, flow_log_retention_days, tags)
+
         self.vpc_id = vpc.id
         self.private_subnet_ids = pulumi.Output.all(*[s.id for s in private_subnets])
         self.public_subnet_ids = pulumi.Output.all(*[s.id for s in public_subnets])
@@ -133,3 +138,60 @@ class Vpc(pulumi.ComponentResource):
             {"vpcId": self.vpc_id, "privateSubnetIds": self.private_subnet_ids,
              "publicSubnetIds": self.public_subnet_ids}
         )
+
+    def _flow_logs(
+        self,
+        name: str,
+        vpc_id: pulumi.Input[str],
+        cluster_name: str,
+        key_arn: pulumi.Input[str] | None,
+        retention_days: int,
+        tags: Mapping[str, str],
+    ) -> None:
+        """All traffic is logged to a retained (and, with a key, encrypted) group under the cluster's prefix."""
+        child = pulumi.ResourceOptions(parent=self)
+        group = aws.cloudwatch.LogGroup(
+            f"{name}-flow-logs",
+            name=flow_log_group_name(cluster_name),
+            retention_in_days=retention_days,
+            kms_key_id=key_arn,
+            tags=dict(tags),
+            opts=child,
+        )
+        role = aws.iam.Role(
+            f"{name}-flow-logs",
+            assume_role_policy=json.dumps({
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Principal": {"Service": "vpc-flow-logs.amazonaws.com"},
+                               "Action": "sts:AssumeRole"}],
+            }),
+            tags=dict(tags),
+            opts=child,
+        )
+        aws.iam.RolePolicy(
+            f"{name}-flow-logs",
+            role=role.id,
+            policy=group.arn.apply(lambda arn: json.dumps({
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow",
+                               "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                               "Resource": [arn, f"{arn}:*"]}],
+            })),
+            opts=child,
+        )
+        aws.ec2.FlowLog(
+            f"{name}-flow-logs",
+            vpc_id=vpc_id,
+            traffic_type="ALL",
+            log_destination_type="cloud-watch-logs",
+            log_destination=group.arn,
+            iam_role_arn=role.arn,
+            max_aggregation_interval=60,
+            tags=dict(tags),
+            opts=child,
+        )
+
+
+def flow_log_group_name(cluster_name: str) -> str:
+    """Under the cluster's ``/aws/eks/<name>/`` prefix, which the key policy lets CloudWatch Logs use."""
+    return f"/aws/eks/{cluster_name}/vpc-flow-logs"

@@ -55,6 +55,11 @@ def log_components(types: list[str], enabled: bool) -> list[str]:
     return ["SYSTEM_COMPONENTS", "WORKLOADS", *(GKE_LOG_COMPONENTS[t] for t in types if t in GKE_LOG_COMPONENTS)]
 
 
+def log_filter(cluster_name: str) -> str:
+    """Cloud Logging filter for everything one cluster emits (control plane, nodes, pods)."""
+    return f'resource.labels.cluster_name="{cluster_name}"'
+
+
 def service_account_id(cluster_name: str) -> str:
     """Service-account ids are 6-30 characters; trim deterministically."""
     return f"{cluster_name}-nodes"[:30].rstrip("-")
@@ -236,6 +241,19 @@ class GkeCluster(pulumi.ComponentResource):
             resource_labels=labels,
             opts=pulumi.ResourceOptions(parent=self, depends_on=depends),
         )
+
+        if spec.logging.enabled:
+            # GKE has no per-cluster retention; route this cluster's logs to its own bucket that has one.
+            bucket = gcp.logging.ProjectBucketConfig(
+                f"{name}-log-bucket", project=project_id, location=region, bucket_id=f"{spec.name}-logs",
+                retention_days=spec.logging.retention_days,
+                description=f"Logs of GKE cluster {spec.name}", opts=child,
+            )
+            gcp.logging.ProjectSink(
+                f"{name}-log-sink", name=f"{spec.name}-logs", project=project_id,
+                destination=bucket.id.apply(lambda i: f"logging.googleapis.com/{i}"),
+                filter=log_filter(spec.name), unique_writer_identity=True, opts=child,
+            )
 
         for pool in spec.node_pools:
             # Autoscaling bounds are totals across zones; the initial count is per zone.

@@ -91,7 +91,7 @@ def test_public_endpoint_carries_only_the_listed_cidrs() -> None:
 
 
 def test_all_five_log_types_go_to_a_retained_encrypted_log_group(prod: RenderResult) -> None:
-    cluster, group, key = prod.one(EKS), prod.one(LOG_GROUP), prod.one(KMS_KEY)
+    cluster, group, key = prod.one(EKS), prod.one(LOG_GROUP, "acme-prod-logs"), prod.one(KMS_KEY)
     assert cluster.inputs["enabledClusterLogTypes"] == list(EKS_LOG_TYPES)
     assert len(set(cluster.inputs["enabledClusterLogTypes"])) == 5
     assert group.inputs["name"] == "/aws/eks/acme-prod/cluster"
@@ -161,7 +161,7 @@ def test_iam_roles_get_least_privilege_managed_policies(prod: RenderResult) -> N
     node_attachments = [a for a in prod.of_type(ATTACHMENT) if node_role.urn in a.property_dependencies.get("role", ())]
     assert {a.inputs["policyArn"].rsplit("/", 1)[-1] for a in node_attachments} == {
         "AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryReadOnly"}
-    key_use = json.loads(prod.one("aws:iam/rolePolicy:RolePolicy").inputs["policy"])
+    key_use = json.loads(prod.one("aws:iam/rolePolicy:RolePolicy", "acme-prod-cluster-key-use").inputs["policy"])
     assert key_use["Statement"][0]["Resource"] == prod.one(KMS_KEY).outputs["arn"]
 
 
@@ -184,6 +184,23 @@ def test_dev_spans_two_zones_with_one_shared_nat(dev: RenderResult) -> None:
     assert {rt.inputs["routes"][0]["natGatewayId"] for rt in dev.of_type(ROUTE_TABLE) if "private" in rt.name} == {
         dev.one(NAT).id}
     assert dev.one(EKS).inputs["deletionProtection"] is False
+
+
+def test_vpc_flow_logs_capture_all_traffic_into_a_retained_encrypted_group(prod: RenderResult) -> None:
+    flow = prod.one("aws:ec2/flowLog:FlowLog")
+    group = prod.one(LOG_GROUP, "acme-prod-network-flow-logs")
+    assert flow.inputs["trafficType"] == "ALL"
+    assert flow.inputs["vpcId"] == prod.one("aws:ec2/vpc:Vpc").id
+    assert flow.inputs["logDestination"] == group.outputs["arn"]
+    assert group.inputs["name"] == "/aws/eks/acme-prod/vpc-flow-logs"
+    assert group.inputs["kmsKeyId"] == prod.one(KMS_KEY).outputs["arn"]
+    assert group.inputs["retentionInDays"] == 90
+    # CloudWatch Logs may use the key only for this cluster's log groups, flow logs included.
+    statement = next(st for st in policy(prod.one(KMS_KEY).inputs["policy"])["Statement"]
+                     if st["Principal"] == {"Service": "logs.us-east-1.amazonaws.com"})
+    pattern = statement["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"]
+    assert pattern == "arn:aws:logs:us-east-1:123456789012:log-group:/aws/eks/acme-prod/*"
+    assert group.outputs["arn"].startswith(pattern[:-1])
 
 
 def test_subnets_never_map_public_ips_and_are_tagged_for_load_balancers(prod: RenderResult) -> None:

@@ -96,6 +96,14 @@ def test_logging_and_monitoring_are_on(prod: RenderResult) -> None:
     assert "SYSTEM_COMPONENTS" in cluster.inputs["monitoringConfig"]["enableComponents"]
 
 
+def test_cluster_logs_go_to_a_bucket_with_the_spec_retention(prod: RenderResult) -> None:
+    bucket = prod.one("gcp:logging/projectBucketConfig:ProjectBucketConfig")
+    sink = prod.one("gcp:logging/projectSink:ProjectSink")
+    assert bucket.inputs["retentionDays"] == 90
+    assert sink.inputs["destination"] == f"logging.googleapis.com/{bucket.id}"
+    assert sink.inputs["filter"] == 'resource.labels.cluster_name="acme-prod"'
+
+
 def test_default_pool_is_removed_and_pools_autoscale_within_the_spec(prod: RenderResult) -> None:
     cluster = prod.one(GKE)
     assert cluster.inputs["removeDefaultNodePool"] is True
