@@ -94,3 +94,18 @@ def test_bad_url_names_the_field(bad: str) -> None:
 def test_unknown_value_name_lists_the_valid_ones(app: App) -> None:
     with pytest.raises(InputError, match="success_rate, error_rate, p50"):
         HttpProvider(probes=1).query(MetricQuery("p42", f"{app.url}/ok"))
+
+
+def test_sequential_judge_on_live_probes(app: App) -> None:
+    from infra.rollout.analysis import SequentialAnalysis
+    from infra.rollout.seams import AnalysisContext, RolloutId, Verdict
+    from infra.rollout.settings import RolloutSettings
+
+    ctx = AnalysisContext(RolloutId("r"), 0, 10, 0.0, 30.0, "web:1.1", "web:1.0")
+    provider = HttpProvider(probes=80)
+    bad = HttpTraffic(provider, {Track.CANARY: f"{app.url}/flaky", Track.BASELINE: f"{app.url}/ok"})
+    checks = {c.name: c for c in SequentialAnalysis(RolloutSettings(), bad).analyse(ctx).checks}
+    assert checks["error-rate-sprt"].verdict is Verdict.FAIL, checks["error-rate-sprt"].detail
+    good = HttpTraffic(provider, {Track.CANARY: f"{app.url}/ok", Track.BASELINE: f"{app.url}/ok"})
+    checks = {c.name: c for c in SequentialAnalysis(RolloutSettings(), good).analyse(ctx).checks}
+    assert checks["error-rate-sprt"].verdict is Verdict.PASS, checks["error-rate-sprt"].detail
