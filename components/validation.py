@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
-
-import pulumi
 
 
 class SpecError(ValueError):
@@ -49,7 +48,10 @@ def _show(value: object) -> str:
 
 def is_unknown(value: object) -> bool:
     """True for values we cannot judge at construction time (Pulumi Outputs)."""
-    return isinstance(value, pulumi.Output)
+    # Importing pulumi costs about a second (gRPC, protobufs); config loading for the CLI must not pay it.
+    # Without pulumi loaded there can be no Output to skip.
+    pulumi = sys.modules.get("pulumi")
+    return pulumi is not None and isinstance(value, pulumi.Output)
 
 
 def raise_first(violations: Iterable[Violation]) -> None:
