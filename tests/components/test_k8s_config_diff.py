@@ -46,7 +46,8 @@ def _graph_diff(before: RenderResult, after: RenderResult) -> dict[str, set[tupl
     out: dict[str, set[tuple[str, ...]]] = {}
     for urn, r in old.items():
         changed = set(_diff(r.inputs, new[urn].inputs))
-        assert r.dependencies == new[urn].dependencies and r.provider == new[urn].provider, urn
+        # Dependency order is registration order, which async applies may vary; compare as sets.
+        assert set(r.dependencies) == set(new[urn].dependencies) and r.provider == new[urn].provider, urn
         if changed:
             out[f"{r.type.rsplit(':', 1)[-1]} {r.name}"] = changed
     return out
