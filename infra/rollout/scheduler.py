@@ -10,7 +10,7 @@ and the same functions rebuild the state after a crash. Tests drive them directl
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import cast
@@ -242,34 +242,43 @@ def fold(state: RolloutState, entries: Iterable[Entry]) -> RolloutState:
     return state
 
 
+Changes = dict[str, object]
+
+
 def apply(s: RolloutState, e: Entry) -> RolloutState:
-    """The reducer: one journal entry's effect on the state."""
+    """The reducer: one journal entry's effect on the state (one copy per entry: replay is on the hot path)."""
+    changes = _changes(s, e)
+    changes["last_seq"] = e.seq
+    # The change sets are built per field above; replace() re-checks nothing, so type it loosely here only.
+    copy_with: Callable[..., RolloutState] = replace
+    return copy_with(s, **changes)
+
+
+def _changes(s: RolloutState, e: Entry) -> Changes:
     d = e.data
-    s = replace(s, last_seq=e.seq)
     match e.kind:
         case EntryKind.CHECKPOINT:
-            return replace(s, checkpoint=cast(JSONObject, d["state"]),
-                           phase=Phase.PROGRESSING if s.phase is Phase.PENDING else s.phase)
+            return {"checkpoint": cast(JSONObject, d["state"]),
+                    "phase": Phase.PROGRESSING if s.phase is Phase.PENDING else s.phase}
         case EntryKind.HOOK:
             phase = HookPhase(str(d["phase"]))
             failed = tuple(str(r["name"]) for r in cast(Sequence[Mapping[str, JSONValue]], d["results"])
                            if not r["ok"])
-            s = replace(s, hooks_done=s.hooks_done | {str(d["key"])})
+            out: Changes = {"hooks_done": s.hooks_done | {str(d["key"])}}
             if phase is HookPhase.STEP:
-                return replace(s, step_hook_failures=s.step_hook_failures + failed)
-            if phase in (HookPhase.PRE_ROLLOUT, HookPhase.CONFIRM_PROMOTION):
-                return replace(s, gate_failures=s.gate_failures + failed)
-            return s
+                out["step_hook_failures"] = s.step_hook_failures + failed
+            elif phase in (HookPhase.PRE_ROLLOUT, HookPhase.CONFIRM_PROMOTION):
+                out["gate_failures"] = s.gate_failures + failed
+            return out
         case EntryKind.INTENT:
-            return replace(s, pending=str(d["action"]))
+            return {"pending": str(d["action"])}
         case EntryKind.APPLIED:
-            return _applied(replace(s, pending=None), d, e.at)
+            return {"pending": None, **_applied(s, d, e.at)}
         case EntryKind.ERROR:
-            s = replace(s, pending=None)
             if d["action"] == "revert":
                 # The rollback itself failed: terminal, an operator must act (exit 4).
-                return replace(s, phase=Phase.FAILED, reason=f"rollback failed: {d['message']}")
-            return replace(s, error=f"{d['action']} failed: {d['message']}")
+                return {"pending": None, "phase": Phase.FAILED, "reason": f"rollback failed: {d['message']}"}
+            return {"pending": None, "error": f"{d['action']} failed: {d['message']}"}
         case EntryKind.ANALYSIS:
             return _analysed(s, Verdict(str(d["verdict"])))
         case EntryKind.DECISION:
@@ -278,33 +287,34 @@ def apply(s: RolloutState, e: Entry) -> RolloutState:
         case EntryKind.OPERATOR:
             return _operator(s, str(d["action"]), str(d.get("reason", "")))
         case EntryKind.PHASE:
-            return replace(s, phase=Phase(str(d["phase"])), reason=str(d.get("reason", s.reason)))
+            return {"phase": Phase(str(d["phase"])), "reason": str(d.get("reason", s.reason))}
         case EntryKind.VERIFIED:
-            return replace(s, verified=bool(d["ok"]))
+            return {"verified": bool(d["ok"])}
         case EntryKind.STARTED:
             raise ValueError("a rollout's journal has exactly one started entry, but a second was given")
-    return s
+    return {}
 
 
-def _applied(s: RolloutState, d: JSONObject, at: float) -> RolloutState:
+def _applied(s: RolloutState, d: JSONObject, at: float) -> Changes:
     action = str(d["action"])
     if action == "prepare":
-        return replace(s, prepared=True)
+        return {"prepared": True}
     if action == "promote":
-        return replace(s, promoted=True)
+        return {"promoted": True}
     if action == "revert":
-        return replace(s, reverted=True, weight=0, active_color=s.initial_color)
+        return {"reverted": True, "weight": 0, "active_color": s.initial_color}
+    out: Changes = {}
     if action == "set_weight":
-        s = replace(s, weight=int(cast(int, d["weight"])))
+        out["weight"] = int(cast(int, d["weight"]))
     elif action == "switch":
-        s = replace(s, active_color=Color(str(d["color"])))
+        out["active_color"] = Color(str(d["color"]))
     if "step" in d:
         # A plan step is now live: its analysis window starts here.
-        s = replace(s, applied=True, step=int(cast(int, d["step"])), step_started_at=at, attempt=0)
-    return s
+        out.update(applied=True, step=int(cast(int, d["step"])), step_started_at=at, attempt=0)
+    return out
 
 
-def _analysed(s: RolloutState, verdict: Verdict) -> RolloutState:
+def _analysed(s: RolloutState, verdict: Verdict) -> Changes:
     failures, holds = s.failures, s.holds
     if verdict is Verdict.FAIL:
         failures, holds = failures + 1, 0
@@ -315,38 +325,38 @@ def _analysed(s: RolloutState, verdict: Verdict) -> RolloutState:
             failures, holds = failures + 1, 0
     else:
         holds = 0
-    return replace(s, last_verdict=verdict, failures=failures, holds=holds, analyses=s.analyses + 1,
-                   attempt=s.attempt + 1, step_hook_failures=())
+    return {"last_verdict": verdict, "failures": failures, "holds": holds, "analyses": s.analyses + 1,
+            "attempt": s.attempt + 1, "step_hook_failures": ()}
 
 
-def _decided(s: RolloutState, decision: Decision, reason: str, override: bool, at: float) -> RolloutState:
-    s = replace(s, last_verdict=None, error=None, gate_failures=())
+def _decided(s: RolloutState, decision: Decision, reason: str, override: bool, at: float) -> Changes:
+    out: Changes = {"last_verdict": None, "error": None, "gate_failures": ()}
     match decision:
         case Decision.ADVANCE:
-            return replace(s, step=s.step + 1, applied=False)
+            out.update(step=s.step + 1, applied=False)
         case Decision.HOLD:
-            return replace(s, step_started_at=at)
+            out.update(step_started_at=at)
         case Decision.PROMOTE:
-            return replace(s, phase=Phase.PROMOTING, promoting_since=at, override=s.override or override,
-                           skip_requested=False, paused=False, reason=reason)
+            out.update(phase=Phase.PROMOTING, promoting_since=at, override=s.override or override,
+                       skip_requested=False, paused=False, reason=reason)
         case Decision.ROLLBACK:
-            return replace(s, phase=Phase.ROLLING_BACK, reason=reason, abort_requested=None, paused=False,
-                           skip_requested=False)
-    return s
+            out.update(phase=Phase.ROLLING_BACK, reason=reason, abort_requested=None, paused=False,
+                       skip_requested=False)
+    return out
 
 
-def _operator(s: RolloutState, action: str, reason: str) -> RolloutState:
+def _operator(s: RolloutState, action: str, reason: str) -> Changes:
     if s.phase.terminal or s.phase is Phase.ROLLING_BACK:
-        return s  # too late to change course; the entry stays in the journal as a record
+        return {}  # too late to change course; the entry stays in the journal as a record
     if action == "pause" and s.phase in (Phase.PROGRESSING, Phase.PENDING):
-        return replace(s, paused=True, phase=Phase.PAUSED)
+        return {"paused": True, "phase": Phase.PAUSED}
     if action == "resume" and s.paused:
-        return replace(s, paused=False, phase=Phase.PROGRESSING)
+        return {"paused": False, "phase": Phase.PROGRESSING}
     if action == "abort":
-        return replace(s, abort_requested=reason or "aborted by operator")
+        return {"abort_requested": reason or "aborted by operator"}
     if action == "promote" and s.phase is not Phase.PROMOTING:
-        return replace(s, skip_requested=True)
-    return s
+        return {"skip_requested": True}
+    return {}
 
 
 # --------------------------------------------------------------------------- decisions
