@@ -18,6 +18,7 @@ import getpass
 import json
 import logging
 import os
+import shlex
 import socket
 from collections.abc import Callable, Iterable, Mapping
 from functools import partial
@@ -131,7 +132,11 @@ class PulumiStackTarget:
         """The service's block of ``gantry:services`` as the stack holds it now."""
         config = self._call("config", self._stack.get_all_config)
         raw = config.get(f"{NAMESPACE}:services")
-        services = json.loads(raw.value) if raw is not None else {}
+        try:
+            services = json.loads(raw.value) if raw is not None else {}
+        except ValueError as exc:
+            raise InputError(f"{NAMESPACE}:services must be a mapping of services, but the stack holds "
+                             f"{raw.value[:80]!r}" if raw is not None else "") from exc
         if not isinstance(services, dict) or self.service not in services:
             valid = ", ".join(sorted(services)) if isinstance(services, dict) and services else "none"
             raise InputError(f"service must be one of the stack's services ({valid}), but {self.service!r} "
@@ -317,8 +322,12 @@ class PulumiStackTarget:
     def recovery_commands(self, checkpoint: JSONObject) -> str:
         s = self.stack_name
         keys = checkpoint.get("service_keys")
-        sets = [f"pulumi config set --path --stack {s} '{self._key(k)}' '{v}'"
-                for k, v in (keys.items() if isinstance(keys, Mapping) else ())]
+        kept = dict(keys) if isinstance(keys, Mapping) else {}
+        sets = [f"pulumi config set --path --stack {s} {shlex.quote(self._key(k))} {shlex.quote(str(v))}"
+                for k, v in kept.items()]
+        # Keys the rollout added (absent at the checkpoint) go, so the service block matches it exactly.
+        sets += [f"pulumi config rm --path --stack {s} {shlex.quote(self._key(k))}"
+                 for k in SERVICE_KEYS if k not in kept]
         lines = [
             f"cd {self.project_dir}",
             f"pulumi cancel --stack {s} --yes   # only if the lock is from this rollout",

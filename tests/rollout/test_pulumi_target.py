@@ -208,7 +208,8 @@ def test_revert_that_fails_twice_names_checkpoint_and_recovery_commands(ws: Fake
     assert str(cp["file"]) in msg
     for command in ("pulumi cancel --stack dev", "pulumi stack export --stack dev", "pending_operations",
                     "pulumi stack import --stack dev", "pulumi refresh --stack dev",
-                    "pulumi config set --path --stack dev 'gantry:services.web.canaryWeight' '0'",
+                    "pulumi config set --path --stack dev gantry:services.web.canaryWeight 0",
+                    "pulumi config rm --path --stack dev gantry:services.web.canaryImage",
                     "pulumi up --stack dev --yes"):
         assert command in msg
     assert stack.calls.count("up") == 3  # the step, the rollback, the one retry
@@ -328,3 +329,10 @@ def test_current_falls_back_to_config_before_the_program_exports_anything(ws: Fa
     t.prepare("ghcr.io/acme/web:1.1")
     t.set_weights(30)
     assert t.current() == TrafficState(Strategy.CANARY, "ghcr.io/acme/web:1.0", "ghcr.io/acme/web:1.1", 30)
+
+
+def test_stack_without_a_services_map_is_an_input_error(tmp_path: Path) -> None:
+    ws = FakeWorkspace()
+    ws.add(FakeStack("dev", config={"aws:region": "us-east-1"}))
+    with pytest.raises(InputError, match=r"one of the stack's services \(none\), but 'web'"):
+        PulumiStackTarget("dev", "web", tmp_path, Strategy.CANARY, stack_factory=ws.factory)
