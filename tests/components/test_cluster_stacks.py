@@ -90,3 +90,9 @@ def test_prod_gcp_and_prod_azure_show_the_equivalents(rendered: dict[str, Render
     assert aks.inputs["diskEncryptionSetID"] == des.id
     assert aks.inputs["apiServerAccessProfile"]["enablePrivateCluster"] is True
     assert [p["mode"] for p in aks.inputs["agentPoolProfiles"]] == ["System", "User"]
+    # Prod keeps control-plane logs for a year on every cloud.
+    assert rendered["prod"].one("aws:cloudwatch/logGroup:LogGroup", "gantry-prod-logs").inputs["retentionInDays"] == 365
+    bucket = rendered["prod-gcp"].one("gcp:logging/projectBucketConfig:ProjectBucketConfig")
+    assert bucket.inputs["retentionDays"] == 365
+    workspace = rendered["prod-azure"].one("azure-native:operationalinsights:Workspace")
+    assert workspace.inputs["retentionInDays"] == 365
