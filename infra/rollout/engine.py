@@ -354,7 +354,8 @@ class Engine:
         try:
             self.target.revert(checkpoint)
         except Exception as exc:
-            self._append(s, EntryKind.ERROR, {"action": "revert", "message": _one_line(str(exc), 2000),
+            # Keep the lines: a failed rollback's message carries the checkpoint file and recovery commands.
+            self._append(s, EntryKind.ERROR, {"action": "revert", "message": str(exc)[-4000:],
                                               "type": type(exc).__name__}, phase=Phase.FAILED, quarantine=True)
             return
         self._append(s, EntryKind.APPLIED, {"action": "revert"})

@@ -7,12 +7,13 @@ sandbox never loads the Automation API and vice versa. An unknown backend name r
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from components.spec import Strategy
-from infra.config import GantryConfig
+from infra.config import GantryConfig, SecretValue
 from infra.errors import InputError
 from infra.rollout.scheduler import Plan, bluegreen_plan, canary_plan
 from infra.rollout.seams import (
@@ -127,11 +128,21 @@ def make_notifier(settings: RolloutSettings) -> Notifier | None:
     from infra.rollout.notify import FanOut, SlackNotifier, WebhookNotifier
 
     notifiers: list[Notifier] = []
-    for n in settings.notifications:
+    for i, n in enumerate(settings.notifications):
+        url = n.url
+        if n.url_env is not None:
+            url = os.environ.get(n.url_env)
+            if not url:
+                raise InputError(f"rollout.notifications[{i}].urlEnv must name a set environment variable, "
+                                 f"but {n.url_env} is unset or empty")
+        if url is None or isinstance(url, SecretValue):
+            # A `secure:` value can only be decrypted by the Pulumi CLI; don't post to a placeholder.
+            raise InputError(f"rollout.notifications[{i}].url must be a plain URL or come from urlEnv, "
+                             "but a secure value was given")
         if n.kind == "slack":
-            notifiers.append(SlackNotifier(n.url))
+            notifiers.append(SlackNotifier(url))
         elif n.kind == "webhook":
-            notifiers.append(WebhookNotifier(n.url))
+            notifiers.append(WebhookNotifier(url))
         else:  # pragma: no cover - the settings Literal already refuses it
             raise unknown("notifications.kind", n.kind, NOTIFIERS)
     return FanOut(notifiers)

@@ -81,7 +81,17 @@ class NotificationSettings(Spec):
     """A webhook that receives rollout events (started, step passed, promoted, rolled back, failed)."""
 
     kind: Literal["slack", "webhook"] = Field(default="webhook", description="Payload shape. Default: webhook.")
-    url: str = Field(description="Webhook URL (a secret: keep it `secure:` in the stack). Required.")
+    url: str | None = Field(default=None, description="Webhook URL. Default: none (use urlEnv).")
+    url_env: str | None = Field(
+        default=None, pattern=r"^[A-Z_][A-Z0-9_]*$",
+        description="Environment variable holding the URL, so the secret stays in the pipeline's "
+                    "secret store. Default: none.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> NotificationSettings:
+        if (self.url is None) == (self.url_env is None):
+            raise_first([Violation("url", "set exactly when urlEnv is not", "[hidden]" if self.url else None)])
+        return self
 
 
 class GateSettings(Spec):

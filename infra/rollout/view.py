@@ -34,6 +34,13 @@ def _num(v: JSONValue) -> str:
     return str(v)
 
 
+def remaining_seconds(state: RolloutState, until: float | None, now: float) -> float:
+    """Lower bound on the time to promotion: this wait plus one interval per step not yet applied."""
+    ahead = max(0, len(state.plan.steps) - 1 - state.step) if state.phase is Phase.PROGRESSING else 0
+    wait = max(0.0, (until or now) - now)
+    return wait + ahead * state.plan.interval + (state.plan.scale_down_delay if ahead or wait else 0.0)
+
+
 def render(state: RolloutState, checks: Sequence[Mapping[str, JSONValue]], until: float | None,
            now: float) -> RenderableType:
     """One frame of the live view (pure, so it can be tested without a terminal)."""
@@ -54,7 +61,8 @@ def render(state: RolloutState, checks: Sequence[Mapping[str, JSONValue]], until
     head.add_row("failures", f"{state.failures}/{state.plan.threshold}", "holds",
                  f"{state.holds}/{state.plan.max_holds}")
     if until is not None and until > now:
-        head.add_row("time left", f"{until - now:.0f}s until the next analysis", "", "")
+        head.add_row("time left", f"{until - now:.0f}s until the next analysis", "at least",
+                     f"{remaining_seconds(state, until, now):.0f}s to promotion")
     gates = Table(title="gates (last analysis)", expand=False)
     for col in ("gate", "value", "limit", "verdict", "detail"):
         gates.add_column(col)
