@@ -50,7 +50,7 @@ def test_live_frame_shows_stage_weights_gates_and_time_left(tmp_path: Path) -> N
     checks = [{"name": "error-rate", "value": 0.031, "limit": 0.05, "verdict": "pass", "detail": "31/1000"}]
     text = _text(render(mid, checks, until=mid.step_started_at + 30, now=mid.step_started_at + 10))
     for part in ("canary 25%", "stable 75% / canary 25%", "error-rate", "0.031", "0.05", "pass",
-                 "20s until the next analysis", "80s to promotion", "failures  0/1"):
+                 "20s until the next analysis", "80s to promotion", "0/1", "0/3"):
         assert part in text, part
 
 
