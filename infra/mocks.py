@@ -303,7 +303,11 @@ class RealisticMocks(pulumi.runtime.Mocks):
                     "tenantId": TENANT_ID}, []
         if tok.startswith("azure-native:containerservice:listManagedCluster"):
             cluster = str(a.get("resourceName") or "cluster")
-            server = f"https://{cluster}.privatelink.{self.azure_location}.azmk8s.io:443"
+            rg = str(a.get("resourceGroupName") or "rg")
+            # The same private FQDN the ManagedCluster mock reports, so kubeconfig and endpoint agree.
+            rid = (f"/subscriptions/{SUBSCRIPTION_ID}/resourceGroups/{rg}/providers/Microsoft.ContainerService/"
+                   f"managedClusters/{cluster}")
+            server = f"https://{cluster}-{_hex(rid, 8)}.privatelink.{self.azure_location}.azmk8s.io:443"
             value = base64.b64encode(kubeconfig(cluster, server).encode()).decode()
             return {"kubeconfigs": [{"name": "clusterUser", "value": value}]}, []
         return a, []

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
+from clusters_helpers import PROJECT, PROVIDER_CONFIG, REGIONS, make_cluster_spec
 
-from infra.render import RenderResult, render_project
+from components.cluster import ManagedCluster, build_cluster
+from components.spec import Cloud, Tier
+from infra.render import RenderResult, render_callable, render_project
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -96,3 +100,38 @@ def test_prod_gcp_and_prod_azure_show_the_equivalents(rendered: dict[str, Render
     assert bucket.inputs["retentionDays"] == 365
     workspace = rendered["prod-azure"].one("azure-native:operationalinsights:Workspace")
     assert workspace.inputs["retentionInDays"] == 365
+
+
+# --------------------------------------------------------------------------- the factory's contract
+
+
+@pytest.mark.parametrize(("cloud", "command"), [
+    (Cloud.AWS, "aws"), (Cloud.GCP, "gke-gcloud-auth-plugin"), (Cloud.AZURE, None),
+])
+def test_every_cloud_satisfies_the_managed_cluster_contract(cloud: Cloud, command: str | None) -> None:
+    import pulumi
+    import pulumi_kubernetes as k8s
+
+    spec = make_cluster_spec()
+    seen: dict[str, object] = {}
+
+    def program() -> None:
+        cluster = build_cluster(spec.name, spec, cloud=cloud, region=REGIONS[cloud], tier=Tier.PROD, tags={},
+                                project=PROJECT)
+        seen["cluster"] = cluster
+        pulumi.Output.all(cluster.kubeconfig, cluster.endpoint).apply(
+            lambda pair: seen.update(kubeconfig=pair[0], endpoint=pair[1]))
+
+    render_callable(program, project="gantry", stack="contract", config=PROVIDER_CONFIG[cloud])
+    cluster = seen["cluster"]
+    assert isinstance(cluster, ManagedCluster)
+    assert isinstance(cluster.provider, k8s.Provider)
+    config = json.loads(str(seen["kubeconfig"]))
+    [entry] = config["clusters"]
+    assert entry["cluster"]["server"].removesuffix(":443") == seen["endpoint"]
+    assert entry["cluster"]["certificate-authority-data"]
+    if command is not None:
+        # A credential plugin, never a stored token.
+        [user] = config["users"]
+        assert user["user"]["exec"]["command"] == command
+        assert "token" not in user["user"]
