@@ -47,7 +47,6 @@ def namespace_of(spec: ServiceSpec) -> Manifest | None:
 class DeliveryComponent(pulumi.ComponentResource):
     """Validates, plans and registers one service; subclasses supply the type token and the plan."""
 
-    TYPE = "gantry:k8s:DeliveryComponent"
     STRATEGY = Strategy.CANARY
 
     def __init__(
