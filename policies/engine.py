@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from infra.render import RenderResult
 
 STACK_TYPE = "pulumi:pulumi:Stack"
+WAIVER_TYPE = "gantry:policy:Waiver"
 
 
 class FindingStatus(StrEnum):
@@ -142,8 +143,8 @@ def evaluate(
     urns = [r.urn for r in resources]
     for w in [*waivers, *(w for ws in resource_waivers.values() for w in ws)]:
         if w.expired(today) and (w in used_expired or any(_glob(w, u) for u in urns)):
-            findings.append(Finding(WAIVER_EXPIRED, FindingStatus.VIOLATION, Level.MANDATORY, w.urn, "waiver",
-                                    w.policy, f"waiver of {w.policy} for {w.urn} expired on {w.expires} "
+            findings.append(Finding(WAIVER_EXPIRED, FindingStatus.VIOLATION, Level.MANDATORY, w.urn,
+                                    WAIVER_TYPE, w.source, f"waiver of {w.policy} for {w.urn} expired on {w.expires} "
                                               f"({w.source}): {w.reason}; renew it with a new date or fix the "
                                               "finding"))
     return _dedupe(findings)
@@ -177,7 +178,8 @@ def _judge(rule: Rule, level: Level, subject: tuple[str, str, str], outcome: Out
     if outcome.state is not State.NON_COMPLIANT:
         return []
     urn = subject[0]
-    waiver = find(resource_waivers.get(urn, []), rule.id, urn) or find(waivers, rule.id, urn)
+    candidates = [*resource_waivers.get(urn, []), *waivers]
+    waiver = find(candidates, rule.id, urn, today)
     if waiver is not None and not waiver.expired(today):
         return [Finding(rule.id, FindingStatus.WAIVED, level, *subject, outcome.message,
                         waiver=f"{waiver.reason} ({waiver.source}"

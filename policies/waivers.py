@@ -157,9 +157,10 @@ def tag_waivers(r: Resource) -> tuple[list[Waiver], list[TagProblem]]:
     return waivers, problems
 
 
-def find(waivers: Sequence[Waiver], policy: str, urn: str) -> Waiver | None:
-    """The first waiver covering this finding (expired ones included; the caller decides)."""
-    for w in waivers:
-        if w.covers(policy, urn):
-            return w
-    return None
+def find(waivers: Sequence[Waiver], policy: str, urn: str, today: dt.date | None = None) -> Waiver | None:
+    """A waiver covering this finding: a current one if any, else an expired one (the caller reports it)."""
+    covering = [w for w in waivers if w.covers(policy, urn)]
+    today = today or dt.date.today()
+    current = [w for w in covering if not w.expired(today)]
+    best = current or covering
+    return best[0] if best else None

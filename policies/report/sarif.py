@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -78,7 +79,10 @@ def _location(report: StackReport, f: Finding, cache: dict[Path, list[str]]) -> 
     """Where a reviewer should look: the program line naming the resource, else the stack-file line naming
     it (Gantry's services and pools are named in the stack file), else the top of the stack file."""
     program, stack = _lines(report.program_file, cache), _lines(report.stack_file, cache)
-    parts = [p for p in f.name.split("-") if len(p) >= 3]
+    # Name parts that identify the resource; the project, stack and tier names appear everywhere.
+    common = {report.project, report.stack, report.tier.value, "gantry"}
+    parts = sorted({p for p in re.split(r"[-/_.]", f.name) if len(p) >= 3 and p not in common}, key=len,
+                   reverse=True)
     line = _find(program, [f'"{f.name}"', f"'{f.name}'"])
     if line is not None:
         return report.program_file, line
@@ -87,6 +91,8 @@ def _location(report: StackReport, f: Finding, cache: dict[Path, list[str]]) -> 
         return report.stack_file, line
     # f-string names such as f"shop-{color}": look for the literal prefix.
     prefix = f.name.rsplit("-", 1)[0] + "-" if "-" in f.name else f.name
+    if len(prefix) < 3:
+        return (report.stack_file, 1) if stack else (report.program_file, 1)
     line = _find(program, [f'f"{prefix}', f"f'{prefix}", f'"{prefix}', f"'{prefix}"])
     if line is not None:
         return report.program_file, line
