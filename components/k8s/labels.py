@@ -40,8 +40,8 @@ def version_of(image: str) -> str:
 
 
 def common(service: str, part_of: str) -> dict[str, str]:
-    """Labels on every object a service owns (Services, PDBs, routes, the namespace)."""
-    return {NAME: service, PART_OF: part_of, MANAGED_BY: MANAGER}
+    """Labels on every object a service owns (Services, PDBs, routes); pods refine ``instance``."""
+    return {NAME: service, INSTANCE: service, PART_OF: part_of, MANAGED_BY: MANAGER}
 
 
 def selector(service: str, key: str, value: str) -> dict[str, str]:
@@ -51,4 +51,4 @@ def selector(service: str, key: str, value: str) -> dict[str, str]:
 
 def pod_labels(service: str, part_of: str, key: str, value: str, image: str) -> dict[str, str]:
     """Pod-template labels: the selector, plus version, part-of and managed-by."""
-    return {**selector(service, key, value), **common(service, part_of), VERSION: version_of(image)}
+    return {**common(service, part_of), **selector(service, key, value), VERSION: version_of(image)}
