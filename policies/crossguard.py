@@ -26,6 +26,7 @@ from pulumi_policy import (
 from policies.config import PolicyConfig, RuleConfig, StackPolicy, build_settings, config_schema
 from policies.model import Level, Resource, Settings, State, TierName
 from policies.pack import RULES, Rule
+from policies.props import provider_config
 from policies.waivers import Waiver, find, tag_waivers
 
 _LEVELS = {Level.ADVISORY: EnforcementLevel.ADVISORY, Level.MANDATORY: EnforcementLevel.MANDATORY,
@@ -63,7 +64,7 @@ def _view(urn: str, type_: str, name: str, props: Mapping[str, Any], provider_pr
           ignore_changes: Sequence[str], protect: bool, parent: str | None = None,
           dependencies: Sequence[str] = ()) -> Resource:
     return Resource(urn=urn, type=type_, name=name, props=props, parent=parent, dependencies=tuple(dependencies),
-                    provider_props=provider_props or {}, ignore_changes=tuple(ignore_changes or ()),
+                    provider_props=provider_config(provider_props or {}), ignore_changes=tuple(ignore_changes or ()),
                     protect=bool(protect))
 
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from policies.config import PolicyConfig, StackPolicy, build_settings
 from policies.model import Level, Outcome, Resource, Settings, StackOutcome, State, TierName
 from policies.pack import RULES, WAIVER_EXPIRED, WAIVER_INVALID, Rule
+from policies.props import provider_config
 from policies.waivers import Waiver, find, tag_waivers
 
 if TYPE_CHECKING:
@@ -203,7 +204,7 @@ def resources_from_render(result: RenderResult) -> list[Resource]:
             ref = r.provider if r.provider in by_urn else r.provider.rsplit("::", 1)[0]
             prov = by_urn.get(ref)
             if prov is not None:
-                provider_props = prov.inputs
+                provider_props = provider_config(prov.inputs)
         views.append(Resource(urn=r.urn, type=r.type, name=r.name, props=r.inputs, parent=r.parent,
                               dependencies=tuple(r.dependencies), provider_props=provider_props,
                               ignore_changes=tuple(r.ignore_changes), protect=r.protect))

@@ -96,3 +96,20 @@ def minor_version(value: object) -> str | None:
         return None
     minor = "".join(ch for ch in parts[1] if ch.isdigit())
     return f"{parts[0]}.{minor}" if minor else None
+
+
+def provider_config(props: Mapping[str, object]) -> dict[str, object]:
+    """Provider inputs as rules expect them: the engine sends object-valued provider settings
+    (``defaultTags``, ``defaultLabels``) as JSON text, so decode those."""
+    import json
+
+    out: dict[str, object] = {}
+    for key, value in props.items():
+        if isinstance(value, str) and value[:1] in "{[":
+            try:
+                out[key] = json.loads(value)
+                continue
+            except ValueError:
+                pass
+        out[key] = value
+    return out

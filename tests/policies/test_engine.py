@@ -189,3 +189,13 @@ def test_settings_take_the_stack_over_the_config_file() -> None:
     stacked = build_settings(config, TierName.PROD, StackPolicy(supported_versions=("1.33",), monthly_budget_usd=9.0),
                              prices={})
     assert stacked.supported_versions == ("1.33",) and stacked.monthly_budget_usd == 9.0
+
+
+def test_a_current_waiver_wins_over_an_expired_one_for_the_same_finding() -> None:
+    doc = {"waivers": [_waiver(expires="2026-01-01")["waivers"][0],  # type: ignore[index]
+                       _waiver(reason="renewed after review")["waivers"][0]]}  # type: ignore[index]
+    findings = run([PUBLIC], waivers_doc=doc)
+    (f,) = [f for f in findings if f.policy == "eks-endpoint-private"]
+    assert f.status is FindingStatus.WAIVED and "renewed" in (f.waiver or "")
+    # The stale entry still matches the stack, so it is reported for clean-up.
+    assert "waiver-expired" in ids(findings)
