@@ -22,6 +22,7 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
+from pulumi_policy.proxy import UnknownValueError
 
 from policies.config import PolicyConfig, RuleConfig, StackPolicy, build_settings, config_schema
 from policies.model import Level, Resource, Settings, State, TierName
@@ -115,6 +116,8 @@ def _resource_validate(rule: Rule, cache: _SettingsCache, waivers: Sequence[Waiv
         resource = resource_from_args(args)
         try:
             outcome = check(resource, cache.get(rule.id, args.get_config()))
+        except UnknownValueError:
+            raise  # a value only known after `up`: CrossGuard reports that this policy cannot run in preview
         except Exception as exc:  # a broken rule is reported, and the other policies still run
             report_violation(f"rule {rule.id} raised {type(exc).__name__}: {exc}", None)
             return
@@ -141,6 +144,8 @@ def _stack_validate(rule: Rule, cache: _SettingsCache, waivers: Sequence[Waiver]
         by_urn = {r.urn: r for r in resources}
         try:
             results = check(resources, cache.get(rule.id, args.get_config()))
+        except UnknownValueError:
+            raise
         except Exception as exc:
             report_violation(f"rule {rule.id} raised {type(exc).__name__}: {exc}", None)
             return

@@ -28,7 +28,8 @@ def mapping(value: object) -> Mapping[str, object]:
 
 
 def seq(value: object) -> Sequence[object]:
-    if isinstance(value, list | tuple):
+    # Any sequence but text: CrossGuard hands rules read-only list proxies, not lists.
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes):
         return value
     return ()
 

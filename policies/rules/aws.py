@@ -39,7 +39,7 @@ def eks_secrets_encryption(r: Resource, s: Settings) -> Outcome:
         return NOT_APPLICABLE
     raw = r.props.get("encryptionConfig")
     # pulumi-aws 7 takes one object; older programs pass a list of them.
-    configs = maps(raw) if isinstance(raw, list) else [mapping(raw)] if raw else []
+    configs = [mapping(raw)] if isinstance(raw, Mapping) else maps(raw)
     for cfg in configs:
         if "secrets" in strings(cfg.get("resources")) and get(cfg, "provider.keyArn"):
             return COMPLIANT

@@ -149,3 +149,24 @@ def test_the_pack_entry_point_starts_a_server_on_localhost() -> None:
     finally:
         proc.kill()
         proc.wait(timeout=10)
+
+
+def test_proxied_props_from_the_analyzer_are_read_like_plain_ones() -> None:
+    from pulumi_policy.proxy import unknown_checking_proxy
+
+    policy = _policy(TierName.PROD, "eks-control-plane-logging")
+    two_types = b.eks_cluster(enabledClusterLogTypes=["api", "audit"])
+    messages, _ = _run(policy, _args("aws:eks/cluster:Cluster", unknown_checking_proxy(two_types)))
+    assert len(messages) == 1 and "authenticator" in messages[0]
+    assert _run(policy, _args("aws:eks/cluster:Cluster", unknown_checking_proxy(b.eks_cluster()))) == ([], None)
+
+
+def test_values_unknown_during_preview_are_left_to_crossguard() -> None:
+    from pulumi.runtime.rpc import UNKNOWN
+    from pulumi_policy.proxy import UnknownValueError, unknown_checking_proxy
+
+    # A key created in the same preview has no ARN yet; that is not a violation and not a rule error.
+    props = b.eks_cluster(encryptionConfig={"resources": ["secrets"], "provider": {"keyArn": UNKNOWN}})
+    policy = _policy(TierName.PROD, "eks-secrets-encryption")
+    with pytest.raises(UnknownValueError):
+        _run(policy, _args("aws:eks/cluster:Cluster", unknown_checking_proxy(props)))
