@@ -392,7 +392,9 @@ class ServiceSpec(Spec):
     blue_image: str | None = Field(default=None, description="Blue image. Default: image.")
     green_image: str | None = Field(default=None, description="Green image. Default: image.")
     idle_replicas: int | None = Field(
-        default=None, ge=0, description="Inactive color's replicas; None: 0 in dev, replicas in prod."
+        default=None, ge=0,
+        description="Inactive color's replicas while both colors run the same image (during a switch it runs "
+        "the full count). Default: None, meaning 0 in dev and staging, replicas in prod.",
     )
     # workload
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec, description="Default: small, limited.")

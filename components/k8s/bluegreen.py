@@ -1,8 +1,10 @@
 """``BlueGreenService``: blue and green Deployments, an active and a preview Service.
 
 Built by ``components.k8s.build_service`` for ``strategy: bluegreen``. The rollout engine puts the
-new image on the inactive color (``blueImage``/``greenImage``), smoke-tests it through the preview
-Service, then flips ``activeColor``; in prod that flip changes the two Service selectors and nothing else.
+new image on the inactive color (``blueImage``/``greenImage``), which scales it to the full count,
+smoke-tests it through the preview Service, then flips ``activeColor``: a flip changes the two
+Service selectors and nothing else. Once both colors carry the same image again, the inactive one
+idles at ``idleReplicas``.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ def preview_service_name(name: str) -> str:
 
 
 def idle_replicas(spec: ServiceSpec, tier: Tier) -> int:
-    """The inactive color's pods: as set, else 0 outside prod and the full count in prod.
+    """An idle inactive color's pods: as set, else 0 outside prod and the full count in prod.
 
     Prod keeps the old color warm so a switch back is instant and a switch forward never waits
     for pods to schedule; elsewhere the idle color costs nothing.
@@ -39,15 +41,25 @@ def image_of(spec: ServiceSpec, color: Color) -> str:
     return chosen if chosen is not None else spec.image
 
 
+def switch_in_progress(spec: ServiceSpec) -> bool:
+    """The colors run different images: a candidate awaits the switch, or the old version awaits promotion."""
+    return image_of(spec, Color.BLUE) != image_of(spec, Color.GREEN)
+
+
 def color_plans(name: str, spec: ServiceSpec, tier: Tier) -> dict[Color, TrackPlan]:
+    """The active color runs the full count. So does the inactive one while a switch is in progress:
+    the preview must have pods to smoke-test, and flipping ``activeColor`` must move only selectors
+    (never traffic onto pods that are still starting). Otherwise the inactive color idles.
+    """
     idle = idle_replicas(spec, tier)
     plans: dict[Color, TrackPlan] = {}
     for color in (Color.BLUE, Color.GREEN):
-        active = color is spec.active_color
-        replicas = spec.replicas if active else idle
+        warm = color is spec.active_color or switch_in_progress(spec) or idle >= spec.replicas
         # An idle color below full strength is pinned: an HPA cannot hold a Deployment at 0.
-        autoscaled = spec.hpa.enabled and (active or idle >= spec.replicas)
-        plans[color] = TrackPlan(name, lbl.COLOR, color.value, image_of(spec, color), replicas, autoscaled)
+        plans[color] = TrackPlan(
+            name, lbl.COLOR, color.value, image_of(spec, color),
+            spec.replicas if warm else idle, spec.hpa.enabled and warm,
+        )
     return plans
 
 

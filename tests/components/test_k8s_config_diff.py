@@ -94,8 +94,18 @@ def test_a_color_switch_in_prod_changes_exactly_the_service_selectors(repo: Path
     assert after.outputs["services"]["api"]["activeColor"] == "green"
 
 
-def test_a_color_switch_in_dev_also_wakes_the_new_color(repo: Path, tmp_path: Path) -> None:
-    # Outside prod the idle color runs 0 pods, so the switch must also scale it (and its PDB).
+def test_a_color_switch_during_a_rollout_in_dev_changes_exactly_the_service_selectors(
+    repo: Path, tmp_path: Path
+) -> None:
+    # The engine put a candidate on green (prepare): green runs the full count even in dev.
+    candidate = {"greenImage": "ghcr.io/gantry-demo/api:2.2.0"}
+    before = _render_with(repo, tmp_path / "before", "dev", _set("api", **candidate, activeColor="blue"))
+    after = _render_with(repo, tmp_path / "after", "dev", _set("api", **candidate, activeColor="green"))
+    assert _graph_diff(before, after) == {"Service api/api": SELECTOR, "Service api/api-preview": SELECTOR}
+
+
+def test_switching_between_identical_colors_in_dev_also_moves_the_idle_pods(repo: Path, tmp_path: Path) -> None:
+    # Without a candidate, the idle color runs 0 pods in dev; making it active must scale it (and its PDB).
     before = _render_with(repo, tmp_path / "before", "dev", _set("api", activeColor="blue"))
     after = _render_with(repo, tmp_path / "after", "dev", _set("api", activeColor="green"))
     replicas = {("spec", "replicas")}

@@ -51,12 +51,23 @@ def test_idle_replicas_default_by_tier(tier: Tier, expected: int) -> None:
     assert idle_replicas(make_bluegreen_spec(replicas=4, idle_replicas=1), tier) == 1
 
 
-def test_each_color_runs_its_own_image() -> None:
-    spec = make_bluegreen_spec(green_image="ghcr.io/acme/api:3.0.0", active_color=Color.GREEN)
+def test_each_color_runs_its_own_image_and_a_candidate_runs_at_full_strength() -> None:
+    # A candidate on the inactive color needs pods for smoke tests, and for a selector-only switch.
+    spec = make_bluegreen_spec(green_image="ghcr.io/acme/api:3.0.0", hpa={"enabled": True})
     plans = color_plans("api", spec, Tier.DEV)
     assert plans[Color.BLUE].image == "ghcr.io/acme/api:2.0.0"
     assert plans[Color.GREEN].image == "ghcr.io/acme/api:3.0.0"
+    assert plans[Color.GREEN].autoscaled and plans[Color.BLUE].autoscaled
+    switched = color_plans("api", spec.model_copy(update={"active_color": Color.GREEN}), Tier.DEV)
+    assert switched == plans, "the switch itself must not rescale anything"
+
+
+def test_the_inactive_color_idles_once_both_colors_match() -> None:
+    spec = make_bluegreen_spec(blue_image="ghcr.io/acme/api:3.0.0", green_image="ghcr.io/acme/api:3.0.0",
+                               active_color=Color.GREEN)
+    plans = color_plans("api", spec, Tier.DEV)
     assert (plans[Color.GREEN].replicas, plans[Color.BLUE].replicas) == (2, 0)
+    assert not plans[Color.BLUE].autoscaled
 
 
 def test_promotion_config_moves_the_canary_image_to_stable_and_idles_the_canary() -> None:
