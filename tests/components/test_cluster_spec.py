@@ -33,6 +33,7 @@ from components.spec import (
     check_network_cidr,
 )
 from components.validation import check_cidr
+from infra.render import render_callable
 
 sizes = st.integers(min_value=-3, max_value=40)
 
@@ -226,9 +227,17 @@ def test_region_and_zone_shape_are_checked_per_cloud() -> None:
 
 
 def test_unknown_outputs_are_skipped() -> None:
-    unknown = pulumi.Output.from_input("us-east-1")
-    assert check_cidr("cidr", unknown) == []
-    assert cluster_violations(make_cluster_spec(), cloud="aws", region=unknown) == []
+    seen: dict[str, object] = {}
+
+    def program() -> None:
+        # Outputs exist only inside a Pulumi program; judge them where the components would.
+        unknown = pulumi.Output.from_input("not a region")
+        seen["cidr"] = check_cidr("cidr", unknown)
+        seen["region"] = cluster_violations(make_cluster_spec(), cloud="aws", region=unknown)
+
+    render_callable(program)
+    assert seen == {"cidr": [], "region": []}
+    assert cluster_violations(make_cluster_spec(), cloud="aws", region="not a region") != []
 
 
 def test_system_pool_is_the_first_system_role_else_the_first_pool() -> None:
