@@ -170,3 +170,22 @@ def test_values_unknown_during_preview_are_left_to_crossguard() -> None:
     policy = _policy(TierName.PROD, "eks-secrets-encryption")
     with pytest.raises(UnknownValueError):
         _run(policy, _args("aws:eks/cluster:Cluster", unknown_checking_proxy(props)))
+
+
+def test_pack_tier_and_stack_policy_come_from_the_engine_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from policies.config import StackPolicy
+    from policies.crossguard import pack_tier, stack_policy
+
+    monkeypatch.delenv("GANTRY_TIER", raising=False)
+    monkeypatch.delenv("PULUMI_CONFIG", raising=False)
+    assert pack_tier() is TierName.PROD and stack_policy() == StackPolicy()
+    # The engine passes stack config to analyzers as PULUMI_CONFIG; structured values are JSON text.
+    monkeypatch.setenv("PULUMI_CONFIG", json.dumps({
+        "gantry:tier": "staging",
+        "gantry:policy": json.dumps({"monthlyBudgetUsd": 4000, "supportedVersions": ["1.33"]})}))
+    assert pack_tier() is TierName.STAGING
+    assert stack_policy() == StackPolicy(monthly_budget_usd=4000.0, supported_versions=("1.33",))
+    monkeypatch.setenv("GANTRY_TIER", "dev")
+    assert pack_tier() is TierName.DEV
