@@ -11,6 +11,7 @@ state is ambiguous.
 from __future__ import annotations
 
 import secrets
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -90,6 +91,31 @@ def new_rollout_id(now: float) -> RolloutId:
 def _one_line(text: str, limit: int = 400) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else "..." + flat[-limit:]
+
+
+class Heartbeat(threading.Thread):
+    """Renews a lease every ``every`` wall-clock seconds until stopped; records a lost lease for the loop."""
+
+    def __init__(self, lock: Lock, lease: Lease, every: float) -> None:
+        super().__init__(name=f"gantry-lease-{lease.stack}", daemon=True)
+        self.lock, self.lease, self.every = lock, lease, every
+        self.lost: StackLocked | None = None
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self.every):
+            try:
+                self.lease = self.lock.heartbeat(self.lease)
+            except StackLocked as exc:
+                self.lost = exc
+                return
+            except Exception:  # a busy database: try again at the next beat, the lease has ttl to spare
+                continue
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        if self.is_alive():
+            self.join(timeout=5.0)
 
 
 class Engine:
@@ -210,13 +236,22 @@ class Engine:
     # ------------------------------------------------------------------ the loop
 
     def _run(self, state: RolloutState, lease: Lease) -> Outcome:
-        while True:
-            lease = self._beat(lease)
-            action = next_action(state, self.clock.now())
-            if action.kind is ActionKind.FINISH:
-                return self._finish(state, action)
-            self._perform(state, action)
-            state = self._refresh(state)
+        # A `pulumi up` can block the loop for minutes: a background thread keeps the lease alive meanwhile,
+        # on wall-clock time. The loop also renews on the engine's clock, which is what a FakeClock advances.
+        beat = Heartbeat(self.lock, lease, self.lock.ttl / 3)
+        beat.start()
+        try:
+            while True:
+                if beat.lost is not None:
+                    raise beat.lost  # someone else holds the stack now: acting on it would race them
+                lease = self._beat(lease)
+                action = next_action(state, self.clock.now())
+                if action.kind is ActionKind.FINISH:
+                    return self._finish(state, action)
+                self._perform(state, action)
+                state = self._refresh(state)
+        finally:
+            beat.stop()
 
     def _refresh(self, state: RolloutState) -> RolloutState:
         new = self.journal.entries(state.rollout_id, after=state.last_seq)

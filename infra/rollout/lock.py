@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import socket
 import sqlite3
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -70,6 +71,8 @@ class SqliteLock:
     def __init__(self, path: Path, clock: Clock, *, ttl: float = DEFAULT_TTL, holder: str | None = None,
                  host: str | None = None, pid: int | None = None) -> None:
         self.conn: sqlite3.Connection = connect(path)
+        # The engine's heartbeat thread shares this connection: one transaction at a time.
+        self._mutex = threading.RLock()
         self.clock = clock
         self.ttl = ttl
         self.holder_name = holder or os.environ.get("USER") or "gantry"
@@ -81,7 +84,8 @@ class SqliteLock:
                      float(row[6]))
 
     def holder(self, stack: StackName) -> Lease | None:
-        row = self.conn.execute("SELECT * FROM leases WHERE stack=?", (stack,)).fetchone()
+        with self._mutex:
+            row = self.conn.execute("SELECT * FROM leases WHERE stack=?", (stack,)).fetchone()
         return None if row is None else self._lease(row)
 
     def _takeable(self, lease: Lease, now: float) -> bool:
@@ -94,7 +98,7 @@ class SqliteLock:
 
     def acquire(self, stack: StackName, rollout_id: RolloutId) -> Lease:
         now = self.clock.now()
-        with transaction(self.conn) as c:
+        with self._mutex, transaction(self.conn) as c:
             row = c.execute("SELECT * FROM leases WHERE stack=?", (stack,)).fetchone()
             if row is not None:
                 current = self._lease(row)
@@ -109,7 +113,7 @@ class SqliteLock:
 
     def heartbeat(self, lease: Lease) -> Lease:
         now = self.clock.now()
-        with transaction(self.conn) as c:
+        with self._mutex, transaction(self.conn) as c:
             row = c.execute("SELECT * FROM leases WHERE stack=?", (lease.stack,)).fetchone()
             current = None if row is None else self._lease(row)
             if current is None or (current.host, current.pid, current.rollout_id) != (
@@ -125,7 +129,7 @@ class SqliteLock:
         return renewed
 
     def release(self, lease: Lease) -> None:
-        with transaction(self.conn) as c:
+        with self._mutex, transaction(self.conn) as c:
             c.execute("DELETE FROM leases WHERE stack=? AND host=? AND pid=? AND rollout_id=?",
                       (lease.stack, lease.host, lease.pid, lease.rollout_id))
 

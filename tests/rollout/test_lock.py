@@ -101,3 +101,63 @@ def test_release_frees_the_stack_but_only_for_the_holder(tmp_path: Path) -> None
     a.release(lease)
     assert a.holder(DEV) is None
     assert b.acquire(DEV, RolloutId("r-2")).host == "b"
+
+
+def test_engine_heartbeat_thread_keeps_the_lease_through_a_blocking_up(tmp_path: Path) -> None:
+    import threading
+    import time
+
+    from infra.rollout.clock import SystemClock
+    from infra.rollout.engine import Engine
+    from infra.rollout.fakes import FakeAnalysis, FakeTarget
+    from infra.rollout.journal import SqliteJournal
+    from infra.rollout.scheduler import canary_plan
+
+    refused: list[bool] = []
+
+    class SlowTarget(FakeTarget):
+        def set_weights(self, canary_weight: int) -> None:
+            # A long `pulumi up`: the loop is blocked for several lease lifetimes.
+            time.sleep(0.8)
+            try:
+                SqliteLock(journal_path(tmp_path), SystemClock(), ttl=0.3, host="intruder").acquire(
+                    DEV, RolloutId("r-other"))
+                refused.append(False)
+            except StackLocked:
+                refused.append(True)
+            super().set_weights(canary_weight)
+
+    db = journal_path(tmp_path)
+    engine = Engine(target=SlowTarget(), analysis=FakeAnalysis(), journal=SqliteJournal(db),
+                    lock=SqliteLock(db, SystemClock(), ttl=0.3), clock=SystemClock())
+    outcome = engine.start(stack=DEV, service="web", image="app:2.0",
+                           plan=canary_plan([50, 100], interval=0.0, threshold=1))
+    assert outcome.phase.value == "promoted"
+    assert refused == [True, True]
+    assert not [t for t in threading.enumerate() if t.name.startswith("gantry-lease-")], "heartbeat stopped"
+
+
+def test_engine_stops_when_its_lease_is_taken(tmp_path: Path) -> None:
+    import time
+
+    from infra.rollout.clock import SystemClock
+    from infra.rollout.engine import Engine
+    from infra.rollout.fakes import FakeAnalysis, FakeTarget
+    from infra.rollout.journal import SqliteJournal
+    from infra.rollout.scheduler import canary_plan
+
+    db = journal_path(tmp_path)
+
+    class Hijacked(FakeTarget):
+        def set_weights(self, canary_weight: int) -> None:
+            super().set_weights(canary_weight)
+            if canary_weight == 50:
+                intruder = SqliteLock(db, SystemClock(), ttl=60, host="other")
+                intruder.conn.execute("UPDATE leases SET host='other', pid=1, rollout_id='r-x', holder='eve'")
+                time.sleep(0.5)
+
+    engine = Engine(target=Hijacked(), analysis=FakeAnalysis(), journal=SqliteJournal(db),
+                    lock=SqliteLock(db, SystemClock(), ttl=0.3), clock=SystemClock())
+    with pytest.raises(StackLocked, match="eve"):
+        engine.start(stack=DEV, service="web", image="app:2.0",
+                     plan=canary_plan([50, 100], interval=0.0, threshold=1))
