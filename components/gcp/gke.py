@@ -239,7 +239,9 @@ class GkeCluster(pulumi.ComponentResource):
                 "managed_prometheus": {"enabled": True},
             },
             resource_labels=labels,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=depends),
+            # nodeConfig only shapes the default pool, which is deleted at creation; a later change to it
+            # would otherwise force a replacement of the whole cluster.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=depends, ignore_changes=["nodeConfig"]),
         )
 
         if spec.logging.enabled:

@@ -107,6 +107,8 @@ def test_cluster_logs_go_to_a_bucket_with_the_spec_retention(prod: RenderResult)
 def test_default_pool_is_removed_and_pools_autoscale_within_the_spec(prod: RenderResult) -> None:
     cluster = prod.one(GKE)
     assert cluster.inputs["removeDefaultNodePool"] is True
+    # The deleted default pool's settings must never force a cluster replacement.
+    assert "nodeConfig" in cluster.ignore_changes
     spec = make_cluster_spec()
     pools = {p.inputs["name"]: p for p in prod.of_type(POOL)}
     assert set(pools) == {p.name for p in spec.node_pools}
