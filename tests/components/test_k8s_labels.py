@@ -5,13 +5,15 @@ from __future__ import annotations
 import re
 
 import pytest
-from hypothesis import given
-from k8s_helpers import images, make_bluegreen_spec, make_service_spec
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from k8s_helpers import bluegreen_specs, canary_specs, images, make_bluegreen_spec, make_service_spec
 
-from components.k8s.bluegreen import color_plans, idle_replicas
-from components.k8s.canary import track_plans
+from components.k8s import router_for
+from components.k8s.bluegreen import color_plans, idle_replicas, plan_bluegreen
+from components.k8s.canary import plan_canary, track_plans
 from components.k8s.labels import version_of
-from components.spec import Color, Tier, quantity_value
+from components.spec import Color, ServiceSpec, Strategy, Tier, quantity_value
 
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
@@ -78,3 +80,25 @@ def test_promotion_config_moves_the_canary_image_to_stable_and_idles_the_canary(
     assert (stable.image, canary.image, canary.replicas) == ("ghcr.io/acme/web:1.0.0", "ghcr.io/acme/web:2.0.0", 2)
     stable, canary = track_plans("web", promoted)
     assert (stable.image, canary.replicas, canary.autoscaled) == ("ghcr.io/acme/web:2.0.0", 0, False)
+
+
+DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+
+
+@settings(max_examples=150)
+@given(
+    name=st.from_regex(r"[a-z]([-a-z0-9]{0,38}[a-z0-9])?", fullmatch=True),
+    spec=st.one_of(canary_specs(), bluegreen_specs()),
+    tier=st.sampled_from(list(Tier)),
+)
+def test_planned_objects_have_valid_unique_names_and_labels(name: str, spec: ServiceSpec, tier: Tier) -> None:
+    router = router_for(spec.router)
+    plan = (plan_canary if spec.strategy is Strategy.CANARY else plan_bluegreen)(name, spec, tier, router)
+    keys = [(m.kind, m.name) for m in plan.all]
+    assert len(keys) == len(set(keys))
+    for m in plan.all:
+        # Service names are DNS-1035 labels; every other name here must fit a label too (pod names).
+        assert DNS_1035.match(m.name) and len(m.name) <= 63, m.name
+        for key, value in m.labels.items():
+            assert len(value) <= 63 and LABEL_VALUE.match(value), (m.kind, key, value)
+        assert (m.namespace is None) == (m.kind == "Namespace")
