@@ -6,6 +6,7 @@ Exit codes: 0 no mandatory violation; 1 mandatory violations (or a mandatory rul
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated
 
@@ -83,15 +84,26 @@ def register(app: typer.Typer) -> None:
             config = load_policy_config(config_path)
             waiver_path = waivers or _first(proj.root / "policies" / "waivers.yaml")
             waiver_list = load_waivers(waiver_path)
-            reports = [check_stack(proj.root, name, config, waiver_list,
-                                   tier=TierName(tier) if tier else None) for name in names]
+            reports = []
+            # A spinner on a terminal only: pipelines get clean stdout/stderr.
+            with err.status("checking", spinner="dots") if err.is_terminal else contextlib.nullcontext():
+                for i, name in enumerate(names, start=1):
+                    if err.is_terminal:
+                        err.print(f"[dim]checking {name} ({i}/{len(names)})[/dim]")
+                    reports.append(check_stack(proj.root, name, config, waiver_list,
+                                               tier=TierName(tier) if tier else None))
         except (PolicyConfigError, WaiverError) as exc:
             for line in str(exc).splitlines():
                 err.print(f"[red]error:[/red] {line}", markup=True, highlight=False)
             raise typer.Exit(ExitCode.USAGE) from None
         except (GantryError, ConfigError) as exc:
             fail(exc)
-        text = render(Format(fmt), reports)
+        if Format(fmt) is Format.TEXT and output is None:
+            from policies.report.text import render_text
+
+            text = render_text(reports, color=out.is_terminal)
+        else:
+            text = render(Format(fmt), reports)
         blocking = sum(r.blocking for r in reports)
         if output is not None:
             output.parent.mkdir(parents=True, exist_ok=True)

@@ -1,41 +1,58 @@
-"""The human report for terminals: one block per stack, blocking findings first."""
+"""The human report for terminals (rich tables): a per-stack summary, then findings, blocking ones first."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
+
+from rich.console import Console
+from rich.table import Table
 
 from policies.engine import Finding, FindingStatus, StackReport
 from policies.model import Level
 
+WIDTH = 140
+
 
 def _order(f: Finding) -> tuple[int, str, str]:
-    rank = 0 if f.blocking and f.status is not FindingStatus.WAIVED else 1 if f.status is FindingStatus.VIOLATION \
-        else 2
-    return rank, f.policy, f.urn
+    if f.status is FindingStatus.WAIVED:
+        return 3, f.policy, f.urn
+    if f.blocking:
+        return 0, f.policy, f.urn
+    return (1 if f.status is FindingStatus.ERROR else 2), f.policy, f.urn
 
 
 def _tag(f: Finding) -> str:
     if f.status is FindingStatus.WAIVED:
-        return "WAIVED"
+        return "[cyan]WAIVED[/cyan]"
     if f.status is FindingStatus.ERROR:
-        return "ERROR"
-    return "MANDATORY" if f.level is Level.MANDATORY else "advisory"
+        return "[magenta]ERROR[/magenta]"
+    return "[red]MANDATORY[/red]" if f.level is Level.MANDATORY else "[yellow]advisory[/yellow]"
 
 
-def render_text(reports: Sequence[StackReport]) -> str:
-    lines: list[str] = []
+def render_text(reports: Sequence[StackReport], *, color: bool = False) -> str:
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=WIDTH, force_terminal=color, no_color=not color, highlight=False)
+    summary = Table(title="gantry check", title_justify="left")
+    for col in ("stack", "tier", "resources", "mandatory", "advisory", "waived", "errors", "result", "time"):
+        summary.add_column(col, justify="right" if col in ("resources", "mandatory", "advisory", "waived",
+                                                              "errors", "time") else "left")
     for r in reports:
-        verdict = "PASS" if r.passed else "FAIL"
-        lines.append(f"{verdict}  {r.project}/{r.stack} (tier {r.tier.value}): {r.resources} resources, "
-                     f"{r.rules} rules, {r.blocking} blocking, "
-                     f"{r.count(FindingStatus.VIOLATION, Level.ADVISORY)} advisory, "
-                     f"{r.count(FindingStatus.WAIVED)} waived, {r.count(FindingStatus.ERROR)} errors "
-                     f"[{r.seconds:.2f}s]")
-        for f in sorted(r.findings, key=_order):
-            lines.append(f"  {_tag(f):<9} {f.policy:<36} {f.type}::{f.name}")
-            lines.append(f"            {f.message}")
-            if f.waiver:
-                lines.append(f"            waived: {f.waiver}")
-    total = sum(r.blocking for r in reports)
-    lines.append(f"{len(reports)} stack(s) checked; {total} blocking finding(s)")
-    return "\n".join(lines) + "\n"
+        summary.add_row(f"{r.project}/{r.stack}", r.tier.value, str(r.resources),
+                        str(r.count(FindingStatus.VIOLATION, Level.MANDATORY)),
+                        str(r.count(FindingStatus.VIOLATION, Level.ADVISORY)), str(r.count(FindingStatus.WAIVED)),
+                        str(r.count(FindingStatus.ERROR)), "[green]PASS[/green]" if r.passed else "[red]FAIL[/red]",
+                        f"{r.seconds:.2f}s")
+    console.print(summary)
+    findings = sorted(((r.stack, f) for r in reports for f in r.findings), key=lambda p: _order(p[1]))
+    if findings:
+        table = Table(show_lines=False)
+        for col in ("level", "policy", "stack", "resource", "message"):
+            table.add_column(col, overflow="fold")
+        for stack, f in findings:
+            message = f.message + (f"\n[dim]waived: {f.waiver}[/dim]" if f.waiver else "")
+            table.add_row(_tag(f), f.policy, stack, f"{f.type}::{f.name}", message)
+        console.print(table)
+    blocking = sum(r.blocking for r in reports)
+    console.print(f"{len(reports)} stack(s) checked; {blocking} blocking finding(s)")
+    return buffer.getvalue()
