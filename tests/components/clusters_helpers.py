@@ -48,6 +48,7 @@ def render_cluster(
     tier: Tier = Tier.PROD,
     region: str | None = None,
     tags: Mapping[str, str] | None = None,
+    pass_project: bool = True,
 ) -> RenderResult:
     """Build one cluster through the factory under the renderer's mocks and export its outputs."""
     import pulumi
@@ -57,7 +58,7 @@ def render_cluster(
     def program() -> None:
         cluster = build_cluster(
             chosen.name, chosen, cloud=cloud, region=region or REGIONS[cloud], tier=tier,
-            tags=dict(TAGS if tags is None else tags), project=PROJECT if cloud is Cloud.GCP else None,
+            tags=dict(TAGS if tags is None else tags), project=PROJECT if cloud is Cloud.GCP and pass_project else None,
         )
         pulumi.export("clusterName", cluster.cluster_name)
         pulumi.export("clusterEndpoint", cluster.endpoint)

@@ -172,3 +172,10 @@ def test_gcp_constraints_are_refused_at_construction(overrides: dict[str, object
         build_cluster("c", make_cluster_spec(**overrides), cloud=Cloud.GCP, region="europe-west1",
                       tier=Tier.PROD, tags={}, project=PROJECT)
     assert caught.value.field == field
+
+
+def test_without_a_project_the_providers_project_is_used() -> None:
+    # The renderer's mocks answer getClientConfig with the gcp:project config value.
+    cluster = render_cluster(Cloud.GCP, pass_project=False).one(GKE)
+    assert cluster.inputs["project"] == PROJECT
+    assert cluster.inputs["workloadIdentityConfig"] == {"workloadPool": f"{PROJECT}.svc.id.goog"}
