@@ -128,7 +128,7 @@ RULES: tuple[Rule, ...] = (
        "EKS: vpc-cni addon with enableNetworkPolicy; GKE: ADVANCED_DATAPATH; AKS: networkPolicy azure/cilium."),
     # keys
     _r("kms-key-rotation", Category.KEYS, M, keys.kms_key_rotation,
-       "Keys rotate: AWS rotation on, GCP every 90 days or less, an Azure rotation policy.",
+       "Keys rotate: AWS rotation on, GCP at least every maxDays (90), an Azure rotation policy.",
        "Set enableKeyRotation, rotationPeriod '7776000s', or a Key Vault rotationPolicy with a rotate action."),
     _r("kms-deletion-protection", Category.KEYS, M, keys.kms_deletion_protection,
        "Keys cannot be destroyed quickly: long deletion windows, Key Vault purge protection.",
