@@ -167,9 +167,15 @@ class EncryptionSpec(Spec):
     create_key: bool = Field(default=True, description="Create a customer-managed key. Default: true.")
     existing_key_id: str | None = Field(
         default=None,
-        description="ARN / resource id of an existing key instead of creating one. Default: none.",
+        description=(
+            "An existing key instead of creating one: a KMS key ARN (AWS), a CryptoKey id (GCP) or a disk "
+            "encryption set id (Azure). Its policy must let the cluster, nodes and logs use it. Default: none."
+        ),
     )
-    rotation_days: int = Field(default=90, ge=1, le=365, description="Key rotation period. Default: 90.")
+    rotation_days: int = Field(
+        default=90, ge=1, le=365,
+        description="Key rotation period; AWS KMS needs >= 90, GKE <= 90. Default: 90.",
+    )
     deletion_window_days: int = Field(
         default=30, ge=7, le=30, description="Waiting period before a deleted key is destroyed. Default: 30."
     )
@@ -193,7 +199,10 @@ class LoggingSpec(Spec):
         default_factory=lambda: list(EKS_LOG_TYPES),
         description="Log types (EKS names; mapped per cloud). Default: all five.",
     )
-    retention_days: int = Field(default=90, ge=1, le=3653, description="Log retention. Default: 90.")
+    retention_days: int = Field(
+        default=90, ge=1, le=3653,
+        description="Log retention; a CloudWatch period on AWS, 30..730 on Azure. Default: 90.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> LoggingSpec:
