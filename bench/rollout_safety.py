@@ -366,7 +366,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smoke run: 2 healthy runs, 1 run per fault")
     parser.add_argument("--healthy-runs", type=int, default=20, help="healthy runs for the gantry judge")
-    parser.add_argument("--baseline-healthy-runs", type=int, default=10, help="healthy runs per Flagger judge")
+    parser.add_argument("--baseline-healthy-runs", type=int, default=20, help="healthy runs per Flagger judge")
     parser.add_argument("--faulty-runs", type=int, default=3, help="runs per faulty scenario and judge")
     parser.add_argument("--interval", default="5s", help="analysis interval, the same for every judge")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
