@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -139,6 +140,8 @@ def _start(directory: Path, stack: str, cfg: GantryConfig, hap_bin: str, prom_bi
     scrape = {f"{n}-{s}": (n, p) for n, svc_state in services.items() for s, p in svc_state.metrics_ports.items()}
     (directory / "prometheus.yml").write_text(prometheus.render_config(scrape, stats_port))
     tsdb = directory / "tsdb"
+    # A fresh TSDB per sandbox: series left by an earlier run (same version labels) must not pose as evidence.
+    shutil.rmtree(tsdb, ignore_errors=True)
     st.prometheus_pid = procs.spawn(
         [prom_bin, f"--config.file={directory / 'prometheus.yml'}", f"--storage.tsdb.path={tsdb}",
          f"--web.listen-address=127.0.0.1:{prom_port}", "--storage.tsdb.retention.time=2h",
