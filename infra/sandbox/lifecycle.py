@@ -138,7 +138,8 @@ def _start(directory: Path, stack: str, cfg: GantryConfig, hap_bin: str, prom_bi
         haproxy_stats_port=stats_port, prometheus_pid=0, prometheus_port=prom_port, services=services,
     )
     scrape = {f"{n}-{s}": (n, p) for n, svc_state in services.items() for s, p in svc_state.metrics_ports.items()}
-    (directory / "prometheus.yml").write_text(prometheus.render_config(scrape, stats_port))
+    exporter = haproxy.has_prometheus_exporter(hap_bin)
+    (directory / "prometheus.yml").write_text(prometheus.render_config(scrape, stats_port if exporter else None))
     tsdb = directory / "tsdb"
     # A fresh TSDB per sandbox: series left by an earlier run (same version labels) must not pose as evidence.
     shutil.rmtree(tsdb, ignore_errors=True)
@@ -149,7 +150,8 @@ def _start(directory: Path, stack: str, cfg: GantryConfig, hap_bin: str, prom_bi
         directory / "prometheus.log", directory / "prometheus.pid", cwd=directory,
     )
     (directory / "haproxy.sock").unlink(missing_ok=True)
-    (directory / "haproxy.cfg").write_text(haproxy.render_config(directory / "haproxy.sock", stats_port, frontends))
+    (directory / "haproxy.cfg").write_text(
+        haproxy.render_config(directory / "haproxy.sock", stats_port, frontends, exporter=exporter))
     st.haproxy_pid = procs.spawn(
         [hap_bin, "-db", "-f", str(directory / "haproxy.cfg")],
         directory / "haproxy.log", directory / "haproxy.pid", cwd=directory,

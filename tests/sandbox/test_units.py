@@ -42,6 +42,13 @@ def test_haproxy_config_binds_loopback_and_has_an_admin_socket_and_metrics_ports
     assert f"server canary 127.0.0.1:{haproxy.PLACEHOLDER_PORT} weight 0" in cfg
     assert cfg.count(" disabled") == 2  # the canary slot and its metrics mirror
     assert "prometheus-exporter" in cfg
+    without = haproxy.render_config(tmp_path / "a.sock", 8200, [fe], exporter=False)
+    assert "prometheus-exporter" not in without
+
+
+def test_this_haproxy_build_is_detected_with_its_exporter() -> None:
+    assert haproxy.has_prometheus_exporter(find_binary("haproxy")) is True
+    assert haproxy.has_prometheus_exporter("/nonexistent/haproxy") is False
 
 
 def test_slots_follow_the_strategy() -> None:
