@@ -143,18 +143,12 @@ def evaluate(
     # An expired waiver that still matches this stack is a finding of its own, whatever it covered.
     urns = [r.urn for r in resources]
     for w in [*waivers, *(w for ws in resource_waivers.values() for w in ws)]:
-        if w.expired(today) and (w in used_expired or any(_glob(w, u) for u in urns)):
+        if w.expired(today) and (w in used_expired or any(w.matches(u) for u in urns)):
             findings.append(Finding(WAIVER_EXPIRED, FindingStatus.VIOLATION, Level.MANDATORY, w.urn,
                                     WAIVER_TYPE, w.source, f"waiver of {w.policy} for {w.urn} expired on {w.expires} "
                                               f"({w.source}): {w.reason}; renew it with a new date or fix the "
                                               "finding"))
     return _dedupe(findings)
-
-
-def _glob(w: Waiver, urn: str) -> bool:
-    import fnmatch
-
-    return fnmatch.fnmatchcase(urn, w.urn)
 
 
 def _dedupe(findings: list[Finding]) -> list[Finding]:

@@ -47,8 +47,11 @@ class Waiver:
     expires: dt.date | None
     source: str
 
+    def matches(self, urn: str) -> bool:
+        return fnmatch.fnmatchcase(urn, self.urn)
+
     def covers(self, policy: str, urn: str) -> bool:
-        return self.policy == policy and fnmatch.fnmatchcase(urn, self.urn)
+        return self.policy == policy and self.matches(urn)
 
     def expired(self, today: dt.date) -> bool:
         return self.expires is not None and self.expires < today
