@@ -247,7 +247,7 @@ def register(app: typer.Typer) -> None:
     def _operator(rollout_id: str, action: str, project: Path, json_mode: bool, then_run: bool) -> None:
         from infra.errors import GantryError
         from infra.rollout.clock import SystemClock
-        from infra.rollout.engine import request
+        from infra.rollout.engine import OperatorAction, request
         from infra.rollout.errors import StackLocked
         from infra.rollout.scheduler import replay
         from infra.rollout.seams import RolloutId
@@ -258,7 +258,7 @@ def register(app: typer.Typer) -> None:
             state = replay(journal.entries(record.id))
             # A resume needs no journal entry unless the rollout is paused: the engine replays and continues.
             if action != "resume" or state.paused:
-                state = request(journal, SystemClock(), record.id, action)
+                state = request(journal, SystemClock(), record.id, OperatorAction(action))
                 if not json_mode:
                     out.print(f"{action} recorded for {record.id} (phase {state.phase.value})")
             if not then_run:

@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Protocol
 
 from infra.errors import ExitCode, InputError
@@ -144,9 +145,10 @@ class Engine:
             raise QuarantinedVersion(
                 f"image must not be a quarantined version, but {image!r} was given: rollout {q.rollout_id} "
                 f"rolled it back at {iso(q.at)} ({q.reason}); pass --force to start it anyway")
-        for record in self.journal.active(stack):
+        unfinished = self.journal.active(stack)
+        if unfinished:
             holder = self.lock.holder(stack)
-            raise StackLocked(stack, f"unfinished rollout {record.id} (resume or abort it first)",
+            raise StackLocked(stack, f"unfinished rollout {unfinished[0].id} (resume or abort it first)",
                               holder.host if holder else "this journal", holder.pid if holder else None,
                               iso(holder.expires_at) if holder else None)
         rid = new_rollout_id(self.clock.now())
@@ -168,6 +170,10 @@ class Engine:
     def resume(self, rollout_id: RolloutId) -> Outcome:
         """Continue a rollout from its journal (its process died, or it was paused)."""
         record = self.journal.get(rollout_id)
+        done = replay(self.journal.entries(rollout_id))
+        if done.phase.terminal and done.verified is not None:
+            # Finished and verified: report it without taking the stack from whoever holds it now.
+            return self._outcome(done)
         lease = self.lock.acquire(record.stack, rollout_id)
         try:
             state = replay(self.journal.entries(rollout_id))
@@ -187,9 +193,10 @@ class Engine:
         src = replay(self.journal.entries(source_id))
         if src.checkpoint is None:
             raise InputError(f"--to must name a rollout that took a checkpoint, but {source_id} never did")
-        for record in self.journal.active(source.stack):
-            raise StackLocked(source.stack, f"unfinished rollout {record.id} (abort it instead)", "this journal",
-                              None, None)
+        unfinished = self.journal.active(source.stack)
+        if unfinished:
+            raise StackLocked(source.stack, f"unfinished rollout {unfinished[0].id} (abort it instead)",
+                              "this journal", None, None)
         rid = new_rollout_id(self.clock.now())
         lease = self.lock.acquire(source.stack, rid)
         try:
@@ -440,11 +447,13 @@ class Engine:
                 diff = [f"target state unreadable: {_one_line(str(exc))}"]
             self._append(s, EntryKind.VERIFIED, {"ok": not diff, "mismatches": list(diff)})
             s = self._refresh(s)
-            found: tuple[str, ...] = tuple(diff)
-        else:
-            last = [e for e in self.journal.entries(s.rollout_id) if e.kind is EntryKind.VERIFIED]
-            raw = last[-1].data.get("mismatches") if last else []
-            found = tuple(str(m) for m in raw) if isinstance(raw, list) else ()
+            return Outcome(s.rollout_id, s.phase, s.reason, s, bool(s.verified), tuple(diff))
+        return self._outcome(s)
+
+    def _outcome(self, s: RolloutState) -> Outcome:
+        last = [e for e in self.journal.entries(s.rollout_id) if e.kind is EntryKind.VERIFIED]
+        raw = last[-1].data.get("mismatches") if last else []
+        found = tuple(str(m) for m in raw) if isinstance(raw, list) else ()
         return Outcome(s.rollout_id, s.phase, s.reason, s, bool(s.verified), found)
 
     def _notify(self, s: RolloutState, kind: EventKind, message: str) -> None:
@@ -461,16 +470,18 @@ class Engine:
 # --------------------------------------------------------------------------- operator actions
 
 
-class OperatorAction:
-    """Names of operator actions written into the journal by ``gantry rollout pause|resume|abort|promote``."""
+class OperatorAction(StrEnum):
+    """Operator actions written into the journal by ``gantry rollout pause|resume|abort|promote``."""
 
     PAUSE = "pause"
     RESUME = "resume"
     ABORT = "abort"
     PROMOTE = "promote"
+    """Always with --skip-analysis: an override, journaled as such."""
 
 
-def request(journal: Journal, clock: Clock, rollout_id: RolloutId, action: str, reason: str = "") -> RolloutState:
+def request(journal: Journal, clock: Clock, rollout_id: RolloutId, action: OperatorAction,
+            reason: str = "") -> RolloutState:
     """Journal an operator action for the engine running the rollout (or for the next ``resume``)."""
     record = journal.get(rollout_id)
     state = replay(journal.entries(rollout_id))
@@ -484,7 +495,7 @@ def request(journal: Journal, clock: Clock, rollout_id: RolloutId, action: str, 
         phase = Phase.PAUSED
     if action == OperatorAction.RESUME and state.paused:
         phase = Phase.PROGRESSING
-    data: dict[str, JSONValue] = {"action": action, "reason": reason or f"{action} by operator"}
+    data: dict[str, JSONValue] = {"action": action.value, "reason": reason or f"{action.value} by operator"}
     if action == OperatorAction.PROMOTE:
         data["skip_analysis"] = True
     journal.append(record.id, EntryKind.OPERATOR, data, clock.now(), phase=phase)

@@ -2,8 +2,8 @@
 
 ``FakeTarget`` keeps its state in memory; ``JsonFileTarget`` keeps the same state in a JSON file so it
 survives the process (the SIGKILL drills and ``target: file`` stacks use it). ``FakeMetrics`` answers
-scripted values and can go offline; ``FakeAnalysis`` returns scripted verdicts; ``MetricsAnalysis``
-judges FakeMetrics with the seed's threshold gates when the real analysis is not wanted.
+scripted values and can go offline (tests feed it to the real threshold gates of ``infra.rollout.analysis``);
+``FakeAnalysis`` returns scripted verdicts.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from infra.rollout.seams import (
 )
 
 __all__ = ["FakeAnalysis", "FakeClock", "FakeHook", "FakeMetrics", "FakeTarget", "JsonFileTarget",
-           "MetricsAnalysis", "RecordingNotifier"]
+           "RecordingNotifier"]
 
 TargetState = dict[str, str | int | None]
 
@@ -199,46 +199,6 @@ class FakeMetrics:
 
     def is_online(self) -> bool:
         return self.online
-
-
-@dataclass(frozen=True, slots=True)
-class Gate:
-    """A threshold gate for ``MetricsAnalysis``: the metric must stay at most ``limit``."""
-
-    metric: str
-    limit: float
-
-
-SEED_GATES: tuple[Gate, ...] = (Gate("error_rate", 0.05), Gate("p95_ms", 2000.0), Gate("restarts", 5.0))
-"""The seed's rollback rules: error rate above 5%, p95 above 2000 ms, more than 5 restarts."""
-
-
-class MetricsAnalysis:
-    """Threshold gates over any MetricsProvider; offline or missing data fails safe (never passes)."""
-
-    def __init__(self, provider: FakeMetrics, gates: Sequence[Gate] = SEED_GATES) -> None:
-        self.provider = provider
-        self.gates = tuple(gates)
-
-    def analyse(self, ctx: AnalysisContext) -> AnalysisResult:
-        checks: list[CheckResult] = []
-        for g in self.gates:
-            if not self.provider.is_online():
-                checks.append(CheckResult(g.metric, Verdict.FAIL, None, g.limit, "provider offline"))
-                continue
-            try:
-                raw = self.provider.query(MetricQuery(name=g.metric, expr=g.metric,
-                                                      window_seconds=max(ctx.now - ctx.step_started_at, 1.0)))
-            except MetricsUnavailable as exc:
-                checks.append(CheckResult(g.metric, Verdict.FAIL, None, g.limit, str(exc)))
-                continue
-            sample = raw if isinstance(raw, Sample) else Sample(float(raw))
-            if sample.count == 0 or sample.value != sample.value:
-                checks.append(CheckResult(g.metric, Verdict.FAIL, None, g.limit, "no data"))
-            else:
-                verdict = Verdict.FAIL if sample.value > g.limit else Verdict.PASS
-                checks.append(CheckResult(g.metric, verdict, sample.value, g.limit))
-        return AnalysisResult.combine(checks)
 
 
 class FakeAnalysis:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import cast
 
@@ -363,29 +363,29 @@ def _operator(s: RolloutState, action: str, reason: str) -> Changes:
 
 
 @dataclass(frozen=True, slots=True)
-class Verdicts:
+class Ruling:
     """The decision after one analysis, with its reason (journaled with it)."""
 
     decision: Decision
     reason: str
 
 
-def decide(s: RolloutState) -> Verdicts:
+def decide(s: RolloutState) -> Ruling:
     """Advance, hold, promote or roll back after the analysis just journaled."""
     threshold = s.plan.threshold
     if s.failures >= threshold:
-        return Verdicts(Decision.ROLLBACK, f"{s.failures} failed analyses reached the threshold of {threshold}")
+        return Ruling(Decision.ROLLBACK, f"{s.failures} failed analyses reached the threshold of {threshold}")
     last = s.step >= len(s.plan.steps) - 1
     label = s.current_step.label
     match s.last_verdict:
         case Verdict.PASS:
             if last:
-                return Verdicts(Decision.PROMOTE, f"all {len(s.plan.steps)} steps passed")
-            return Verdicts(Decision.ADVANCE, f"{label} passed")
+                return Ruling(Decision.PROMOTE, f"all {len(s.plan.steps)} steps passed")
+            return Ruling(Decision.ADVANCE, f"{label} passed")
         case Verdict.FAIL:
-            return Verdicts(Decision.HOLD, f"{label} failed ({s.failures}/{threshold} failures)")
+            return Ruling(Decision.HOLD, f"{label} failed ({s.failures}/{threshold} failures)")
         case _:
-            return Verdicts(Decision.HOLD,
+            return Ruling(Decision.HOLD,
                             f"{label} inconclusive ({s.holds}/{s.plan.max_holds} holds before a failure counts)")
 
 
@@ -422,7 +422,6 @@ class Action:
     reason: str = ""
     override: bool = False
     phase: Phase | None = None
-    extra: Mapping[str, str] = field(default_factory=dict)
 
 
 def _hooks(s: RolloutState, phase: HookPhase, key: str) -> Action | None:

@@ -9,7 +9,7 @@ from rollout_rig import STACK, make_rig
 
 from components.spec import Color, Strategy
 from infra.errors import ExitCode
-from infra.rollout.engine import request
+from infra.rollout.engine import OperatorAction, request
 from infra.rollout.errors import QuarantinedVersion, StackLocked
 from infra.rollout.fakes import FakeAnalysis, FakeHook, FakeTarget
 from infra.rollout.journal import Entry, EntryKind, SqliteJournal
@@ -214,7 +214,7 @@ class OperatorAnalysis:
         if ctx.step_index == self.at_step:
             from infra.rollout.clock import FakeClock
 
-            request(self.journal, FakeClock(ctx.now), ctx.rollout_id, self.action)
+            request(self.journal, FakeClock(ctx.now), ctx.rollout_id, OperatorAction(self.action))
         return AnalysisResult(Verdict.PASS, ())
 
 
@@ -254,7 +254,7 @@ def test_pause_holds_until_resume(tmp_path: Path) -> None:
             if state.phase is Phase.PAUSED and len([w for w in waits if w[0] is Phase.PAUSED]) == 5:
                 from infra.rollout.clock import FakeClock
 
-                request(journal, FakeClock(now), state.rollout_id, "resume")
+                request(journal, FakeClock(now), state.rollout_id, OperatorAction.RESUME)
 
     rig.engine.observer = Resumer()
     outcome = rig.start()
@@ -269,7 +269,7 @@ def test_operator_actions_on_a_finished_rollout_are_refused(tmp_path: Path) -> N
     rig = make_rig(tmp_path)
     outcome = rig.start()
     with pytest.raises(Exception, match="already promoted"):
-        request(rig.journal, rig.clock, outcome.rollout_id, "abort")
+        request(rig.journal, rig.clock, outcome.rollout_id, OperatorAction.ABORT)
 
 
 def test_the_lease_is_renewed_through_long_waits(tmp_path: Path) -> None:
