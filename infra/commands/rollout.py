@@ -122,9 +122,11 @@ def report(outcome: Outcome, json_mode: bool) -> NoReturn:
                                      "exit_code": int(outcome.exit_code)}, sort_keys=True) + "\n")
     else:
         style = {0: "green", 1: "yellow"}.get(int(outcome.exit_code), "red")
-        out.print(f"[{style}]{outcome.phase.value}[/{style}] {outcome.rollout_id}: {outcome.reason}")
+        # Reasons carry remote text (gate details, `up` errors): never let it be read as rich markup.
+        out.print(f"[{style}]{outcome.phase.value}[/{style}] {outcome.rollout_id}: {escape(outcome.reason)}")
         if not outcome.verified:
-            err.print("[red]warning:[/red] the target does not match the journal: " + "; ".join(outcome.mismatches))
+            err.print("[red]warning:[/red] the target does not match the journal: "
+                      + escape("; ".join(outcome.mismatches)))
     raise typer.Exit(int(outcome.exit_code))
 
 
@@ -139,8 +141,10 @@ def _drive(observer: Observer, run: Callable[[], Outcome]) -> Outcome:
 
 def register(app: typer.Typer) -> None:
     """Add ``gantry rollout ...`` and ``gantry rollback``."""
-    rollout = typer.Typer(name="rollout", help="Staged canary and blue/green rollouts with automatic rollback.",
-                          no_args_is_help=True)
+    rollout = typer.Typer(
+        name="rollout", no_args_is_help=True,
+        help="Staged canary and blue/green rollouts with automatic rollback. Exit codes: 0 promoted, "
+             "1 rolled back, 2 usage or input error, 3 stack locked, 4 rollback failed (operator needed).")
     app.add_typer(rollout, name="rollout")
 
     @rollout.command()
@@ -274,7 +278,8 @@ def register(app: typer.Typer) -> None:
                 if exc.holder.endswith(f"(rollout {record.id})"):
                     # Its own process is alive and will read the action from the journal.
                     if not json_mode:
-                        out.print(f"the running process ({exc.holder}, pid {exc.pid} on {exc.host}) will act on it")
+                        out.print(escape(f"the running process ({exc.holder}, pid {exc.pid} on {exc.host}) "
+                                         "will act on it"))
                     raise typer.Exit(0) from None
                 raise
         except GantryError as exc:
@@ -290,8 +295,7 @@ def register(app: typer.Typer) -> None:
 
     @rollout.command()
     def resume(rollout_id: IdArg, json_mode: JsonOpt = False, project: ProjectOpt = Path(".")) -> None:
-        """Continue a paused rollout, or one whose process died (re-runs a missing analysis; rolls back
-        if the state is ambiguous)."""
+        """Continue a paused or crashed rollout: re-runs a missing analysis, rolls back if ambiguous."""
         _operator(rollout_id, "resume", project, json_mode, then_run=True)
 
     @rollout.command()
@@ -389,5 +393,5 @@ def register(app: typer.Typer) -> None:
                                          "phase": outcome.phase.value, "reason": outcome.reason,
                                          "verified": outcome.verified, "exit_code": int(report_exit)}) + "\n")
         else:
-            out.print(f"{outcome.phase.value} {outcome.rollout_id}: {outcome.reason}")
+            out.print(escape(f"{outcome.phase.value} {outcome.rollout_id}: {outcome.reason}"))
         raise typer.Exit(int(report_exit))
