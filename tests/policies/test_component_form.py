@@ -1,5 +1,8 @@
-"""Rules in Gantry-component form: the shipped stacks' components satisfy the rules, and insecure stack
-settings that the components accept are caught by exactly the rule that owns them."""
+"""Rules in Gantry-component form: shipped components comply; insecure stack settings fail their rule.
+
+Insecure settings that the components accept (a public endpoint with the acknowledgement flag, logging
+off, a fixed-size prod pool, a small budget) must be caught by exactly the rule that owns them.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
-"""Raw provider programs written with the real SDKs (snake_case in Python, engine camelCase in the graph):
-each insecure setting is caught by exactly the rule that owns it, so the rules' property names are right."""
+"""Raw SDK programs per cloud: each insecure setting fails exactly the rule that owns it.
+
+The programs use the real SDKs (snake_case in Python, engine camelCase in the graph), so this also checks
+that the rules read the property names the engine really sends.
+"""
 
 from __future__ import annotations
 
