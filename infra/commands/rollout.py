@@ -88,6 +88,7 @@ def _engine_for(project: Path, stack: str, service: str, image: str, strategy: S
                 settings: RolloutSettings, journal: SqliteJournal, observer: Observer, json_mode: bool
                 ) -> tuple[Engine, Parts]:
     """Build the engine for one service of one stack from its (already validated) config."""
+    from infra.errors import GantryError
     from infra.rollout import factory
     from infra.rollout.clock import SystemClock
     from infra.rollout.engine import Engine
@@ -98,8 +99,14 @@ def _engine_for(project: Path, stack: str, service: str, image: str, strategy: S
     def echo(line: str) -> None:
         (err if json_mode else out).print(f"[dim]{escape(line)}[/dim]", highlight=False)
 
-    parts = factory.build(project=project, stack=StackName(stack), service=service, config=config,
-                          settings=settings, strategy=strategy, image=image, on_output=echo)
+    try:
+        parts = factory.build(project=project, stack=StackName(stack), service=service, config=config,
+                              settings=settings, strategy=strategy, image=image, on_output=echo)
+    except GantryError as exc:
+        if exc.exit_code is ExitCode.FAILED:
+            # Nothing was touched yet, so this is not a rollback (1): the environment or input must change.
+            raise InputError(f"{exc} (nothing was changed)") from exc
+        raise
     clock = SystemClock()
     lock = SqliteLock(journal.path, clock, ttl=parse_duration(settings.lock_ttl))
     engine = Engine(target=parts.target, analysis=parts.analysis, journal=journal, lock=lock, clock=clock,

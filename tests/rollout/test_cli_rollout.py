@@ -238,3 +238,17 @@ def test_unknown_target_backend_lists_the_valid_ones(project: Path) -> None:
         factory.make_target("k8s", project=project, stack=StackName("drill"), service="web", config=config,
                             strategy=Strategy.CANARY)
 
+
+
+def test_a_target_that_cannot_be_reached_is_exit_2_not_a_rollback(project: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from infra.rollout.errors import CommandFailed
+
+    def unreachable(name: str, **kw: object) -> FakeTarget:
+        raise CommandFailed("select", "the pulumi CLI must be on PATH")
+
+    monkeypatch.setattr(factory, "make_target", unreachable)
+    code, _, err = start(project)
+    assert code == 2
+    assert "pulumi CLI must be on PATH" in err and "nothing was changed" in err
+    assert SqliteJournal(journal_path(project)).history() == []
