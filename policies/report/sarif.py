@@ -97,7 +97,9 @@ def _location(report: StackReport, f: Finding, cache: dict[Path, list[str]]) -> 
     if line is not None:
         return report.program_file, line
     if stack:
-        return report.stack_file, 1
+        # A Gantry stack file: cloud resources come from gantry:cluster, Kubernetes ones from gantry:services.
+        section = "gantry:services:" if f.type.startswith("kubernetes:") else "gantry:cluster:"
+        return report.stack_file, _find(stack, [section]) or 1
     return report.program_file, 1
 
 
