@@ -239,6 +239,9 @@ class PulumiStackTarget:
         else:
             active = self._active(block)
             self._set({"image": str(block.get(f"{active.value}Image") or block.get("image"))})
+            # Both colors now run the promoted image, so the old color idles at idleReplicas instead of
+            # keeping a full fleet of the previous version (the components run a differing color at full size).
+            self._remove([key for key in ("blueImage", "greenImage") if key in block])
         self._up(f"promote {self.service}")
 
     def outputs(self) -> JSONObject:

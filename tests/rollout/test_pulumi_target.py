@@ -106,6 +106,8 @@ def test_bluegreen_prepares_the_inactive_color_then_switches(ws: FakeWorkspace, 
     state = t.current()
     assert (state.active_color, state.stable_image) == (Color.GREEN, "ghcr.io/acme/api:2.1")
     assert stack.config["gantry:services"]["api"]["image"] == "ghcr.io/acme/api:2.1"  # type: ignore[index]
+    # per-color images are cleared, so the old color falls back to the promoted image and idles
+    assert not {"blueImage", "greenImage"} & set(stack.config["gantry:services"]["api"])  # type: ignore[arg-type]
     assert len(stack.ups) == 3
 
 
