@@ -252,3 +252,21 @@ def test_a_target_that_cannot_be_reached_is_exit_2_not_a_rollback(project: Path,
     assert code == 2
     assert "pulumi CLI must be on PATH" in err and "nothing was changed" in err
     assert SqliteJournal(journal_path(project)).history() == []
+
+
+def test_resume_of_a_paused_rollout_whose_process_lives_only_records_the_resume(project: Path) -> None:
+    import os
+    import socket
+
+    rid = _unfinished(project)
+    assert gantry(project, "rollout", "pause", rid)[0] == 0
+    # Its engine is alive on this host (our parent process stands in for it) and holds the lease.
+    SqliteLock(journal_path(project), SystemClock(), holder="ci", host=socket.gethostname(),
+               pid=os.getppid()).acquire(StackName("drill"), RolloutId(rid))
+    code, out, _ = gantry(project, "rollout", "resume", rid)
+    assert code == 0 and "will act on it" in out
+    journal = SqliteJournal(journal_path(project))
+    operator = [e.data["action"] for e in journal.entries(RolloutId(rid)) if e.kind is EntryKind.OPERATOR]
+    assert operator == ["pause", "resume"]
+    assert journal.get(RolloutId(rid)).phase.value == "progressing"
+    assert live(project).current().canary_weight == 50, "the live engine, not this process, continues"
