@@ -207,6 +207,8 @@ class EksCluster(pulumi.ComponentResource):
             f"{name}-vpc-cni",
             cluster_name=cluster.name,
             addon_name="vpc-cni",
+            # The CNI's network-policy agent is off by default; without it NetworkPolicies are not enforced.
+            configuration_values=json.dumps({"enableNetworkPolicy": "true"}),
             service_account_role_arn=cni_role.arn,
             resolve_conflicts_on_create="OVERWRITE",
             resolve_conflicts_on_update="PRESERVE",
