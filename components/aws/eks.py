@@ -8,7 +8,7 @@ KMS key with rotation, IMDSv2 required on nodes and no SSH.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import pulumi
 import pulumi_aws as aws
@@ -236,7 +236,8 @@ class EksCluster(pulumi.ComponentResource):
                 subnet_ids=private_subnets,
                 key_arn=key_arn,
                 tags=all_tags,
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[cni, *node_policies]),
+                after=[cni, *node_policies],
+                opts=child,
             )
 
         self.cluster_name = cluster.name
@@ -280,8 +281,11 @@ class NodeGroup(pulumi.ComponentResource):
         subnet_ids: pulumi.Input[list[str]],
         key_arn: pulumi.Input[str],
         tags: Mapping[str, str],
+        after: Sequence[pulumi.Resource] = (),
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        """``after``: resources the node group must wait for (a component's own depends_on does not
+        reach its children, so the wait is placed on the node group itself)."""
         super().__init__("gantry:aws:NodeGroup", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         pool_tags = {**tags, "gantry-pool": pool.name}
@@ -337,7 +341,7 @@ class NodeGroup(pulumi.ComponentResource):
             labels=labels,
             taints=[SYSTEM_TAINT] if pool.role == "system" else [],
             tags=pool_tags,
-            opts=pulumi.ResourceOptions(parent=self, ignore_changes=ignore),
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=ignore, depends_on=list(after)),
         )
         self.node_group_name = group.node_group_name
         self.register_outputs({"nodeGroupName": self.node_group_name})

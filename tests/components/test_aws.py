@@ -266,3 +266,13 @@ def test_aws_constraints_are_refused_at_construction(overrides: dict[str, object
 def test_local_is_not_a_cluster_cloud() -> None:
     with pytest.raises(ValueError, match=r"cloud must be one of aws, gcp, azure.*'local' was given"):
         build_cluster("c", make_cluster_spec(), cloud=Cloud.LOCAL, region="local", tier=Tier.DEV, tags={})
+
+
+def test_vpc_cni_runs_on_irsa_with_network_policy_enforcement(prod: RenderResult) -> None:
+    addon = prod.one("aws:eks/addon:Addon")
+    assert addon.inputs["addonName"] == "vpc-cni"
+    assert addon.inputs["serviceAccountRoleArn"] == prod.one(ROLE, "acme-prod-vpc-cni-role").outputs["arn"]
+    assert json.loads(addon.inputs["configurationValues"]) == {"enableNetworkPolicy": "true"}
+    # Nodes join only once the CNI can give pods addresses.
+    for group in prod.of_type(NODE_GROUP):
+        assert addon.urn in group.dependencies
