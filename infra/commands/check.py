@@ -13,6 +13,8 @@ from typing import Annotated
 import typer
 
 from infra.commands.common import err, out
+from policies.model import TierName
+from policies.report import Format
 
 DEFAULT_TIER_HELP = (
     "Tier whose enforcement levels apply. Default: the stack's gantry:tier, else prod (the strictest), "
@@ -33,12 +35,12 @@ def register(app: typer.Typer) -> None:
             Path, typer.Option("--project", "-p", help="Pulumi project directory (read through its Pulumi.yaml).")
         ] = Path("."),
         fmt: Annotated[
-            str, typer.Option("--format", "-f", help="text, json, sarif, markdown or junit.")
-        ] = "text",
+            Format, typer.Option("--format", "-f", help="Report format; sarif for code scanning, junit for CI.")
+        ] = Format.TEXT,
         output: Annotated[
             Path | None, typer.Option("--output", "-o", help="Write the report here instead of stdout.")
         ] = None,
-        tier: Annotated[str | None, typer.Option("--tier", help=DEFAULT_TIER_HELP)] = None,
+        tier: Annotated[TierName | None, typer.Option("--tier", help=DEFAULT_TIER_HELP)] = None,
         policy_config: Annotated[
             Path | None,
             typer.Option("--policy-config", help="Policy config JSON. Default: <project>/policies/policy-config.json "
@@ -54,18 +56,12 @@ def register(app: typer.Typer) -> None:
         from infra.config import ConfigError
         from infra.errors import ExitCode, GantryError
         from policies.config import PolicyConfigError, load_policy_config
-        from policies.model import TierName
-        from policies.report import Format, render
+        from policies.report import render
         from policies.waivers import WaiverError, load_waivers
 
         if list_rules:
             _print_rules()
             return
-        valid_formats = [f.value for f in Format]
-        if fmt not in valid_formats:
-            _usage(f"--format must be one of {', '.join(valid_formats)}, but {fmt!r} was given")
-        if tier is not None and tier not in [t.value for t in TierName]:
-            _usage(f"--tier must be one of dev, staging, prod, but {tier!r} was given")
         if all_stacks and stack:
             _usage("--stack and --all-stacks cannot be combined; pass one of them")
         if not all_stacks and not stack:
@@ -90,26 +86,25 @@ def register(app: typer.Typer) -> None:
                 for i, name in enumerate(names, start=1):
                     if err.is_terminal:
                         err.print(f"[dim]checking {name} ({i}/{len(names)})[/dim]")
-                    reports.append(check_stack(proj.root, name, config, waiver_list,
-                                               tier=TierName(tier) if tier else None))
+                    reports.append(check_stack(proj.root, name, config, waiver_list, tier=tier))
         except (PolicyConfigError, WaiverError) as exc:
             for line in str(exc).splitlines():
                 err.print(f"[red]error:[/red] {line}", markup=True, highlight=False)
             raise typer.Exit(ExitCode.USAGE) from None
         except (GantryError, ConfigError) as exc:
             fail(exc)
-        if Format(fmt) is Format.TEXT and output is None:
+        if fmt is Format.TEXT and output is None:
             from policies.report.text import render_text
 
             text = render_text(reports, color=out.is_terminal)
         else:
-            text = render(Format(fmt), reports)
+            text = render(fmt, reports)
         blocking = sum(r.blocking for r in reports)
         if output is not None:
             output.parent.mkdir(parents=True, exist_ok=True)
             output.write_text(text, encoding="utf-8")
-            err.print(f"wrote {fmt} report for {len(reports)} stack(s) to {output}: {blocking} blocking finding(s)",
-                      markup=False)
+            err.print(f"wrote {fmt.value} report for {len(reports)} stack(s) to {output}: "
+                      f"{blocking} blocking finding(s)", markup=False)
         else:
             out.file.write(text)
             out.file.flush()

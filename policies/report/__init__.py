@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-from policies.engine import StackReport
+if TYPE_CHECKING:  # the CLI imports Format at start-up; the engine stays unloaded until a check runs
+    from policies.engine import StackReport
 
 
 class Format(StrEnum):
