@@ -180,3 +180,10 @@ def test_azure_constraints_are_refused_at_construction(overrides: dict[str, obje
         build_cluster("c", make_cluster_spec(**overrides), cloud=Cloud.AZURE, region="westeurope",
                       tier=Tier.PROD, tags={})
     assert caught.value.field == field
+
+
+def test_cluster_waits_for_every_role_assignment(prod: RenderResult) -> None:
+    # AKS validates subnet and disk-encryption-set access when it creates the cluster.
+    cluster = prod.one(AKS)
+    assignments = {r.urn for r in prod.of_type(ROLE)}
+    assert assignments <= set(cluster.dependencies)
