@@ -187,3 +187,20 @@ def test_cluster_waits_for_every_role_assignment(prod: RenderResult) -> None:
     cluster = prod.one(AKS)
     assignments = {r.urn for r in prod.of_type(ROLE)}
     assert assignments <= set(cluster.dependencies)
+
+
+def test_existing_subnet_and_disk_encryption_set_are_used() -> None:
+    des = ("/subscriptions/s/resourceGroups/shared/providers/Microsoft.Compute/diskEncryptionSets/aks-des")
+    subnet = "/subscriptions/s/resourceGroups/net/providers/Microsoft.Network/virtualNetworks/hub/subnets/aks"
+    spec = make_cluster_spec(
+        network={"existing_vpc_id": "/subscriptions/s/resourceGroups/net/providers/Microsoft.Network/"
+                                    "virtualNetworks/hub", "existing_private_subnet_ids": [subnet]},
+        encryption={"create_key": False, "existing_key_id": des},
+    )
+    result = render_cluster(Cloud.AZURE, spec)
+    assert result.of_type(DES) == [] and result.of_type(VAULT) == [] and result.of_type(SUBNET) == []
+    cluster = result.one(AKS)
+    assert cluster.inputs["diskEncryptionSetID"] == des
+    assert {p["vnetSubnetID"] for p in cluster.inputs["agentPoolProfiles"]} == {subnet}
+    [grant] = _role(result, ROLE_NETWORK_CONTRIBUTOR)
+    assert grant["scope"] == subnet

@@ -179,3 +179,19 @@ def test_without_a_project_the_providers_project_is_used() -> None:
     cluster = render_cluster(Cloud.GCP, pass_project=False).one(GKE)
     assert cluster.inputs["project"] == PROJECT
     assert cluster.inputs["workloadIdentityConfig"] == {"workloadPool": f"{PROJECT}.svc.id.goog"}
+
+
+def test_existing_network_and_key_are_used_instead_of_created_ones() -> None:
+    key = f"projects/{PROJECT}/locations/europe-west1/keyRings/shared/cryptoKeys/gke"
+    spec = make_cluster_spec(
+        network={"existing_vpc_id": "projects/p/global/networks/shared",
+                 "existing_private_subnet_ids": ["projects/p/regions/europe-west1/subnetworks/gke"]},
+        encryption={"create_key": False, "existing_key_id": key},
+    )
+    result = render_cluster(Cloud.GCP, spec)
+    assert result.of_type("gantry:gcp:Network") == [] and result.of_type(CRYPTO_KEY) == []
+    cluster = result.one(GKE)
+    assert cluster.inputs["network"] == "projects/p/global/networks/shared"
+    assert cluster.inputs["subnetwork"] == "projects/p/regions/europe-west1/subnetworks/gke"
+    assert cluster.inputs["databaseEncryption"]["keyName"] == key
+    assert all(p.inputs["nodeConfig"]["bootDiskKmsKey"] == key for p in result.of_type(POOL))
