@@ -34,3 +34,21 @@ def test_route_weights_are_valid_only_within_0_100_and_summing_to_100(canary: in
     state = canary_weights_valid(route, b.settings()).state
     valid = 0 <= canary <= 100 and 0 <= stable <= 100 and total == 100
     assert (state is State.COMPLIANT) == valid
+
+
+@settings(max_examples=60, deadline=None)
+@given(deployed=st.sets(st.sampled_from(["blue", "green"]), min_size=1),
+       selected=st.one_of(st.none(), st.sampled_from(["blue", "green"])))
+def test_a_service_fails_exactly_when_it_selects_both_colors(deployed: set[str], selected: str | None) -> None:
+    from policies.rules.delivery import service_selects_one_color
+
+    resources = [b.res("kubernetes:apps/v1:Deployment", b.deployment(f"web-{c}", b.app_labels(color=c)),
+                       name=f"web-{c}") for c in sorted(deployed)]
+    selector = b.app_labels(**({"color": selected} if selected else {}))
+    svc = b.res("kubernetes:core/v1:Service", b.service(selector=selector), name="web")
+    states = [o.outcome.state for o in service_selects_one_color([*resources, svc], b.settings()) if o.urn == svc.urn]
+    matches = deployed if selected is None else deployed & {selected}
+    if not matches:
+        assert states == []  # selects nothing here: not applicable
+    else:
+        assert states == [State.NON_COMPLIANT if len(matches) == 2 else State.COMPLIANT]
