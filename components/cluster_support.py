@@ -215,6 +215,27 @@ def cluster_violations(spec: ClusterSpec, *, cloud: str, region: object) -> list
     return out
 
 
+_AZURE_TAG_FORBIDDEN = re.compile(r"[<>%&\\?/]")
+
+
+def tag_violations(tags: Mapping[str, str], *, cloud: str) -> list[Violation]:
+    """Tags every cloud would refuse at apply time, caught at construction instead."""
+    out: list[Violation] = []
+    for key, value in tags.items():
+        field = f"tags.{key}"
+        if cloud == "aws":
+            if key.lower().startswith("aws:"):
+                out.append(Violation(field, "a key without the reserved 'aws:' prefix", key))
+            if len(key) > 128 or len(value) > 256:
+                out.append(Violation(field, "a key of at most 128 and a value of at most 256 characters", value))
+        elif cloud == "azure" and (_AZURE_TAG_FORBIDDEN.search(key) or len(key) > 512 or len(value) > 256):
+            out.append(Violation(field, "a name of at most 512 characters without < > % & \\ ? / and a "
+                                 "value of at most 256", key))
+    if cloud == "aws" and len(tags) + 2 > 50:
+        out.append(Violation("tags", "at most 48 tags (AWS allows 50; Gantry adds 2)", len(tags)))
+    return out
+
+
 def _aws_violations(spec: ClusterSpec) -> list[Violation]:
     out: list[Violation] = []
     net = ipaddress.ip_network(spec.network.cidr)

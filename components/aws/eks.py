@@ -24,6 +24,7 @@ from components.cluster_support import (
     instance_type,
     nat_per_zone,
     resource_tags,
+    tag_violations,
     text,
     zone_count,
 )
@@ -94,7 +95,7 @@ class EksCluster(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         # Validate before registering anything, so a bad spec leaves no half-built component.
-        raise_first(cluster_violations(spec, cloud="aws", region=region))
+        raise_first([*cluster_violations(spec, cloud="aws", region=region), *tag_violations(tags, cloud="aws")])
         super().__init__("gantry:aws:EksCluster", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         cluster_name = spec.name

@@ -28,6 +28,7 @@ from components.cluster_support import (
     instance_type,
     resource_tags,
     system_pool_index,
+    tag_violations,
     text,
     zone_count,
 )
@@ -96,7 +97,7 @@ class AksCluster(pulumi.ComponentResource):
         tags: Mapping[str, str],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        raise_first(cluster_violations(spec, cloud="azure", region=region))
+        raise_first([*cluster_violations(spec, cloud="azure", region=region), *tag_violations(tags, cloud="azure")])
         super().__init__("gantry:azure:AksCluster", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         all_tags = resource_tags(tags, spec.name)

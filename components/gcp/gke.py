@@ -22,6 +22,7 @@ from components.cluster_support import (
     https,
     instance_type,
     resource_tags,
+    tag_violations,
     text,
     zone_count,
 )
@@ -140,7 +141,7 @@ class GkeCluster(pulumi.ComponentResource):
         project: str | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        raise_first(cluster_violations(spec, cloud="gcp", region=region))
+        raise_first([*cluster_violations(spec, cloud="gcp", region=region), *tag_violations(tags, cloud="gcp")])
         super().__init__("gantry:gcp:GkeCluster", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         labels = gcp_labels(resource_tags(tags, spec.name))

@@ -276,3 +276,9 @@ def test_vpc_cni_runs_on_irsa_with_network_policy_enforcement(prod: RenderResult
     # Nodes join only once the CNI can give pods addresses.
     for group in prod.of_type(NODE_GROUP):
         assert addon.urn in group.dependencies
+
+
+def test_reserved_tag_keys_are_refused_at_construction() -> None:
+    with pytest.raises(SpecError, match=r"tags\.aws:team must be a key without the reserved 'aws:' prefix"):
+        build_cluster("c", make_cluster_spec(), cloud=Cloud.AWS, region="us-east-1", tier=Tier.DEV,
+                      tags={"aws:team": "x"})

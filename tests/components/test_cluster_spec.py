@@ -20,6 +20,7 @@ from components.cluster_support import (
     gke_ranges,
     nat_per_zone,
     system_pool_index,
+    tag_violations,
     zone_count,
 )
 from components.spec import (
@@ -249,3 +250,18 @@ def test_gcp_labels_are_sanitised_deterministically() -> None:
     labels = gcp_labels({"Cost Center": "CC/1001", "9lives": "x"})
     assert labels == {"cost_center": "cc_1001", "k9lives": "x"}
     assert gcp_labels({"Cost Center": "CC/1001", "9lives": "x"}) == labels
+
+
+@pytest.mark.parametrize(
+    ("tags", "cloud", "field"),
+    [
+        ({"aws:createdBy": "me"}, "aws", "tags.aws:createdBy"),
+        ({"k": "v" * 257}, "aws", "tags.k"),
+        ({f"t{i}": "v" for i in range(49)}, "aws", "tags"),
+        ({"team/owner": "x"}, "azure", "tags.team/owner"),
+    ],
+)
+def test_tags_each_cloud_would_refuse_are_caught_early(tags: dict[str, str], cloud: str, field: str) -> None:
+    [violation] = tag_violations(tags, cloud=cloud)
+    assert violation.field == field
+    assert tag_violations({"owner": "platform-team", "cost-center": "cc-1001"}, cloud=cloud) == []
