@@ -291,6 +291,10 @@ class ClusterSpec(Spec):
     release_channel: Literal["RAPID", "REGULAR", "STABLE"] = Field(
         default="REGULAR", description="GKE release channel. Default: REGULAR."
     )
+    tags: dict[str, str] = Field(
+        default_factory=dict,
+        description="Tags (labels on GCP) for the cluster's resources, over the stack's gantry:tags. Default: none.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> ClusterSpec:

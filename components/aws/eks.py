@@ -95,6 +95,7 @@ class EksCluster(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         # Validate before registering anything, so a bad spec leaves no half-built component.
+        tags = {**tags, **spec.tags}  # the cluster's own tags win over the stack's
         raise_first([*cluster_violations(spec, cloud="aws", region=region), *tag_violations(tags, cloud="aws")])
         super().__init__("gantry:aws:EksCluster", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)

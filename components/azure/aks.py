@@ -97,6 +97,7 @@ class AksCluster(pulumi.ComponentResource):
         tags: Mapping[str, str],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        tags = {**tags, **spec.tags}  # the cluster's own tags win over the stack's
         raise_first([*cluster_violations(spec, cloud="azure", region=region), *tag_violations(tags, cloud="azure")])
         super().__init__("gantry:azure:AksCluster", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)

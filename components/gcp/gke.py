@@ -141,6 +141,7 @@ class GkeCluster(pulumi.ComponentResource):
         project: str | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        tags = {**tags, **spec.tags}  # the cluster's own tags win over the stack's
         raise_first([*cluster_violations(spec, cloud="gcp", region=region), *tag_violations(tags, cloud="gcp")])
         super().__init__("gantry:gcp:GkeCluster", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)

@@ -282,3 +282,13 @@ def test_reserved_tag_keys_are_refused_at_construction() -> None:
     with pytest.raises(SpecError, match=r"tags\.aws:team must be a key without the reserved 'aws:' prefix"):
         build_cluster("c", make_cluster_spec(), cloud=Cloud.AWS, region="us-east-1", tier=Tier.DEV,
                       tags={"aws:team": "x"})
+
+
+def test_cluster_tags_merge_over_stack_tags_on_every_resource() -> None:
+    spec = make_cluster_spec(tags={"cost-center": "cc-2002", "data-class": "internal"})
+    result = render_cluster(Cloud.AWS, spec, tier=Tier.DEV)
+    expected = {"owner": "platform-team", "cost-center": "cc-2002", "data-class": "internal",
+                "gantry-cluster": "acme-prod", "managed-by": "gantry"}
+    for type_ in (EKS, KMS_KEY, NODE_GROUP, SUBNET):
+        for resource in result.of_type(type_):
+            assert expected.items() <= resource.inputs["tags"].items(), resource.name
