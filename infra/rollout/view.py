@@ -107,11 +107,23 @@ class LiveView:
             self.live.update(render(state, self.checks, self.until, now), refresh=True)
 
 
+def _summary(snapshot: JSONValue) -> JSONValue:
+    """A checkpoint can hold a whole exported deployment: a pipeline needs where it is, not every byte."""
+    if isinstance(snapshot, Mapping):
+        return {"file": snapshot.get("file"), "keys": sorted(str(k) for k in snapshot)}
+    return None
+
+
 def event_json(state: RolloutState, entry: Entry) -> JSONObject:
     """One ``--json`` line: the journal entry plus where the rollout stands after it."""
+    data = dict(entry.data)
+    if entry.kind is EntryKind.CHECKPOINT:
+        data["state"] = _summary(data.get("state"))
+    if entry.kind is EntryKind.STARTED and "before" in data:
+        data["before"] = _summary(data["before"])
     return {"event": entry.kind.value, "rollout": state.rollout_id, "seq": entry.seq, "at": entry.at,
             "phase": state.phase.value, "step": state.step, "weight": state.weight,
-            "active_color": state.active_color.value if state.active_color else None, "data": entry.data}
+            "active_color": state.active_color.value if state.active_color else None, "data": data}
 
 
 class JsonView:

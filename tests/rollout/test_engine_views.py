@@ -40,6 +40,9 @@ def test_json_view_prints_one_event_per_journal_entry(tmp_path: Path) -> None:
     assert lines[-1]["phase"] == "rolled_back"
     analysis = next(line for line in lines if line["event"] == "analysis")
     assert analysis["weight"] == 10 and analysis["data"]["verdict"] == "pass"
+    checkpoint = next(line for line in lines if line["event"] == "checkpoint")
+    assert checkpoint["data"]["state"] == {"file": None, "keys": ["canary_image", "canary_weight", "stable_image",
+                                                                  "strategy"]}, "summarised, not dumped"
 
 
 def test_live_frame_shows_stage_weights_gates_and_time_left(tmp_path: Path) -> None:
