@@ -111,3 +111,28 @@ def test_a_finished_rollout_replays_to_the_engines_final_state(tmp_path: Path) -
     reopened = SqliteJournal.for_project(tmp_path)
     assert replay(reopened.entries(outcome.rollout_id)) == outcome.state
     assert outcome.state.phase is Phase.PROMOTED
+
+
+def test_two_processes_appending_at_once_lose_nothing(tmp_path: Path) -> None:
+    path = journal_path(tmp_path)
+    SqliteJournal(path).create(_record("r1"), {})
+    children = []
+    for writer in ("engine", "operator"):
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                j = SqliteJournal(path)
+                for i in range(100):
+                    j.append(RolloutId("r1"), EntryKind.OPERATOR, {"writer": writer, "i": i}, float(i))
+                code = 0
+            finally:
+                os._exit(code)
+        children.append(pid)
+    for pid in children:
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    entries = SqliteJournal(path).entries(RolloutId("r1"))[1:]
+    for writer in ("engine", "operator"):
+        assert [e.data["i"] for e in entries if e.data["writer"] == writer] == list(range(100))
+    assert [e.seq for e in entries] == sorted({e.seq for e in entries})
