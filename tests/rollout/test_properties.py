@@ -77,3 +77,57 @@ def test_any_metric_sequence_terminates_in_range_and_replays(outcomes: list[Verd
 
 def _played(script: list[Verdict], n: int) -> list[Verdict]:
     return [script[min(i, len(script) - 1)] for i in range(n)]
+
+
+operator_scripts = st.lists(st.sampled_from([None, "abort", "promote", "pause"]), max_size=8)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(outcomes=verdicts, ops=operator_scripts, strategy=st.sampled_from(list(Strategy)))
+def test_operator_actions_at_any_point_still_end_cleanly(outcomes: list[Verdict], ops: list[str | None],
+                                                         strategy: Strategy) -> None:
+    from infra.rollout.clock import FakeClock
+    from infra.rollout.engine import OperatorAction, request
+    from infra.rollout.journal import Entry
+    from infra.rollout.scheduler import RolloutState
+    from infra.rollout.seams import AnalysisContext, AnalysisResult
+
+    with tempfile.TemporaryDirectory() as tmp:
+        operator = SqliteJournal(Path(tmp) / ".gantry" / "journal.db")
+        scripted = FakeAnalysis(outcomes)
+        issued: list[str] = []
+
+        class OperatorDuringAnalysis:
+            def analyse(self, ctx: AnalysisContext) -> AnalysisResult:
+                i = len(scripted.contexts)
+                op = ops[i] if i < len(ops) else None
+                if op is not None:
+                    issued.append(op)
+                    request(operator, FakeClock(ctx.now), ctx.rollout_id, OperatorAction(op))
+                return scripted.analyse(ctx)
+
+        class ResumeWhenPaused:
+            def on_entry(self, state: RolloutState, entry: Entry) -> None:
+                return
+
+            def on_wait(self, state: RolloutState, until: float, now: float) -> None:
+                if state.paused:
+                    issued.append("resume")
+                    request(operator, FakeClock(now), state.rollout_id, OperatorAction.RESUME)
+
+        target = RangeCheckingTarget(strategy)
+        rig = make_rig(Path(tmp), strategy=strategy, target=target, analysis=OperatorDuringAnalysis(),
+                       plan=make_plan(strategy, threshold=2))
+        rig.engine.observer = ResumeWhenPaused()
+        outcome = rig.start()
+
+        assert outcome.phase in (Phase.PROMOTED, Phase.ROLLED_BACK)
+        assert all(0 <= w <= 100 for w in target.seen)
+        assert mismatches(outcome.state, target.current()) == []
+        assert replay(operator.entries(outcome.rollout_id)) == outcome.state
+        first = next((op for op in issued if op in ("abort", "promote")), None)
+        if first == "abort":
+            assert outcome.phase is Phase.ROLLED_BACK and outcome.reason == "abort by operator"
+        if first == "promote" and outcome.phase is Phase.PROMOTED:
+            assert outcome.state.override
+        operator.close()
