@@ -6,7 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-from clusters_helpers import PROJECT, PROVIDER_CONFIG, REGIONS, make_cluster_spec
+from clusters_helpers import PROJECT, PROVIDER_CONFIG, REGIONS, make_cluster_spec, make_pool, render_cluster
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from components.cluster import ManagedCluster, build_cluster
 from components.spec import Cloud, Tier
@@ -135,3 +137,24 @@ def test_every_cloud_satisfies_the_managed_cluster_contract(cloud: Cloud, comman
         [user] = config["users"]
         assert user["user"]["exec"]["command"] == command
         assert "token" not in user["user"]
+
+
+bounds = st.tuples(st.integers(1, 20), st.integers(0, 20), st.integers(0, 20)).map(
+    lambda t: (t[0], t[0] + t[1], t[0] + t[1] + t[2]))
+
+
+@settings(max_examples=8, deadline=None)
+@given(cloud=st.sampled_from([Cloud.AWS, Cloud.GCP, Cloud.AZURE]), sizes=bounds)
+def test_pool_bounds_reach_each_clouds_autoscaler_unchanged(cloud: Cloud, sizes: tuple[int, int, int]) -> None:
+    low, desired, high = sizes
+    spec = make_cluster_spec(node_pools=[make_pool("pool", min_size=low, desired_size=desired, max_size=high)])
+    result = render_cluster(cloud, spec, tier=Tier.DEV)
+    if cloud is Cloud.AWS:
+        scaling = result.one("aws:eks/nodeGroup:NodeGroup").inputs["scalingConfig"]
+        assert (scaling["minSize"], scaling["desiredSize"], scaling["maxSize"]) == sizes
+    elif cloud is Cloud.GCP:
+        auto = result.one("gcp:container/nodePool:NodePool").inputs["autoscaling"]
+        assert (auto["totalMinNodeCount"], auto["totalMaxNodeCount"]) == (low, high)
+    else:
+        [profile] = result.one(CLUSTER_TYPE["azure"]).inputs["agentPoolProfiles"]
+        assert (profile["minCount"], profile["count"], profile["maxCount"]) == sizes
