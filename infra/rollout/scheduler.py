@@ -77,8 +77,11 @@ class Plan:
             raise ValueError(f"maxHolds must be >= 1, but {self.max_holds} was given")
 
     def max_analyses(self) -> int:
-        """Upper bound on analyses: every step passes once, plus every failure and every hold before it."""
-        return len(self.steps) + self.threshold * self.max_holds
+        """Upper bound on analyses, so every rollout ends: each step passes once; each of the ``threshold``
+        failures costs at most ``max_holds`` analyses; and a run of inconclusive holds too short to count
+        as a failure can precede each pass, each failure and the end."""
+        steps, t, h = len(self.steps), self.threshold, self.max_holds
+        return steps + t * h + (h - 1) * (steps + t + 1)
 
     def to_json(self) -> JSONObject:
         return {

@@ -6,7 +6,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from rollout_rig import make_plan, make_rig
 
@@ -39,6 +39,9 @@ class RangeCheckingTarget(FakeTarget):
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@example(  # found by hypothesis: inconclusive holds reset by a pass still bound the number of analyses
+    outcomes=[Verdict.PASS, Verdict.INCONCLUSIVE, Verdict.INCONCLUSIVE, Verdict.PASS, Verdict.INCONCLUSIVE],
+    ws=[1], strategy=Strategy.BLUEGREEN, threshold=1, max_holds=3)
 @given(outcomes=verdicts, ws=weights, strategy=st.sampled_from(list(Strategy)), threshold=st.integers(1, 3),
        max_holds=st.integers(1, 3))
 def test_any_metric_sequence_terminates_in_range_and_replays(outcomes: list[Verdict], ws: list[int],
