@@ -139,5 +139,8 @@ def test_cli_killed_from_outside_during_a_wait_resumes_consistently(tmp_path: Pa
     assert proc.returncode == -signal.SIGKILL
     rid = SqliteJournal(journal_path(project)).history()[0].id
     resumed = _gantry(project, "rollout", "resume", rid, "--json")
-    assert resumed.returncode == 0, resumed.stderr
-    assert _check_consistent(project) is Phase.PROMOTED
+    # Killed mid-wait it promotes; on a stalled machine the kill may land inside an `up` instead, which is
+    # ambiguous and rolls back. Either way the journal and the target must agree.
+    assert resumed.returncode in (0, 1), resumed.stderr
+    phase = _check_consistent(project)
+    assert resumed.returncode == (0 if phase is Phase.PROMOTED else 1)
