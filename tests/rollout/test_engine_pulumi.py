@@ -1,0 +1,45 @@
+"""The whole engine on a real Pulumi stack (local file backend): a promoted canary, then a rolled-back one.
+
+Marker ``engine``: needs the pulumi CLI on PATH (skipped where it is absent, as the suite's conftest says).
+Reuses the tiny provider-free program and stack fixture of ``test_pulumi_target_engine``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from test_pulumi_target_engine import project  # noqa: F401  (the fixture)
+
+from components.spec import Strategy
+from infra.rollout.clock import FakeClock
+from infra.rollout.engine import Engine
+from infra.rollout.fakes import FakeAnalysis
+from infra.rollout.journal import SqliteJournal, journal_path
+from infra.rollout.lock import SqliteLock
+from infra.rollout.scheduler import canary_plan
+from infra.rollout.seams import Phase, StackName, Verdict
+
+
+@pytest.mark.engine
+def test_engine_promotes_then_rolls_back_a_real_stack(project: Path) -> None:  # noqa: F811
+    from infra.rollout.pulumi_target import PulumiStackTarget
+
+    def engine(verdicts: list[Verdict]) -> tuple[Engine, PulumiStackTarget]:
+        target = PulumiStackTarget("dev", "web", project, Strategy.CANARY, checkpoint_dir=project / "checkpoints")
+        clock = FakeClock()
+        db = journal_path(project)
+        return Engine(target=target, analysis=FakeAnalysis(verdicts), journal=SqliteJournal(db),
+                      lock=SqliteLock(db, clock), clock=clock), target
+
+    plan = canary_plan([10, 50, 100], interval=30.0, threshold=1)
+    first, target = engine([Verdict.PASS])
+    promoted = first.start(stack=StackName("dev"), service="web", image="ghcr.io/acme/web:1.1", plan=plan)
+    assert promoted.phase is Phase.PROMOTED and promoted.verified
+    assert target.outputs() == {"image": "ghcr.io/acme/web:1.1", "canaryImage": None, "canaryWeight": 0}
+
+    second, target = engine([Verdict.PASS, Verdict.FAIL])
+    rolled = second.start(stack=StackName("dev"), service="web", image="ghcr.io/acme/web:1.2", plan=plan)
+    assert rolled.phase is Phase.ROLLED_BACK and rolled.verified
+    assert target.outputs() == {"image": "ghcr.io/acme/web:1.1", "canaryImage": None, "canaryWeight": 0}
+    assert second.journal.quarantined(StackName("dev"), "web", "ghcr.io/acme/web:1.2") is not None
