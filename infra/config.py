@@ -98,6 +98,14 @@ class GantryConfig(Spec):
                 out += check_region(f"regions[{i}]", self.cloud.value, r)
             if self.cluster is None:
                 out.append(Violation("cluster", f"set for cloud {self.cloud.value}", None))
+            elif not out:
+                # The cloud-specific limits the components enforce at construction, surfaced at load time
+                # so `gantry stacks` and `gantry render` report them against the stack file.
+                from components.cluster_support import cluster_violations, tag_violations
+
+                out += [Violation(f"cluster.{v.field}", v.constraint, v.value)
+                        for v in cluster_violations(self.cluster, cloud=self.cloud.value, region=self.region)]
+                out += tag_violations(self.tags, cloud=self.cloud.value)
         for name in self.services:
             if not name.replace("-", "").isalnum() or not name[0].isalpha() or name != name.lower():
                 out.append(Violation(f"services.{name}", "named in lowercase letters, digits and '-'", name))

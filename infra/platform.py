@@ -34,7 +34,7 @@ def build_platform(cfg: GantryConfig) -> dict[str, pulumi.Input[object]]:
     )
     exports["clusterName"] = cluster.cluster_name
     exports["clusterEndpoint"] = cluster.endpoint
-    exports["kubeconfig"] = pulumi.Output.secret(cluster.kubeconfig)
+    exports["kubeconfig"] = cluster.kubeconfig  # already a secret Output
     on_cluster = pulumi.ResourceOptions(provider=cluster.provider)
     services: dict[str, pulumi.Input[object]] = {}
     for name, svc in cfg.services.items():
