@@ -8,6 +8,7 @@ import json
 import pkgutil
 from collections import Counter
 
+import pytest
 from policy_cases import CASES
 
 import policies.rules
@@ -76,7 +77,19 @@ def test_every_rule_has_description_and_remediation() -> None:
 def test_shipped_policy_config_covers_every_rule_and_fits_the_crossguard_schema() -> None:
     doc = json.loads(DEFAULT_PATH.read_text())
     assert set(doc) == {r.id for r in RULES}
+    import jsonschema  # installed with the dev extras (moto[server] depends on it)
+
     for policy, entry in doc.items():
-        # --policy-pack-config rejects properties a policy does not declare.
-        assert set(entry) <= set(config_schema(policy)), policy
+        # Pulumi validates each entry of --policy-pack-config against the policy's JSON schema.
+        schema = {"type": "object", "properties": config_schema(policy), "additionalProperties": False}
+        jsonschema.validate(entry, schema)
     load_policy_config()
+
+
+@pytest.mark.parametrize("entry", [{"level": "blocking"}, {"tiers": {"qa": "advisory"}}, {"budget": 1}])
+def test_the_crossguard_schema_refuses_bad_entries(entry: dict[str, object]) -> None:
+    import jsonschema
+
+    schema = {"type": "object", "properties": config_schema("image-pinned"), "additionalProperties": False}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(entry, schema)
