@@ -25,7 +25,6 @@ def build_platform(cfg: GantryConfig) -> dict[str, pulumi.Input[object]]:
         return exports
 
     from components.cluster import build_cluster
-
     from components.k8s import build_service
 
     cluster = build_cluster(
