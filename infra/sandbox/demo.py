@@ -227,8 +227,8 @@ def run(project: Path, *, as_json: bool = False, report_path: Path | None = None
     loads: dict[str, LoadGenerator] = {}
     watch: _Watch | None = None
     extra = ("--interval", interval) if interval else ()
-    try:
-        with view:
+    with view:
+        try:
             # Act 1
             a = acts[0]
             started = time.monotonic()
@@ -293,18 +293,18 @@ def run(project: Path, *, as_json: bool = False, report_path: Path | None = None
                                     f"now serving {serving}")
             a.seconds = time.monotonic() - started
             view.finish(a)
-    finally:
-        for gen in loads.values():
-            gen.stop()
-        # Act 5, always.
-        a = acts[4]
-        started = time.monotonic()
-        stopped = lifecycle.down(project)
-        left = procs.sweep(marker_for(sandbox_dir(project)))
-        a.ok, a.outcome = not left, "stopped" if not left else "processes left"
-        a.detail = f"stopped {len(stopped)} process(es)"
-        a.seconds = time.monotonic() - started
-        view.finish(a)
+        finally:
+            for gen in loads.values():
+                gen.stop()
+            # Act 5, always.
+            a = acts[4]
+            started = time.monotonic()
+            stopped = lifecycle.down(project)
+            left = procs.sweep(marker_for(sandbox_dir(project)))
+            a.ok, a.outcome = not left, "stopped" if not left else "processes left"
+            a.detail = f"stopped {len(stopped)} process(es)"
+            a.seconds = time.monotonic() - started
+            view.finish(a)
     report: Path | None = None
     png: Path | None = None
     if watch is not None and watch.points:
