@@ -166,3 +166,26 @@ def test_sigkill_mid_step_then_resume_leaves_haproxy_and_journal_in_agreement(
         assert (weights, image) == ({"stable": 100, "canary": 0}, "demo:v1")
     assert leftovers(project)  # the sandbox itself is still up until the fixture stops it
     assert sandbox_dir(project).is_dir()
+
+
+def test_abort_from_another_process_rolls_back_through_haproxy(sandbox: SandboxState, project: Path) -> None:
+    with LoadGenerator(sandbox.frontend_url("web"), rate_rps=200, max_seconds=60):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "infra.cli", "rollout", "start", "--stack", "local", "--service", "web",
+             "--image", "demo:v2", "--steps", "25,50,100", "--interval", "5s", "--json"],
+            cwd=project, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert proc.stdout is not None
+        rollout_id = ""
+        for line in proc.stdout:
+            doc = json.loads(line) if line.startswith("{") else {}
+            rollout_id = str(doc.get("rollout") or rollout_id)
+            data = doc.get("data") or {}
+            if doc.get("event") == "applied" and data.get("action") == "set_weight":
+                break
+        assert live(sandbox)[0] == {"stable": 75, "canary": 25}
+        aborted = gantry(project, "rollout", "abort", rollout_id)
+        rest, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 1 and aborted.returncode in (0, 1), aborted.stderr
+    end = outcome(rest)
+    assert end["phase"] == "rolled_back" and "abort" in str(end["reason"]) and end["verified"] is True
+    assert live(sandbox) == ({"stable": 100, "canary": 0}, "demo:v1")
