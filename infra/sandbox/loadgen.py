@@ -85,6 +85,12 @@ class LoadGenerator:
         for t in self._threads:
             t.join(timeout=self.timeout + 1.0)
 
+    def wait(self, timeout: float | None = None) -> None:
+        """Let the generator reach its bound, then wait for every scheduled request to finish."""
+        self._pacer.join(timeout=timeout)
+        for t in self._threads:
+            t.join(timeout=self.timeout + 1.0)
+
     def __enter__(self) -> LoadGenerator:
         return self.start()
 

@@ -25,8 +25,7 @@ def test_refuses_unbounded_or_silly_rates() -> None:
 
 def test_connection_failures_are_recorded_as_failed_not_dropped() -> None:
     load = LoadGenerator("http://127.0.0.1:9/", rate_rps=100, max_requests=20, max_seconds=5).start()
-    load._pacer.join(timeout=5)
-    load.stop()
+    load.wait(timeout=5)
     recs = load.records()
     assert len(recs) == 20
     assert all(r.failed and r.status == 0 for r in recs)
@@ -35,8 +34,7 @@ def test_connection_failures_are_recorded_as_failed_not_dropped() -> None:
 @pytest.mark.sandbox
 def test_stops_at_the_request_bound_and_sees_the_serving_version(sandbox: SandboxState) -> None:
     load = LoadGenerator(sandbox.frontend_url("web"), rate_rps=200, max_requests=150, max_seconds=30).start()
-    load._pacer.join(timeout=10)
-    load.stop()
+    load.wait(timeout=10)
     stats = load.window(0)
     assert stats.requests == 150
     assert stats.by_version == {"v1": 150}
@@ -48,6 +46,5 @@ def test_stops_at_the_request_bound_and_sees_the_serving_version(sandbox: Sandbo
 @pytest.mark.sandbox
 def test_stops_at_the_time_bound(sandbox: SandboxState) -> None:
     load = LoadGenerator(sandbox.frontend_url("web"), rate_rps=50, max_requests=10_000, max_seconds=1.0).start()
-    load._pacer.join(timeout=5)
-    load.stop()
+    load.wait(timeout=5)
     assert 45 <= len(load.records()) <= 51
