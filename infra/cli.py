@@ -6,6 +6,8 @@ Exit codes (stable): 0 ok, 1 findings or rolled back, 2 usage or input error, 3 
 
 from __future__ import annotations
 
+import gc
+
 import typer
 
 from infra import commands
@@ -18,7 +20,11 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+# Registering commands imports typer, rich and pydantic models: pause the collector while that
+# builds its many objects, as it finds nothing to free there.
+gc.disable()
 commands.register_all(app)
+gc.enable()
 
 
 def main() -> None:

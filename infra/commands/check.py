@@ -53,6 +53,9 @@ def register(app: typer.Typer) -> None:
         list_rules: Annotated[bool, typer.Option("--list-rules", help="Print the pack's rules and exit.")] = False,
     ) -> None:
         """Check stacks against the policy pack offline: no Pulumi CLI, credentials or network."""
+        from infra.commands.common import short_lived
+
+        short_lived()
         from infra.config import ConfigError
         from infra.errors import ExitCode, GantryError
         from policies.config import PolicyConfigError, load_policy_config

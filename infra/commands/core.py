@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from infra.commands.common import Format, emit_json, err, fail, out
+from infra.commands.common import Format, emit_json, err, fail, out, short_lived
 
 ProjectOpt = Annotated[
     Path, typer.Option("--project", "-p", help="Pulumi project directory (read through its Pulumi.yaml).")
@@ -49,6 +49,7 @@ def register(app: typer.Typer) -> None:
         fmt: FormatOpt = Format.TABLE,
     ) -> None:
         """Run the program under mocks (no CLI, credentials or network) and print its resource graph."""
+        short_lived()
         from infra.errors import GantryError
         from infra.render import render_project
 
@@ -66,6 +67,7 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def stacks(project: ProjectOpt = Path("."), fmt: FormatOpt = Format.TABLE) -> None:
         """List the project's stacks with their cloud, tier and whether their config validates."""
+        short_lived()
         from infra.config import ConfigError, namespace_values, parse, read_stack_file
         from infra.errors import GantryError
         from infra.render import Project
