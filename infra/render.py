@@ -152,6 +152,9 @@ def _mask(value: Any) -> Any:
 
 
 def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        # The engine's wire format (protobuf Struct) has only doubles; replicas: 3 must not read as 3.0.
+        return int(value)
     if value is None or isinstance(value, bool | int | float | str):
         return value
     if isinstance(value, Mapping):

@@ -194,3 +194,18 @@ def test_cli_bad_config_is_one_line_exit_2(tmp_path: Path) -> None:
         "error: stacks/Pulumi.prod.yaml: gantry:cluster.nodePools[1].minSize must be <= desiredSize (4), "
         "but 5 was given"
     ]
+
+
+def test_integral_numbers_render_as_integers() -> None:
+    import pulumi_kubernetes as k8s
+
+    def program() -> None:
+        k8s.apps.v1.Deployment("d", spec={"replicas": 3, "selector": {"match_labels": {"a": "b"}},
+                                          "template": {"metadata": {"labels": {"a": "b"}}}})
+        pulumi.export("weight", 0)
+        pulumi.export("ratio", 0.25)
+
+    doc = render_callable(program).to_json()
+    deployment = next(r for r in doc["resources"] if r["type"] == "kubernetes:apps/v1:Deployment")  # type: ignore[union-attr,index]
+    assert deployment["inputs"]["spec"]["replicas"] == 3  # type: ignore[index]
+    assert json.dumps(doc["outputs"], sort_keys=True) == '{"ratio": 0.25, "weight": 0}'
