@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from components.spec import ClusterSpec, NetworkSpec, NodePoolSpec, Tier
-from components.validation import Violation, check_region, check_zone, is_unknown
+from components.validation import Violation, check_region, check_zone, is_unknown, raise_first
 
 DEFAULT_INSTANCE_TYPES: dict[str, str] = {
     "aws": "m6i.large",
@@ -213,6 +213,17 @@ def cluster_violations(spec: ClusterSpec, *, cloud: str, region: object) -> list
     elif cloud == "azure":
         out += _azure_violations(spec)
     return out
+
+
+def validated_tags(spec: ClusterSpec, tags: Mapping[str, str], *, cloud: str, region: object) -> dict[str, str]:
+    """Merge the stack's tags under the cluster's own, then check spec and tags for this cloud.
+
+    Every cluster component calls this first, so a bad spec raises before anything is registered
+    and no half-built component is left behind.
+    """
+    merged = {**tags, **spec.tags}  # the cluster's own tags win over the stack's
+    raise_first([*cluster_violations(spec, cloud=cloud, region=region), *tag_violations(merged, cloud=cloud)])
+    return merged
 
 
 _AZURE_TAG_FORBIDDEN = re.compile(r"[<>%&\\?/]")

@@ -18,18 +18,16 @@ from components.aws.kms import EncryptionKey
 from components.aws.network import Vpc
 from components.cluster_support import (
     aws_partition,
-    cluster_violations,
     dig,
     exec_kubeconfig,
     instance_type,
     nat_per_zone,
     resource_tags,
-    tag_violations,
     text,
+    validated_tags,
     zone_count,
 )
 from components.spec import ClusterSpec, NodePoolSpec, Tier
-from components.validation import raise_first
 
 SYSTEM_TAINT = {"key": "CriticalAddonsOnly", "value": "true", "effect": "NO_SCHEDULE"}
 """Keeps application pods off system pools; cluster add-ons tolerate it."""
@@ -95,8 +93,7 @@ class EksCluster(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         # Validate before registering anything, so a bad spec leaves no half-built component.
-        tags = {**tags, **spec.tags}  # the cluster's own tags win over the stack's
-        raise_first([*cluster_violations(spec, cloud="aws", region=region), *tag_violations(tags, cloud="aws")])
+        tags = validated_tags(spec, tags, cloud="aws", region=region)
         super().__init__("gantry:aws:EksCluster", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         cluster_name = spec.name

@@ -22,18 +22,16 @@ from components.azure.keyvault import (
 )
 from components.cluster_support import (
     azure_node_subnet,
-    cluster_violations,
     dig,
     https,
     instance_type,
     resource_tags,
     system_pool_index,
-    tag_violations,
     text,
+    validated_tags,
     zone_count,
 )
 from components.spec import ClusterSpec, NodePoolSpec, Tier
-from components.validation import raise_first
 
 AKS_LOG_CATEGORIES: dict[str, str] = {
     "api": "kube-apiserver",
@@ -97,8 +95,7 @@ class AksCluster(pulumi.ComponentResource):
         tags: Mapping[str, str],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        tags = {**tags, **spec.tags}  # the cluster's own tags win over the stack's
-        raise_first([*cluster_violations(spec, cloud="azure", region=region), *tag_violations(tags, cloud="azure")])
+        tags = validated_tags(spec, tags, cloud="azure", region=region)
         super().__init__("gantry:azure:AksCluster", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         all_tags = resource_tags(tags, spec.name)

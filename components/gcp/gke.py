@@ -14,7 +14,6 @@ import pulumi_gcp as gcp
 import pulumi_kubernetes as k8s
 
 from components.cluster_support import (
-    cluster_violations,
     dig,
     exec_kubeconfig,
     gcp_labels,
@@ -22,13 +21,12 @@ from components.cluster_support import (
     https,
     instance_type,
     resource_tags,
-    tag_violations,
     text,
+    validated_tags,
     zone_count,
 )
 from components.gcp.kms import EncryptionKey
 from components.spec import ClusterSpec, NodePoolSpec, Tier
-from components.validation import raise_first
 
 MASTER_CIDR = "172.16.0.0/28"
 """The control plane's private range; each Gantry cluster has its own VPC, so one constant is safe."""
@@ -141,8 +139,7 @@ class GkeCluster(pulumi.ComponentResource):
         project: str | None = None,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        tags = {**tags, **spec.tags}  # the cluster's own tags win over the stack's
-        raise_first([*cluster_violations(spec, cloud="gcp", region=region), *tag_violations(tags, cloud="gcp")])
+        tags = validated_tags(spec, tags, cloud="gcp", region=region)
         super().__init__("gantry:gcp:GkeCluster", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         labels = gcp_labels(resource_tags(tags, spec.name))
