@@ -19,7 +19,6 @@ from components.aws.network import Vpc
 from components.cluster_support import (
     aws_partition,
     dig,
-    exec_kubeconfig,
     instance_type,
     nat_per_zone,
     resource_tags,
@@ -27,6 +26,7 @@ from components.cluster_support import (
     validated_tags,
     zone_count,
 )
+from components.kubeconfig import exec_kubeconfig_output
 from components.spec import ClusterSpec, NodePoolSpec, Tier
 
 SYSTEM_TAINT = {"key": "CriticalAddonsOnly", "value": "true", "effect": "NO_SCHEDULE"}
@@ -245,17 +245,12 @@ class EksCluster(pulumi.ComponentResource):
         self.oidc_provider_arn = oidc.arn
         self.vpc_id = vpc_id
         ca = cluster.certificate_authority.apply(lambda c: text(dig(c, "data")))
-        self.kubeconfig = pulumi.Output.secret(
-            pulumi.Output.all(cluster.name, cluster.endpoint, ca).apply(
-                lambda a: exec_kubeconfig(
-                    cluster=str(a[0]),
-                    server=str(a[1]),
-                    ca_data=str(a[2]),
-                    command="aws",
-                    args=["eks", "get-token", "--cluster-name", str(a[0]), "--region", region, "--output", "json"],
-                    install_hint="Install the AWS CLI v2: https://aws.amazon.com/cli/",
-                )
-            )
+        self.kubeconfig = exec_kubeconfig_output(
+            cluster.name, cluster.endpoint, ca,
+            command="aws",
+            args=lambda cluster_name: ["eks", "get-token", "--cluster-name", cluster_name, "--region", region,
+                                       "--output", "json"],
+            install_hint="Install the AWS CLI v2: https://aws.amazon.com/cli/",
         )
         self.provider = k8s.Provider(f"{name}-k8s", kubeconfig=self.kubeconfig, enable_server_side_apply=True,
                                      opts=child)

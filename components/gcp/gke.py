@@ -15,7 +15,6 @@ import pulumi_kubernetes as k8s
 
 from components.cluster_support import (
     dig,
-    exec_kubeconfig,
     gcp_labels,
     gke_ranges,
     https,
@@ -26,6 +25,7 @@ from components.cluster_support import (
     zone_count,
 )
 from components.gcp.kms import EncryptionKey
+from components.kubeconfig import exec_kubeconfig_output
 from components.spec import ClusterSpec, NodePoolSpec, Tier
 
 MASTER_CIDR = "172.16.0.0/28"
@@ -279,17 +279,11 @@ class GkeCluster(pulumi.ComponentResource):
         self.endpoint = cluster.endpoint.apply(lambda e: https(text(e)))
         self.key_id = key_id
         ca = cluster.master_auth.apply(lambda m: text(dig(m, "cluster_ca_certificate")))
-        self.kubeconfig = pulumi.Output.secret(
-            pulumi.Output.all(cluster.name, self.endpoint, ca).apply(
-                lambda a: exec_kubeconfig(
-                    cluster=str(a[0]),
-                    server=str(a[1]),
-                    ca_data=str(a[2]),
-                    command="gke-gcloud-auth-plugin",
-                    args=[],
-                    install_hint="Install gke-gcloud-auth-plugin: gcloud components install gke-gcloud-auth-plugin",
-                )
-            )
+        self.kubeconfig = exec_kubeconfig_output(
+            cluster.name, self.endpoint, ca,
+            command="gke-gcloud-auth-plugin",
+            args=lambda _cluster_name: [],
+            install_hint="Install gke-gcloud-auth-plugin: gcloud components install gke-gcloud-auth-plugin",
         )
         self.provider = k8s.Provider(f"{name}-k8s", kubeconfig=self.kubeconfig, enable_server_side_apply=True,
                                      opts=child)
