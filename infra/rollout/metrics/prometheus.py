@@ -41,11 +41,12 @@ class PrometheusProvider:
     name = "prometheus"
 
     def __init__(self, url: str | None = None, timeout: float = 5.0, headers: Mapping[str, str] | None = None,
-                 client: httpx.Client | None = None) -> None:
+                 client: httpx.Client | None = None, auth: httpx.Auth | None = None) -> None:
         if not url or not url.startswith(("http://", "https://")):
             raise InputError(f"metrics.url must be the Prometheus base URL (http://host:9090), but {url!r} was given")
         self.url = url.rstrip("/")
-        self._client = client or httpx.Client(timeout=timeout, headers=dict(headers or {}))
+        # ``auth`` signs or bears every request (the clouds' managed Prometheus; see ``metrics.auth``).
+        self._client = client or httpx.Client(timeout=timeout, headers=dict(headers or {}), auth=auth)
 
     def vector(self, promql: str) -> list[Series]:
         """Evaluate ``promql`` now; a scalar result comes back as one unlabelled series."""
