@@ -26,6 +26,10 @@ class ManagedCluster(Protocol):
     """Marked secret: it names the cluster's credentials plugin and CA."""
     provider: pulumi.ProviderResource
     """A Kubernetes provider built from ``kubeconfig``, for workloads on this cluster."""
+    metrics_url: pulumi.Output[str] | None
+    """The managed Prometheus query endpoint (``cluster.managedPrometheus``), else None."""
+    metrics_auth: str
+    """How that endpoint authenticates: ``sigv4``, ``google`` or ``azure`` (see ``rollout.metrics.auth``)."""
 
 
 def build_cluster(

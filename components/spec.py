@@ -295,6 +295,12 @@ class ClusterSpec(Spec):
         default_factory=dict,
         description="Tags (labels on GCP) for the cluster's resources, over the stack's gantry:tags. Default: none.",
     )
+    managed_prometheus: bool = Field(
+        default=True,
+        description="Collect metrics into the cloud's managed Prometheus (Amazon Managed Service for Prometheus, "
+                    "Google Cloud Managed Service for Prometheus, Azure Monitor) and export its query endpoint "
+                    "for rollout analysis. Default: true.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> ClusterSpec:

@@ -137,6 +137,15 @@ class RealisticMocks(pulumi.runtime.Mocks):
                          bucketDomainName=f"{bucket}.s3.amazonaws.com")
         elif module == "eks":
             extra.update(arn=f"arn:aws:eks:{region}:{ACCOUNT_ID}:{kind.lower()}/{res_name}", status="ACTIVE")
+        elif module == "amp" and kind == "Workspace":
+            rid = f"ws-{_uuid(seed)}"
+            extra.update(arn=f"arn:aws:aps:{region}:{ACCOUNT_ID}:workspace/{rid}",
+                         prometheusEndpoint=f"https://aps-workspaces.{region}.amazonaws.com/workspaces/{rid}/")
+        elif module == "amp" and kind == "Scraper":
+            rid = f"s-{_uuid(seed)}"
+            extra.update(arn=f"arn:aws:aps:{region}:{ACCOUNT_ID}:scraper/{rid}",
+                         roleArn=f"arn:aws:iam::{ACCOUNT_ID}:role/aws-service-role/scraper.aps.amazonaws.com/"
+                                 f"AWSServiceRoleForAmazonPrometheusScraper_{_hex(seed, 15)}")
         elif kind == "LaunchTemplate":
             extra.update(arn=f"arn:aws:ec2:{region}:{ACCOUNT_ID}:launch-template/{rid}", latestVersion=1,
                          defaultVersion=1)
@@ -248,6 +257,9 @@ class RealisticMocks(pulumi.runtime.Mocks):
             extra.update(principalId=principal, clientId=_uuid(rid + "client"), tenantId=TENANT_ID)
         elif kind == "Workspace":
             extra.update(customerId=_uuid(rid + "customer"))
+        elif kind == "AzureMonitorWorkspace":
+            extra["metrics"] = {"internalId": f"mac_{_uuid(rid)}", "prometheusQueryEndpoint":
+                                f"https://{res_name}-{_hex(rid, 8)}.{self.azure_location}.prometheus.monitor.azure.com"}
         return rid, extra
 
     def _kubernetes(self, typ: str, name: str, inputs: State) -> tuple[str, State]:

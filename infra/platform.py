@@ -34,6 +34,9 @@ def build_platform(cfg: GantryConfig) -> dict[str, pulumi.Input[object]]:
     exports["clusterName"] = cluster.cluster_name
     exports["clusterEndpoint"] = cluster.endpoint
     exports["kubeconfig"] = cluster.kubeconfig  # already a secret Output
+    if cluster.metrics_url is not None:
+        # Where rollouts read health metrics when the stack's rollout.metrics.url is unset.
+        exports["metrics"] = {"url": cluster.metrics_url, "auth": cluster.metrics_auth, "region": cfg.region}
     on_cluster = pulumi.ResourceOptions(provider=cluster.provider)
     services: dict[str, pulumi.Input[object]] = {}
     for name, svc in cfg.services.items():

@@ -254,9 +254,19 @@ class EksCluster(pulumi.ComponentResource):
         )
         self.provider = k8s.Provider(f"{name}-k8s", kubeconfig=self.kubeconfig, enable_server_side_apply=True,
                                      opts=child)
+        self.metrics_auth = "sigv4"
+        self.metrics_url: pulumi.Output[str] | None = None
+        if spec.managed_prometheus:
+            from components.aws.prometheus import AmpScraper
+
+            amp = AmpScraper(f"{name}-prometheus", cluster_name=cluster.name, cluster_arn=cluster.arn,
+                             subnet_ids=private_subnets, key_arn=key_arn, provider=self.provider, tags=all_tags,
+                             opts=child)
+            self.metrics_url = amp.query_url
         self.register_outputs({
             "clusterName": self.cluster_name, "endpoint": self.endpoint, "kubeconfig": self.kubeconfig,
             "keyArn": self.key_arn, "oidcProviderArn": self.oidc_provider_arn, "vpcId": self.vpc_id,
+            "metricsUrl": self.metrics_url,
         })
 
 

@@ -217,7 +217,7 @@ class AksCluster(pulumi.ComponentResource):
                 "azurepolicy": {"enabled": True},
                 "omsagent": {"enabled": True, "config": {"logAnalyticsWorkspaceResourceID": workspace.id}},
             },
-            azure_monitor_profile={"metrics": {"enabled": True}},
+            azure_monitor_profile={"metrics": {"enabled": spec.managed_prometheus}},
             auto_upgrade_profile={"upgrade_channel": "patch", "node_os_upgrade_channel": "NodeImage"},
             tags=all_tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=depends, ignore_changes=ignore),
@@ -246,9 +246,18 @@ class AksCluster(pulumi.ComponentResource):
         self.kubeconfig = pulumi.Output.secret(creds.apply(_first_kubeconfig))
         self.provider = k8s.Provider(f"{name}-k8s", kubeconfig=self.kubeconfig, enable_server_side_apply=True,
                                      opts=child)
+        self.metrics_auth = "azure"
+        self.metrics_url: pulumi.Output[str] | None = None
+        if spec.managed_prometheus:
+            from components.azure.prometheus import AzureManagedPrometheus
+
+            amp = AzureManagedPrometheus(f"{name}-prometheus", cluster_name=spec.name, cluster_id=cluster.id,
+                                         resource_group_name=rg.name, location=region, tags=all_tags, opts=child)
+            self.metrics_url = amp.query_url
         self.register_outputs({
             "clusterName": self.cluster_name, "endpoint": self.endpoint, "kubeconfig": self.kubeconfig,
             "diskEncryptionSetId": self.disk_encryption_set_id, "oidcIssuerUrl": self.oidc_issuer_url,
+            "metricsUrl": self.metrics_url,
         })
 
 

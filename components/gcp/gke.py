@@ -235,7 +235,7 @@ class GkeCluster(pulumi.ComponentResource):
             logging_config={"enable_components": log_components(spec.logging.types, spec.logging.enabled)},
             monitoring_config={
                 "enable_components": ["SYSTEM_COMPONENTS", "APISERVER", "SCHEDULER", "CONTROLLER_MANAGER"],
-                "managed_prometheus": {"enabled": True},
+                "managed_prometheus": {"enabled": spec.managed_prometheus},
             },
             resource_labels=labels,
             # nodeConfig only shapes the default pool, which is deleted at creation; a later change to it
@@ -287,8 +287,18 @@ class GkeCluster(pulumi.ComponentResource):
         )
         self.provider = k8s.Provider(f"{name}-k8s", kubeconfig=self.kubeconfig, enable_server_side_apply=True,
                                      opts=child)
+        # Managed collection writes into the project's Monarch store; its Prometheus-compatible query API is
+        # per project (queried with the monitoring read scope; see infra/rollout/metrics/auth.py).
+        self.metrics_auth = "google"
+        self.metrics_url: pulumi.Output[str] | None = (
+            project_id.apply(gmp_query_url) if spec.managed_prometheus else None)
         self.register_outputs({"clusterName": self.cluster_name, "endpoint": self.endpoint,
-                               "kubeconfig": self.kubeconfig, "keyId": self.key_id})
+                               "kubeconfig": self.kubeconfig, "keyId": self.key_id, "metricsUrl": self.metrics_url})
+
+
+def gmp_query_url(project: str) -> str:
+    """Google Cloud Managed Service for Prometheus' query endpoint for one project."""
+    return f"https://monitoring.googleapis.com/v1/projects/{project}/location/global/prometheus"
 
 
 def _node_config(

@@ -48,12 +48,38 @@ def steps_violations(steps: list[int], field: str = "steps") -> list[Violation]:
 
 
 class MetricsSettings(Spec):
-    """Where analysis metrics come from."""
+    """Where analysis metrics come from, how to authenticate there, and which health queries run."""
 
     provider: Literal["prometheus", "http", "cloudwatch", "kubernetes", "command"] = Field(
         default="prometheus", description="Metrics backend. Default: prometheus."
     )
-    url: str | None = Field(default=None, description="Prometheus base URL or probe URL. Default: none.")
+    url: str | None = Field(
+        default=None,
+        description="Prometheus base URL or probe URL. Default: the query endpoint the cluster stack exports "
+                    "(its managed Prometheus); set it for a self-run Prometheus.")
+    auth: Literal["none", "sigv4", "google", "azure"] | None = Field(
+        default=None,
+        description="How queries authenticate: sigv4 (Amazon Managed Prometheus), google (Google Cloud Managed "
+                    "Prometheus), azure (Azure Monitor) or none. Default: the exported endpoint's auth, else none.")
+    region: str | None = Field(
+        default=None, pattern=r"^[a-z]{2}(-[a-z]+)+-\d$",
+        description="AWS region for cloudwatch and sigv4. Default: the stack's gantry:region.")
+    queries: Literal["router", "app"] = Field(
+        default="router",
+        description="Health queries from the service's router data plane, or from the app's own "
+                    "http_requests_total / http_request_duration_seconds. Default: router.")
+    gateway: Literal["contour", "istio"] = Field(
+        default="contour",
+        description="Gateway API implementation whose metrics judge gateway-api services. Default: contour.")
+
+
+class RestartsSettings(Spec):
+    """The restarts gate: container restarts of the canary's pods (the seed: more than 5 rolls back)."""
+
+    kubeconfig: str | None = Field(
+        default=None,
+        description="Path to a kubeconfig. Default: the cluster stack's exported kubeconfig output.")
+    context: str | None = Field(default=None, description="Kubeconfig context. Default: its current context.")
 
 
 HookPhaseName = Literal["pre-rollout", "step", "confirm-promotion", "post-rollout", "rollback"]
@@ -121,6 +147,9 @@ class RolloutSettings(Spec):
         description="What is shifted: pulumi (Automation API), haproxy (the local sandbox) or file (a JSON "
                     "file under .gantry/targets/, for drills with no infrastructure). Default: pulumi.")
     metrics: MetricsSettings = Field(default_factory=MetricsSettings, description="Default: prometheus.")
+    restarts: RestartsSettings = Field(
+        default_factory=RestartsSettings,
+        description="Where the restarts gate counts restarts. Default: the cluster's kubeconfig output.")
     step_weight: int | None = Field(
         default=None,
         description="Linear canary: weight added per step (with maxWeight); replaces steps. Default: none.")

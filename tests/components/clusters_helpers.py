@@ -63,6 +63,8 @@ def render_cluster(
         pulumi.export("clusterName", cluster.cluster_name)
         pulumi.export("clusterEndpoint", cluster.endpoint)
         pulumi.export("kubeconfig", cluster.kubeconfig)
+        if cluster.metrics_url is not None:
+            pulumi.export("metrics", {"url": cluster.metrics_url, "auth": cluster.metrics_auth})
 
     return render_callable(program, project="gantry", stack=f"{cloud.value}-{tier.value}",
                            config=PROVIDER_CONFIG[cloud])
