@@ -110,6 +110,10 @@ class GantryConfig(Spec):
             if not name.replace("-", "").isalnum() or not name[0].isalpha() or name != name.lower():
                 out.append(Violation(f"services.{name}", "named in lowercase letters, digits and '-'", name))
         out += namespace_owner_violations(self.services)
+        if not out:
+            from infra.rollout.readiness import rollout_violations
+
+            out += rollout_violations(self)
         raise_first(out)
         return self
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
 
@@ -76,29 +76,37 @@ def register(app: typer.Typer) -> None:
             proj = Project.load(project)
         except GantryError as exc:
             fail(exc)
+        from infra.rollout.readiness import readiness
+
         rows: list[dict[str, object]] = []
         for name in proj.stacks():
             row: dict[str, object] = {"stack": name, "cloud": None, "tier": None, "valid": True, "error": None}
+            problems: list[str] = ["the stack has no gantry: config to roll out"]
             try:
                 sf = read_stack_file(name, proj.config_dir)
                 values = namespace_values(sf.raw)
                 row["cloud"], row["tier"] = values.get("cloud"), values.get("tier")
                 if values:  # stacks of foreign projects carry no gantry:* config to validate
-                    parse(values, source=str(sf.path))
+                    problems = readiness(parse(values, source=str(sf.path)))
             except ConfigError as exc:
                 row["valid"], row["error"] = False, exc.problems[0] if exc.problems else str(exc)
+                problems = [str(row["error"])]
+            row["rollout"] = {"ready": not problems, "problems": problems}
             rows.append(row)
         if fmt is Format.JSON:
             emit_json({"project": proj.name, "stacks": rows})
         else:
+            from rich.markup import escape
             from rich.table import Table
 
             table = Table(title=f"{proj.name}: stacks", title_justify="left")
-            for col in ("stack", "cloud", "tier", "config"):
+            for col in ("stack", "cloud", "tier", "config", "rollout"):
                 table.add_column(col)
             for r in rows:
-                status = "[green]valid[/green]" if r["valid"] else f"[red]invalid[/red] {r['error']}"
-                table.add_row(str(r["stack"]), str(r["cloud"] or "-"), str(r["tier"] or "-"), status)
+                status = "[green]valid[/green]" if r["valid"] else f"[red]invalid[/red] {escape(str(r['error']))}"
+                ready = cast(dict[str, object], r["rollout"])["ready"]
+                table.add_row(escape(str(r["stack"])), escape(str(r["cloud"] or "-")), escape(str(r["tier"] or "-")),
+                              status, "ready" if ready else "not ready")
             out.print(table)
         if not all(r["valid"] for r in rows):
             err.print("error: one or more stacks do not validate")

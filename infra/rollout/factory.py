@@ -11,26 +11,30 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from components.spec import Strategy
-from infra.config import GantryConfig, SecretValue
+from components.spec import Cloud, Color, Strategy
+from infra.config import GantryConfig, SecretValue, ServiceConfig
 from infra.errors import InputError
 from infra.rollout.scheduler import Plan, bluegreen_plan, canary_plan
 from infra.rollout.seams import (
     Analysis,
     Hook,
     HookPhase,
+    JSONValue,
     MetricQuery,
     MetricsProvider,
     Notifier,
     StackName,
     Target,
-    Track,
 )
 from infra.rollout.settings import RolloutSettings, parse_duration
 
 TARGETS: tuple[str, ...] = ("pulumi", "haproxy", "file")
 NOTIFIERS: tuple[str, ...] = ("slack", "webhook")
+
+if TYPE_CHECKING:
+    from infra.rollout import analysis as judges
 
 OnOutput = Callable[[str], None]
 
@@ -64,43 +68,146 @@ def make_target(name: str, *, project: Path, stack: StackName, service: str, con
     raise unknown("rollout.target", name, TARGETS)
 
 
-def make_metrics(settings: RolloutSettings, project: Path) -> MetricsProvider:
-    """The stack's metrics provider (part B's factory), with the sandbox's Prometheus URL resolved."""
+@runtime_checkable
+class StackOutputs(Protocol):
+    """A target that can read its stack's outputs (the Pulumi target): where metrics and kubeconfig live."""
+
+    def stack_output(self, name: str) -> JSONValue | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsEndpoint:
+    """Where health queries go and how they authenticate, with where that came from (for `rollout plan`)."""
+
+    url: str | None
+    auth: str
+    region: str | None
+    source: str
+
+
+def metrics_endpoint(settings: RolloutSettings, config: GantryConfig,
+                     outputs: StackOutputs | None) -> MetricsEndpoint:
+    """``rollout.metrics.url`` wins; else the cluster's exported managed Prometheus (output ``metrics``)."""
+    m = settings.metrics
+    region = m.region or (config.region if config.cloud is Cloud.AWS else None)
+    if m.url is not None:
+        return MetricsEndpoint(m.url, m.auth or "none", region, "config rollout.metrics.url")
+    exported = outputs.stack_output("metrics") if outputs is not None else None
+    if isinstance(exported, Mapping) and isinstance(exported.get("url"), str) and exported["url"]:
+        return MetricsEndpoint(str(exported["url"]), m.auth or str(exported.get("auth") or "none"),
+                               m.region or (str(exported["region"]) if exported.get("region") else region),
+                               "stack output metrics.url (the cluster's managed Prometheus)")
+    return MetricsEndpoint(None, m.auth or "none", region, "none")
+
+
+def make_metrics(settings: RolloutSettings, project: Path, endpoint: MetricsEndpoint | None = None) -> MetricsProvider:
+    """The stack's metrics provider, at the resolved endpoint and with the resolved auth."""
     from infra.rollout.metrics import make_provider
 
     m = settings.metrics
+    endpoint = endpoint or MetricsEndpoint(m.url, m.auth or "none", m.region, "config")
     options: dict[str, object] = {}
-    if m.provider in ("prometheus", "http") and m.url is not None:
-        url = m.url
+    if m.provider in ("prometheus", "http"):
+        if endpoint.url is None:
+            raise InputError("rollout.metrics.url must be set, or exported by the cluster stack as output "
+                             "metrics.url (run `pulumi up` first), but neither was found")
+        url = endpoint.url
         if m.provider == "prometheus" and settings.target == "haproxy":
             from infra.sandbox.state import resolve_prometheus_url
 
             url = resolve_prometheus_url(url, project)
         options["url"] = url
+        if m.provider == "prometheus" and endpoint.auth != "none":
+            from infra.rollout.metrics.auth import make_auth
+
+            options["auth"] = make_auth(endpoint.auth, region=endpoint.region)
+    if m.provider == "cloudwatch" and endpoint.region is not None:
+        options["region"] = endpoint.region
     return make_provider(m.provider, **options)
 
 
+def traffic_source(settings: RolloutSettings, provider: MetricsProvider, *, service: str | None,
+                   svc: ServiceConfig | None, image: str, baseline_image: str,
+                   new_color: Color | None = None) -> judges.TrafficSource | None:
+    """Per-track traffic: the sandbox's own series, or the router's (or app's) health-query template."""
+    from infra.rollout.metrics.prometheus import PrometheusProvider
+
+    if settings.metrics.provider != "prometheus" or not isinstance(provider, PrometheusProvider):
+        return None
+    if settings.target == "haproxy":
+        # The sandbox labels series by demo version and status, scoped to the service's scrape targets.
+        from infra.sandbox.target import sandbox_traffic
+
+        return sandbox_traffic(provider, service, image, baseline_image)
+    if svc is None or service is None:
+        raise InputError("service must be given to pick its health-query template, but none was given")
+    from infra.rollout.metrics.templates import (
+        TEMPLATES,
+        DataPlane,
+        GatewayImplementation,
+        TemplatedTraffic,
+        plane_for,
+        track_ids,
+    )
+
+    plane = (DataPlane.APP if settings.metrics.queries == "app"
+             else plane_for(svc.router, GatewayImplementation(settings.metrics.gateway)))
+    ids = track_ids(service, svc.namespace, svc.service_port, svc.strategy, new_color)
+    return TemplatedTraffic(provider, TEMPLATES[plane], ids)
+
+
+def kubeconfig_path(settings: RolloutSettings, project: Path, stack: str, outputs: StackOutputs | None) -> str | None:
+    """``rollout.restarts.kubeconfig``, else the stack's kubeconfig output written 0600 under ``.gantry/``."""
+    if settings.restarts.kubeconfig is not None:
+        return settings.restarts.kubeconfig
+    value = outputs.stack_output("kubeconfig") if outputs is not None else None
+    if not isinstance(value, str) or not value:
+        return None
+    path = project / ".gantry" / "kube" / f"{stack}.kubeconfig"
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(value)
+    return str(path)
+
+
+def restarts_selector(service: str, strategy: Strategy, new_color: Color | None = None) -> str:
+    """The new version's pods, by the labels the delivery components set (``components.k8s.labels``)."""
+    from components.k8s import labels as lbl
+
+    if strategy is Strategy.CANARY:
+        return f"{lbl.NAME}={service},{lbl.TRACK}={lbl.Track.CANARY.value}"
+    return f"{lbl.NAME}={service},{lbl.COLOR}={(new_color or Color.GREEN).value}"
+
+
+def restarts_gate(settings: RolloutSettings, *, project: Path, stack: str, service: str, svc: ServiceConfig,
+                  outputs: StackOutputs | None, new_color: Color | None = None) -> judges.MetricGate | None:
+    """The seed's restarts gate (more than ``maxRestarts`` container restarts of the new pods rolls back)."""
+    path = kubeconfig_path(settings, project, stack, outputs)
+    if path is None:
+        return None
+    from infra.rollout import analysis as judges
+    from infra.rollout.metrics import make_provider
+
+    provider = make_provider("kubernetes", kubeconfig=path, context=settings.restarts.context,
+                             namespace=svc.namespace)
+    return judges.restarts_gate(provider, restarts_selector(service, svc.strategy, new_color), svc.namespace,
+                                settings.max_restarts)
+
+
 def make_analysis(settings: RolloutSettings, *, project: Path, image: str, baseline_image: str,
-                  provider: MetricsProvider | None = None, service: str | None = None) -> Analysis:
-    """The judge ``settings.judge`` names, fed by the stack's provider and extra gates."""
+                  provider: MetricsProvider | None = None, service: str | None = None,
+                  svc: ServiceConfig | None = None, endpoint: MetricsEndpoint | None = None,
+                  extra_gates: Sequence[judges.MetricGate] = (), new_color: Color | None = None) -> Analysis:
+    """The judge ``settings.judge`` names, fed by the stack's provider, its template and every gate."""
     from infra.rollout import analysis as judges
 
-    provider = provider or make_metrics(settings, project)
+    provider = provider or make_metrics(settings, project, endpoint)
     gates = [judges.MetricGate(g.name, provider, MetricQuery(name=g.name, expr=g.expr), g.max, g.min_count)
              for g in settings.gates]
-    traffic: judges.TrafficSource | None = None
-    if settings.metrics.provider == "prometheus":
-        from infra.rollout.metrics.prometheus import PrometheusProvider, PrometheusTraffic
-
-        if isinstance(provider, PrometheusProvider):
-            versions: Mapping[Track, str] = {Track.CANARY: "canary", Track.BASELINE: "stable"}
-            if settings.target == "haproxy":
-                # The sandbox labels series by demo version and status, scoped to the service's scrape targets.
-                from infra.sandbox.target import sandbox_traffic
-
-                traffic = sandbox_traffic(provider, service, image, baseline_image)
-            else:
-                traffic = PrometheusTraffic(provider, versions=versions)
+    gates.extend(extra_gates)
+    traffic = traffic_source(settings, provider, service=service, svc=svc, image=image,
+                             baseline_image=baseline_image, new_color=new_color)
     if traffic is None and not gates:
         raise InputError(f"rollout.gates must be non-empty when metrics.provider is {settings.metrics.provider} "
                          "(it gives no per-version traffic), but [] was given")
@@ -176,11 +283,23 @@ def build(*, project: Path, stack: StackName, service: str, config: GantryConfig
         raise unknown("rollout.target", settings.target, TARGETS)
     target = make_target(settings.target, project=project, stack=stack, service=service, config=config,
                          strategy=strategy, on_output=on_output)
-    baseline = target.current().stable_image
+    current = target.current()
+    baseline = current.stable_image
     hooks = tuple(make_hooks(settings))
+    outputs = target if isinstance(target, StackOutputs) else None
+    svc = config.services[service]
+    new_color = (current.active_color or svc.active_color).other if strategy is Strategy.BLUEGREEN else None
+    extra: list[judges.MetricGate] = []
+    if outputs is not None:
+        gate = restarts_gate(settings, project=project, stack=stack, service=service, svc=svc, outputs=outputs,
+                             new_color=new_color)
+        if gate is not None:
+            extra.append(gate)
     return Parts(
         target=target,
-        analysis=make_analysis(settings, project=project, image=image, baseline_image=baseline, service=service),
+        analysis=make_analysis(settings, project=project, image=image, baseline_image=baseline, service=service,
+                               svc=svc, endpoint=metrics_endpoint(settings, config, outputs), extra_gates=extra,
+                               new_color=new_color),
         hooks=hooks,
         notifier=make_notifier(settings),
         plan=make_plan(settings, strategy, sorted({h.phase for h in hooks})),

@@ -252,6 +252,11 @@ class PulumiStackTarget:
         block = value.get(self.service, {}) if isinstance(value, dict) else {}
         return cast(JSONObject, block if isinstance(block, dict) else {})
 
+    def stack_output(self, name: str) -> JSONValue | None:
+        """One top-level stack output after the last ``up`` (None when the program exports none)."""
+        value = self._call("outputs", self._stack.outputs).get(name)
+        return cast(JSONValue, value.value) if value is not None else None
+
     def revert(self, checkpoint: JSONObject) -> None:
         """Restore the checkpointed service keys and ``up``; recover once; else ``RollbackFailed``."""
         keys = checkpoint.get("service_keys")
