@@ -100,7 +100,8 @@ def metrics_endpoint(settings: RolloutSettings, config: GantryConfig,
     return MetricsEndpoint(None, m.auth or "none", region, "none")
 
 
-def make_metrics(settings: RolloutSettings, project: Path, endpoint: MetricsEndpoint | None = None) -> MetricsProvider:
+def make_metrics(settings: RolloutSettings, project: Path, endpoint: MetricsEndpoint | None = None, *,
+                 kubeconfig: str | None = None, namespace: str | None = None) -> MetricsProvider:
     """The stack's metrics provider, at the resolved endpoint and with the resolved auth."""
     from infra.rollout.metrics import make_provider
 
@@ -123,6 +124,10 @@ def make_metrics(settings: RolloutSettings, project: Path, endpoint: MetricsEndp
             options["auth"] = make_auth(endpoint.auth, region=endpoint.region)
     if m.provider == "cloudwatch" and endpoint.region is not None:
         options["region"] = endpoint.region
+    if m.provider == "kubernetes":
+        options.update(kubeconfig=m.kubeconfig or kubeconfig, context=m.context)
+        if m.namespace or namespace:
+            options["namespace"] = m.namespace or namespace
     return make_provider(m.provider, **options)
 
 
@@ -198,11 +203,13 @@ def restarts_gate(settings: RolloutSettings, *, project: Path, stack: str, servi
 def make_analysis(settings: RolloutSettings, *, project: Path, image: str, baseline_image: str,
                   provider: MetricsProvider | None = None, service: str | None = None,
                   svc: ServiceConfig | None = None, endpoint: MetricsEndpoint | None = None,
-                  extra_gates: Sequence[judges.MetricGate] = (), new_color: Color | None = None) -> Analysis:
+                  extra_gates: Sequence[judges.MetricGate] = (), new_color: Color | None = None,
+                  kubeconfig: str | None = None) -> Analysis:
     """The judge ``settings.judge`` names, fed by the stack's provider, its template and every gate."""
     from infra.rollout import analysis as judges
 
-    provider = provider or make_metrics(settings, project, endpoint)
+    provider = provider or make_metrics(settings, project, endpoint, kubeconfig=kubeconfig,
+                                        namespace=svc.namespace if svc is not None else None)
     gates = [judges.MetricGate(g.name, provider, MetricQuery(name=g.name, expr=g.expr), g.max, g.min_count)
              for g in settings.gates]
     gates.extend(extra_gates)
@@ -290,6 +297,7 @@ def build(*, project: Path, stack: StackName, service: str, config: GantryConfig
     svc = config.services[service]
     new_color = (current.active_color or svc.active_color).other if strategy is Strategy.BLUEGREEN else None
     extra: list[judges.MetricGate] = []
+    kube = kubeconfig_path(settings, project, stack, outputs) if settings.metrics.provider == "kubernetes" else None
     if outputs is not None:
         gate = restarts_gate(settings, project=project, stack=stack, service=service, svc=svc, outputs=outputs,
                              new_color=new_color)
@@ -299,7 +307,7 @@ def build(*, project: Path, stack: StackName, service: str, config: GantryConfig
         target=target,
         analysis=make_analysis(settings, project=project, image=image, baseline_image=baseline, service=service,
                                svc=svc, endpoint=metrics_endpoint(settings, config, outputs), extra_gates=extra,
-                               new_color=new_color),
+                               new_color=new_color, kubeconfig=kube),
         hooks=hooks,
         notifier=make_notifier(settings),
         plan=make_plan(settings, strategy, sorted({h.phase for h in hooks})),

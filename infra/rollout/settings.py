@@ -71,6 +71,12 @@ class MetricsSettings(Spec):
     gateway: Literal["contour", "istio"] = Field(
         default="contour",
         description="Gateway API implementation whose metrics judge gateway-api services. Default: contour.")
+    kubeconfig: str | None = Field(
+        default=None,
+        description="kubernetes provider: path to a kubeconfig. Default: the cluster stack's kubeconfig output.")
+    context: str | None = Field(default=None, description="kubernetes provider: kubeconfig context. Default: current.")
+    namespace: str | None = Field(
+        default=None, description="kubernetes provider: namespace of the gates' pods. Default: the service's.")
 
 
 class RestartsSettings(Spec):

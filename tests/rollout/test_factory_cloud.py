@@ -174,3 +174,27 @@ def test_bluegreen_restarts_watch_the_new_color() -> None:
 
     assert factory.restarts_selector("api", Strategy.BLUEGREEN, Color.GREEN) == \
         "app.kubernetes.io/name=api,gantry.dev/color=green"
+
+
+def test_kubernetes_provider_gets_the_kubeconfig_and_the_service_namespace(
+        cluster: tuple[App, PromApi], tmp_path: Path) -> None:
+    app, _ = cluster
+    cfg = prod()
+    settings = cfg.rollout_for("web").model_copy(update={"metrics": cfg.rollout.metrics.model_copy(
+        update={"provider": "kubernetes"})})
+    path = factory.kubeconfig_path(settings, tmp_path, "prod", target_for(cfg, app, tmp_path))
+    provider = factory.make_metrics(settings, tmp_path, kubeconfig=path, namespace="web")
+    assert provider.namespace == "web"  # type: ignore[attr-defined]
+    assert provider.is_online()
+
+
+def test_cloudwatch_uses_the_resolved_region(tmp_path: Path) -> None:
+    cfg = prod()
+    settings = cfg.rollout.model_copy(update={"metrics": cfg.rollout.metrics.model_copy(
+        update={"provider": "cloudwatch", "region": "eu-west-1"})})
+    endpoint = factory.metrics_endpoint(settings, cfg, None)
+    provider = factory.make_metrics(settings, tmp_path, endpoint)
+    assert provider._client.meta.region_name == "eu-west-1"  # type: ignore[attr-defined]
+    default = cfg.rollout.model_copy(update={"metrics": cfg.rollout.metrics.model_copy(
+        update={"provider": "cloudwatch"})})
+    assert factory.metrics_endpoint(default, cfg, None).region == "us-east-1", "the stack's own region"
