@@ -152,13 +152,18 @@ TEMPLATES: dict[DataPlane, QueryTemplate] = {
 
 def plane_for(router: RouterKind, gateway: GatewayImplementation = GatewayImplementation.CONTOUR) -> DataPlane:
     """The data plane whose metrics judge a service behind ``router``."""
+    valid = ", ".join(k.value for k in RouterKind)
+    try:
+        router = RouterKind(router)
+    except ValueError:
+        raise InputError(f"router must be one of {valid} to have a health-query template, "
+                         f"but {router!r} was given") from None
     if router is RouterKind.ISTIO:
         return DataPlane.ISTIO
     if router is RouterKind.NGINX:
         return DataPlane.NGINX
     if router is RouterKind.GATEWAY_API:
         return DataPlane.ISTIO if gateway is GatewayImplementation.ISTIO else DataPlane.CONTOUR
-    valid = ", ".join(k.value for k in RouterKind)
     raise InputError(f"router must be one of {valid} to have a health-query template, but {router!r} was given")
 
 
