@@ -12,13 +12,13 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from metric_servers import App, serve
 
 from infra.errors import InputError
 from infra.rollout.errors import MetricsUnavailable
 from infra.rollout.metrics.auth import AZURE_SCOPE, AuthKind, AzureBearer, GoogleBearer, SigV4, make_auth
 from infra.rollout.metrics.prometheus import PrometheusProvider
 from infra.rollout.seams import MetricQuery
-from tests.rollout.metric_servers import App, serve
 
 VECTOR = json.dumps({"status": "success", "data": {"resultType": "vector",
                                                     "result": [{"metric": {}, "value": [0, "7"]}]}})

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import httpx
 import pytest
+from metric_servers import App, prometheus, serve, wait_until
 
 from components.spec import Color, RouterKind, Strategy
 from infra.errors import InputError
@@ -29,7 +30,6 @@ from infra.rollout.metrics.templates import (
     track_ids,
 )
 from infra.rollout.seams import Track
-from tests.rollout.metric_servers import App, prometheus, serve, wait_until
 
 NAMESPACE, SERVICE, PORT = "shop", "web", 80
 
