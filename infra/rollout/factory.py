@@ -75,6 +75,13 @@ class StackOutputs(Protocol):
     def stack_output(self, name: str) -> JSONValue | None: ...
 
 
+@runtime_checkable
+class RestartSource(Protocol):
+    """A target that counts the new version's restarts itself (the sandbox's supervisor)."""
+
+    def restart_counter(self, image: str) -> tuple[MetricsProvider, MetricQuery]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class MetricsEndpoint:
     """Where health queries go and how they authenticate, with where that came from (for `rollout plan`)."""
@@ -298,7 +305,12 @@ def build(*, project: Path, stack: StackName, service: str, config: GantryConfig
     new_color = (current.active_color or svc.active_color).other if strategy is Strategy.BLUEGREEN else None
     extra: list[judges.MetricGate] = []
     kube = kubeconfig_path(settings, project, stack, outputs) if settings.metrics.provider == "kubernetes" else None
-    if outputs is not None:
+    if isinstance(target, RestartSource):
+        from infra.rollout.analysis import MetricGate
+
+        counter, query = target.restart_counter(image)
+        extra.append(MetricGate("restarts", counter, query, float(settings.max_restarts)))
+    elif outputs is not None:
         gate = restarts_gate(settings, project=project, stack=stack, service=service, svc=svc, outputs=outputs,
                              new_color=new_color)
         if gate is not None:

@@ -171,6 +171,8 @@ class RolloutState:
     step_started_at: float = 0.0
     attempt: int = 0
     last_verdict: Verdict | None = None
+    last_failed: tuple[str, ...] = ()
+    """The failed checks of the last analysis (``restarts 9 > 5``), named in a rollback's reason."""
     failures: int = 0
     holds: int = 0
     analyses: int = 0
@@ -283,7 +285,7 @@ def _changes(s: RolloutState, e: Entry) -> Changes:
                 return {"pending": None, "phase": Phase.FAILED, "reason": f"rollback failed: {d['message']}"}
             return {"pending": None, "error": f"{d['action']} failed: {d['message']}"}
         case EntryKind.ANALYSIS:
-            return _analysed(s, Verdict(str(d["verdict"])))
+            return _analysed(s, Verdict(str(d["verdict"])), failed_checks(d.get("checks")))
         case EntryKind.DECISION:
             return _decided(s, Decision(str(d["decision"])), str(d.get("reason", "")), bool(d.get("override")),
                             e.at)
@@ -317,7 +319,20 @@ def _applied(s: RolloutState, d: JSONObject, at: float) -> Changes:
     return out
 
 
-def _analysed(s: RolloutState, verdict: Verdict) -> Changes:
+def failed_checks(checks: object) -> tuple[str, ...]:
+    """``name value > limit`` for each failed check of an analysis entry, for the rollback's reason."""
+    out: list[str] = []
+    for c in checks if isinstance(checks, list) else []:
+        if not isinstance(c, dict) or c.get("verdict") != Verdict.FAIL.value:
+            continue
+        value, limit = c.get("value"), c.get("limit")
+        shown = f"{value:g}" if isinstance(value, int | float) else "no data"
+        out.append(f"{c.get('name')} {shown} > {limit:g}" if isinstance(limit, int | float) else
+                   f"{c.get('name')} {shown}")
+    return tuple(out)
+
+
+def _analysed(s: RolloutState, verdict: Verdict, failed: tuple[str, ...] = ()) -> Changes:
     failures, holds = s.failures, s.holds
     if verdict is Verdict.FAIL:
         failures, holds = failures + 1, 0
@@ -329,7 +344,7 @@ def _analysed(s: RolloutState, verdict: Verdict) -> Changes:
     else:
         holds = 0
     return {"last_verdict": verdict, "failures": failures, "holds": holds, "analyses": s.analyses + 1,
-            "attempt": s.attempt + 1, "step_hook_failures": ()}
+            "attempt": s.attempt + 1, "step_hook_failures": (), "last_failed": failed}
 
 
 def _decided(s: RolloutState, decision: Decision, reason: str, override: bool, at: float) -> Changes:
@@ -377,7 +392,8 @@ def decide(s: RolloutState) -> Ruling:
     """Advance, hold, promote or roll back after the analysis just journaled."""
     threshold = s.plan.threshold
     if s.failures >= threshold:
-        return Ruling(Decision.ROLLBACK, f"{s.failures} failed analyses reached the threshold of {threshold}")
+        why = f": {', '.join(s.last_failed)}" if s.last_failed else ""
+        return Ruling(Decision.ROLLBACK, f"{s.failures} failed analyses reached the threshold of {threshold}{why}")
     last = s.step >= len(s.plan.steps) - 1
     label = s.current_step.label
     match s.last_verdict:

@@ -56,13 +56,21 @@ def fault_for(version: str, st_faults: dict[str, FaultSpec], cfg: GantryConfig |
     return FaultSpec()
 
 
+def restarts_file(directory: Path, name: str) -> Path:
+    """Where the supervisor of demo process ``name`` (``app-<service>-<version>``) counts its restarts."""
+    return directory / f"{name}.restarts"
+
+
 def start_version(directory: Path, service: str, image: str, fault: FaultSpec) -> Slot:
     """Start one demo version on a free port and wait until it answers ``/ready``."""
     version = version_of(image)
     port = procs.free_port()
     name = f"app-{service}-{version}"
+    # The supervisor restarts a crashed demo and counts it (the sandbox's restartCount); its argv carries the
+    # demo's, tag included, so the sandbox recognises and stops it like any of its processes.
     argv = [
-        sys.executable, "-m", "infra.sandbox.demoapp", "--version", version, "--port", str(port),
+        sys.executable, "-m", "infra.sandbox.supervisor", "--restarts-file", str(restarts_file(directory, name)),
+        "--", sys.executable, "-m", "infra.sandbox.demoapp", "--version", version, "--port", str(port),
         "--error-rate", str(fault.error_rate), "--latency-ms", str(fault.latency_ms),
         "--crash-after", str(fault.crash_after), "--tag", marker_for(directory),
     ]

@@ -16,7 +16,7 @@ from pathlib import Path
 from components.spec import Color, Strategy
 from infra.config import GantryConfig
 from infra.rollout.metrics.prometheus import PrometheusProvider, PrometheusTraffic
-from infra.rollout.seams import JSONObject, Track, TrafficState
+from infra.rollout.seams import JSONObject, MetricQuery, MetricsProvider, Track, TrafficState
 from infra.sandbox import lifecycle
 from infra.sandbox.haproxy import PLACEHOLDER_PORT, RuntimeApi, metrics_backend
 from infra.sandbox.procs import SandboxError, alive, reap
@@ -168,6 +168,13 @@ class HaproxyTarget:
             raise SandboxError(f"color {color.value} has no version running; prepare it first")
         self.api.set_weight(self.backend, color.value, 100)
         self.api.set_weight(self.backend, color.other.value, 0)
+
+    def restart_counter(self, image: str) -> tuple[MetricsProvider, MetricQuery]:
+        """Where the restarts gate reads ``image``'s restarts: its demo process's supervisor count."""
+        from infra.sandbox.restarts import SandboxRestarts
+
+        name = f"app-{self.service}-{version_of(image)}"
+        return SandboxRestarts(self.directory), MetricQuery(name="restarts", expr=name)
 
     def current(self) -> TrafficState:
         st = require(self.directory)

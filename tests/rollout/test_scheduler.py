@@ -128,6 +128,19 @@ def test_a_pass_resets_holds_but_not_failures() -> None:
     assert (log.state.failures, log.state.holds) == (1, 0)
 
 
+def test_a_rollback_names_the_checks_that_failed() -> None:
+    log = _through_prepare(Log(_canary(threshold=1)))
+    log.add(EntryKind.APPLIED, {"action": "set_weight", "weight": 10, "step": 0})
+    log.add(EntryKind.ANALYSIS, {"verdict": "fail", "checks": [
+        {"name": "error-rate-sprt", "verdict": "pass", "value": -3.0, "limit": 4.5},
+        {"name": "restarts", "verdict": "fail", "value": 9.0, "limit": 5.0},
+        {"name": "canary-traffic", "verdict": "fail", "value": None, "limit": None}]})
+    ruling = decide(log.state)
+    assert ruling.decision is Decision.ROLLBACK
+    assert ruling.reason == ("1 failed analyses reached the threshold of 1: restarts 9 > 5, "
+                             "canary-traffic no data")
+
+
 def test_action_order_for_a_canary() -> None:
     log = Log(_canary(hook_phases=frozenset({HookPhase.PRE_ROLLOUT, HookPhase.STEP})))
     assert next_action(log.state, 0).kind is ActionKind.CHECKPOINT
