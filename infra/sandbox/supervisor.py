@@ -1,10 +1,11 @@
-"""Restarts a sandbox demo process when it dies, and counts the restarts, as a kubelet does for a container (on a compressed time scale: the sandbox's steps last seconds, not minutes).
+"""Restarts a sandbox demo process when it dies and counts the restarts, as a kubelet does for a container.
 
 Started by the sandbox lifecycle as ``python -m infra.sandbox.supervisor --restarts-file F -- <demo argv>``;
 its pid is the one the sandbox records and stops (SIGTERM stops the child, then the supervisor). The
 count in ``F`` (written atomically, starting at 0) is what the sandbox's restarts gate reads, the way
 a cluster's gate reads ``restartCount``. Restarts back off exponentially (0.05 s doubling to 0.5 s), like
-Kubernetes' CrashLoopBackOff, so a crashing version cannot spin the machine.
+Kubernetes' CrashLoopBackOff on a compressed time scale (the sandbox's steps last seconds, not minutes),
+so a crashing version cannot spin the machine.
 """
 
 from __future__ import annotations

@@ -26,8 +26,8 @@ def gantry(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_crash_after_n_requests_rolls_back_with_reason_restarts(sandbox: SandboxState, project: Path) -> None:
-    # v7 exits after every 30 requests it serves (about 0.3 s at 50% of 200 rps, then HAProxy's health check brings it back); the supervisor restarts it, as a
-    # kubelet would, so its restart count climbs while it still serves enough to be judged on traffic.
+    # v7 exits after every 30 requests it serves; the supervisor restarts it, as a kubelet would, and HAProxy's
+    # health check brings it back, so its restart count climbs while it still serves enough to be judged.
     fault = gantry(project, "sandbox", "fault", "v7", "--crash-after", "30")
     assert fault.returncode == 0, fault.stderr
     with LoadGenerator(sandbox.frontend_url("web"), rate_rps=200, max_seconds=90):
