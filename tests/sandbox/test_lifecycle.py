@@ -92,7 +92,8 @@ def test_down_stops_everything_even_after_a_crash_lost_the_state(sandbox: Sandbo
     for pidfile in sandbox_dir(project).glob("*.pid"):
         pidfile.unlink()
     stopped = lifecycle.down(project)
-    assert len(stopped) == len(pids)
+    # Every recorded process was found by the sweep (demo supervisors' children carry the marker too).
+    assert {f"stray pid {p}" for p in pids} <= set(stopped)
     assert not any(procs.alive(p) for p in pids)
     assert leftovers(project) == []
 
