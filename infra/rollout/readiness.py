@@ -27,9 +27,19 @@ def exports_metrics(cfg: GantryConfig) -> bool:
     return cfg.cloud is not Cloud.LOCAL and cfg.cluster is not None and cfg.cluster.managed_prometheus
 
 
+def offline_only(cfg: GantryConfig, settings: RolloutSettings) -> bool:
+    """A local stack driven through Pulumi has nothing to roll out (no cluster): only render and check apply.
+
+    Its settings are not load errors, so such a stack still renders; ``readiness`` reports it not ready.
+    """
+    return cfg.cloud is Cloud.LOCAL and settings.target == "pulumi"
+
+
 def settings_violations(cfg: GantryConfig, settings: RolloutSettings, prefix: str) -> list[Violation]:
     """What makes one set of rollout settings unworkable, with keys under ``prefix`` (``rollout.``)."""
     out: list[Violation] = []
+    if offline_only(cfg, settings):
+        return out
     m = settings.metrics
     sandbox = settings.target == "haproxy"
     if m.provider == "prometheus" and m.url is None and not sandbox and not exports_metrics(cfg):
@@ -52,8 +62,8 @@ def template_violations(cfg: GantryConfig, service: str, settings: RolloutSettin
 
     if settings.metrics.provider != "prometheus" or settings.metrics.queries != "router":
         return []
-    if settings.target == "haproxy":
-        return []  # the sandbox's own series (demo app metrics by version)
+    if settings.target == "haproxy" or offline_only(cfg, settings):
+        return []  # the sandbox's own series (demo app metrics by version), or nothing to roll out
     svc = cfg.services[service]
     try:
         plane_for(svc.router, GatewayImplementation(settings.metrics.gateway))
@@ -79,6 +89,10 @@ def rollout_violations(cfg: GantryConfig) -> list[Violation]:
 def readiness(cfg: GantryConfig) -> list[str]:
     """Problems that keep a valid stack from rolling out (none for a ready stack)."""
     problems = [str(v) for v in rollout_violations(cfg)]
+    for name in cfg.services:
+        if offline_only(cfg, cfg.rollout_for(name)):
+            problems.append(f"services.{name}.rollout.target must be haproxy (the sandbox) on a local stack, "
+                            "but 'pulumi' was given")
     if not cfg.services:
         problems.append("services must name at least one service to roll out, but none was given")
     return problems

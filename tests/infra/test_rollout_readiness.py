@@ -93,3 +93,10 @@ def test_stacks_json_reports_rollout_readiness(tmp_path: Path) -> None:
     (row,) = json.loads(res.stdout)["stacks"]
     assert row["rollout"]["ready"] is False
     assert "gantry:rollout.metrics.url must be set" in row["rollout"]["problems"][0]
+
+
+def test_a_local_stack_without_the_sandbox_target_renders_but_is_not_ready() -> None:
+    cfg = parse({"cloud": "local", "environment": "dev", "tier": "dev",
+                 "services": {"web": {"namespace": "web", "image": "ghcr.io/acme/web:1.0.0"}}}, source="x")
+    assert readiness(cfg) == ["services.web.rollout.target must be haproxy (the sandbox) on a local stack, "
+                              "but 'pulumi' was given"]
