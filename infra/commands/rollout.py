@@ -56,14 +56,14 @@ def parse_steps(text: str) -> list[int]:
 
 def config_dir(project: Path) -> Path:
     """Where the stack files are: Pulumi.yaml's stackConfigDir, else the project directory itself."""
-    import yaml
+    from infra.documents import DocumentError, load_yaml
 
     manifest = project / "Pulumi.yaml"
     if manifest.is_file():
         try:
-            doc = yaml.safe_load(manifest.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError:
-            doc = {}
+            doc = load_yaml(manifest) or {}
+        except DocumentError as exc:
+            fail(exc)
         if isinstance(doc, dict) and isinstance(doc.get("stackConfigDir"), str):
             return project / str(doc["stackConfigDir"])
         return project
