@@ -16,7 +16,7 @@ import json
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 import yaml
 from yaml.events import AliasEvent, MappingStartEvent, ScalarEvent, SequenceStartEvent
@@ -267,11 +267,11 @@ class _LimitedLoader(yaml.SafeLoader):
                 self._path.pop()
 
     def _compose(self, parent: Node | None, index: Any) -> Node:
-        event = self.peek_event()
+        event = self.peek_event()  # type: ignore[no-untyped-call]
         if isinstance(event, AliasEvent):
             if event.anchor in self._open:
                 self._refuse(f"alias *{clip(str(event.anchor))} refers to a value that contains it")
-            node = super().compose_node(parent, index)
+            node = cast(Node, super().compose_node(parent, index))
             # An alias repeats its anchor's whole value wherever it appears: count the expansion.
             self._count(self._weights.get(id(node), 1))
             return node
@@ -285,7 +285,7 @@ class _LimitedLoader(yaml.SafeLoader):
         before = self._nodes
         self._count(1)
         try:
-            node = super().compose_node(parent, index)
+            node = cast(Node, super().compose_node(parent, index))
         finally:
             if anchor is not None:
                 self._open.discard(anchor)

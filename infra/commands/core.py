@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from infra.commands.common import Format, emit_json, err, fail, out, short_lived
+from infra.console import styled
 
 ProjectOpt = Annotated[
     Path, typer.Option("--project", "-p", help="Pulumi project directory (read through its Pulumi.yaml).")
@@ -97,7 +98,7 @@ def register(app: typer.Typer) -> None:
             for col in ("stack", "cloud", "tier", "config"):
                 table.add_column(col)
             for r in rows:
-                status = "[green]valid[/green]" if r["valid"] else f"[red]invalid[/red] {r['error']}"
+                status = styled("[green]valid[/green]") if r["valid"] else styled("[red]invalid[/red] {}", r["error"])
                 table.add_row(str(r["stack"]), str(r["cloud"] or "-"), str(r["tier"] or "-"), status)
             out.print(table)
         if not all(r["valid"] for r in rows):

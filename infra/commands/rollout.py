@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
-from rich.markup import escape
 
 from components.spec import Strategy
 from infra.commands.common import err, fail, out
+from infra.console import plain, styled
 from infra.errors import ExitCode, InputError
 
 if TYPE_CHECKING:
@@ -97,7 +97,7 @@ def _engine_for(project: Path, stack: str, service: str, image: str, strategy: S
     from infra.rollout.settings import parse_duration
 
     def echo(line: str) -> None:
-        (err if json_mode else out).print(f"[dim]{escape(line)}[/dim]", highlight=False)
+        (err if json_mode else out).print(styled("[dim]{}[/dim]", line))
 
     try:
         parts = factory.build(project=project, stack=StackName(stack), service=service, config=config,
@@ -130,10 +130,11 @@ def report(outcome: Outcome, json_mode: bool) -> NoReturn:
     else:
         style = {0: "green", 1: "yellow"}.get(int(outcome.exit_code), "red")
         # Reasons carry remote text (gate details, `up` errors): never let it be read as rich markup.
-        out.print(f"[{style}]{outcome.phase.value}[/{style}] {outcome.rollout_id}: {escape(outcome.reason)}")
+        out.print(styled(f"[{style}]{{}}[/{style}] {{}}: {{}}", outcome.phase.value, outcome.rollout_id,
+                         outcome.reason))
         if not outcome.verified:
-            err.print("[red]warning:[/red] the target does not match the journal: "
-                      + escape("; ".join(outcome.mismatches)))
+            err.print(styled("[red]warning:[/red] the target does not match the journal: {}",
+                             "; ".join(outcome.mismatches)))
     raise typer.Exit(int(outcome.exit_code))
 
 
@@ -271,7 +272,7 @@ def register(app: typer.Typer) -> None:
             if action != "resume" or state.paused:
                 state = request(journal, SystemClock(), record.id, OperatorAction(action))
                 if not json_mode:
-                    out.print(f"{action} recorded for {record.id} (phase {state.phase.value})")
+                    out.print(plain(f"{action} recorded for {record.id} (phase {state.phase.value})"))
             if not then_run:
                 raise typer.Exit(0)
             observer = _observer(json_mode)
@@ -285,8 +286,8 @@ def register(app: typer.Typer) -> None:
                 if exc.holder.endswith(f"(rollout {record.id})"):
                     # Its own process is alive and will read the action from the journal.
                     if not json_mode:
-                        out.print(escape(f"the running process ({exc.holder}, pid {exc.pid} on {exc.host}) "
-                                         "will act on it"))
+                        out.print(plain(f"the running process ({exc.holder}, pid {exc.pid} on {exc.host}) "
+                                        "will act on it"))
                     raise typer.Exit(0) from None
                 raise
         except GantryError as exc:
@@ -400,5 +401,5 @@ def register(app: typer.Typer) -> None:
                                          "phase": outcome.phase.value, "reason": outcome.reason,
                                          "verified": outcome.verified, "exit_code": int(report_exit)}) + "\n")
         else:
-            out.print(escape(f"{outcome.phase.value} {outcome.rollout_id}: {outcome.reason}"))
+            out.print(plain(f"{outcome.phase.value} {outcome.rollout_id}: {outcome.reason}"))
         raise typer.Exit(int(report_exit))
