@@ -23,6 +23,9 @@ from infra.documents import DocumentError, clip, load_yaml
 from infra.errors import InputError
 from infra.rollout.settings import RolloutSettings
 from infra.sandbox.settings import SandboxSettings
+from infra.secret_value import SecretValue
+
+__all__ = ["ConfigError", "GantryConfig", "SecretValue", "load_stack", "parse", "read_stack_file"]
 
 NAMESPACE = "gantry"
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
@@ -35,15 +38,6 @@ class ConfigError(InputError):
         self.source = source
         self.problems = list(problems)
         super().__init__("\n".join(f"{source}: {p}" for p in self.problems))
-
-
-class SecretValue(str):
-    """A ``secure:`` config value that cannot be decrypted offline; renders as a placeholder."""
-
-    __slots__ = ()
-
-    def __new__(cls, name: str = "secret") -> SecretValue:
-        return super().__new__(cls, f"[secret:{name}]")
 
 
 class ServiceConfig(ServiceSpec):

@@ -88,11 +88,13 @@ def _engine_for(project: Path, stack: str, service: str, image: str, strategy: S
                 settings: RolloutSettings, journal: SqliteJournal, observer: Observer, json_mode: bool
                 ) -> tuple[Engine, Parts]:
     """Build the engine for one service of one stack from its (already validated) config."""
+    from infra.console import register_secrets
     from infra.errors import GantryError
     from infra.rollout import factory
     from infra.rollout.clock import SystemClock
     from infra.rollout.engine import Engine
     from infra.rollout.lock import SqliteLock
+    from infra.rollout.masking import Masker, mask_logs
     from infra.rollout.seams import StackName
     from infra.rollout.settings import parse_duration
 
@@ -100,6 +102,11 @@ def _engine_for(project: Path, stack: str, service: str, image: str, strategy: S
         (err if json_mode else out).print(styled("[dim]{}[/dim]", line))
 
     try:
+        # Every secret the config makes Gantry hold is masked from here on, in every sink: the console and
+        # errors (registered), logs (filtered), and the journal, hence `status`, `--json` (the engine).
+        secrets = factory.known_secrets(settings)
+        register_secrets(secrets)
+        mask_logs(Masker(secrets))
         parts = factory.build(project=project, stack=StackName(stack), service=service, config=config,
                               settings=settings, strategy=strategy, image=image, on_output=echo)
     except GantryError as exc:
@@ -110,7 +117,8 @@ def _engine_for(project: Path, stack: str, service: str, image: str, strategy: S
     clock = SystemClock()
     lock = SqliteLock(journal.path, clock, ttl=parse_duration(settings.lock_ttl))
     engine = Engine(target=parts.target, analysis=parts.analysis, journal=journal, lock=lock, clock=clock,
-                    hooks=parts.hooks, notifier=parts.notifier, observer=observer, poll=1.0)
+                    hooks=parts.hooks, notifier=parts.notifier, observer=observer, poll=1.0,
+                    masker=Masker(parts.secrets))
     return engine, parts
 
 
@@ -123,9 +131,11 @@ def _observer(json_mode: bool) -> Observer:
 def report(outcome: Outcome, json_mode: bool) -> NoReturn:
     """Print how the rollout ended and exit with its code (0 promoted, 1 rolled back, 4 failed)."""
     if json_mode:
+        from infra.console import mask
+
         sys.stdout.write(json.dumps({"event": "outcome", "rollout": outcome.rollout_id, "phase": outcome.phase.value,
-                                     "reason": outcome.reason, "verified": outcome.verified,
-                                     "mismatches": list(outcome.mismatches),
+                                     "reason": mask(outcome.reason), "verified": outcome.verified,
+                                     "mismatches": [mask(m) for m in outcome.mismatches],
                                      "exit_code": int(outcome.exit_code)}, sort_keys=True) + "\n")
     else:
         style = {0: "green", 1: "yellow"}.get(int(outcome.exit_code), "red")
