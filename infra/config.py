@@ -300,7 +300,7 @@ def _key(loc: tuple[int | str, ...], field: str = "") -> str:
             # Keys with spaces, dots or control characters are quoted so the message stays one line.
             parts += f"[{json.dumps(clip(str(item)))}]"
         else:
-            parts += f".{item}" if parts else str(item)
+            parts += f".{clip(str(item))}" if parts else clip(str(item))
     if field:
         parts = f"{parts}.{field}" if parts else field
     return f"{NAMESPACE}:{parts}"
