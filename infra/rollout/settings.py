@@ -66,8 +66,9 @@ _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 def _refuse_secure(value: object, how: str) -> object:
     if isinstance(value, SecretValue):
-        raise ValueError(f"must be a plain value, but a secure: value was given; Gantry reads stack files offline "
-                         f"and cannot decrypt it: {how}")
+        # Worded "<field> must be ..." so the config loader reports it against the key, in the one template.
+        raise ValueError(f"value must be a plain value, but a secure: value was given; Gantry reads stack files "
+                         f"offline and cannot decrypt it: {how}")
     return value
 
 
@@ -100,7 +101,7 @@ class HookSettings(Spec):
     name: str = Field(pattern=r"^[a-z][a-z0-9-]{0,62}$", description="Hook name. Required.")
     phase: HookPhaseName = Field(description="When it runs. Required.")
     url: Annotated[str | None, BeforeValidator(lambda v: _refuse_secure(
-        v, "a hook URL must be plain; pass a token through an argv hook's env (secret: true) instead"))] = Field(
+        v, "use an argv hook instead and pass the token in its env with secret: true"))] = Field(
         default=None, description="POST a JSON payload here. Default: none.")
     argv: list[str] | None = Field(default=None, description="Command and arguments. Default: none.")
     timeout: Duration = Field(default="30s", description="Kill / give up after this. Default: 30s.")
