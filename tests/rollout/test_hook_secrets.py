@@ -238,3 +238,25 @@ def test_each_hook_masks_every_secret_of_the_rollout_not_only_its_own(tmp_path: 
     result = hook.run(PAYLOAD)
     assert result.ok and SLACK not in result.detail and "xoxSlack" not in result.detail
     assert result.detail == "exit 0: *** None None\n***"
+
+
+def test_markup_in_journaled_text_prints_literally_in_start_status_and_history(project: Path) -> None:
+    # A stack whose name is markup, and a step hook that prints markup and an emoji code on every run.
+    name = "x[bold]:cloud:"
+    text = (project / "stacks" / "Pulumi.drill.yaml").read_text()
+    text = text.replace(json.dumps(dump_env(project / "hook-env.json", project / "found-url")),
+                        json.dumps([PY, "-c", "print('[/red] :rocket: ^[a-z]{0,3}$')"]))
+    (project / "stacks" / f"Pulumi.{name}.yaml").write_text(text)
+    env = {"SLACK_URL": SLACK, "DEPLOY_TOKEN": DEPLOY_TOKEN}
+    result = runner.invoke(app, ["rollout", "start", "--stack", name, "--service", "web", "--image", "app:2.0",
+                                 "--project", str(project)], env=env, terminal_width=200)
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "x[bold]:cloud:/web" in result.stdout and "\U0001f680" not in result.stdout
+    # The table narrows columns to the (80-column) console, so the name may wrap: no markup, no emoji either way.
+    history = runner.invoke(app, ["rollout", "history", "--project", str(project)])
+    assert history.exit_code == 0 and "\u2601" not in history.stdout
+    record = json.loads(runner.invoke(app, ["rollout", "history", "--json", "--project", str(project)]).stdout
+                        .splitlines()[0])
+    assert record["stack"] == name
+    status = runner.invoke(app, ["rollout", "status", record["rollout"], "--project", str(project)])
+    assert status.exit_code == 0 and f"{name}/web" in status.stdout and "\u2601" not in status.stdout
