@@ -26,9 +26,7 @@ def make_console(*, stderr: bool = False, file: IO[str] | None = None, **options
 
 def register_secrets(values: Iterable[str]) -> None:
     """Values masked in everything ``styled`` and ``plain`` build for the rest of this process."""
-    from infra.rollout.masking import _MIN_SECRET_LEN
-
-    _secrets.extend(v for v in values if len(v) >= _MIN_SECRET_LEN and v not in _secrets)
+    _secrets.extend(v for v in values if v not in _secrets)
 
 
 def mask(text: str) -> str:
