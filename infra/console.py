@@ -18,10 +18,29 @@ from rich.text import Text
 _secrets: list[str] = []
 
 
+# Control characters (but tab and newline) are shown as \xNN: an ESC from a stack file must not recolour,
+# retitle or clear the operator's terminal, and a CR must not overwrite what was printed before it.
+_CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0)) if chr(c) not in "\t\n"}
+
+
+def visible(text: str) -> str:
+    """``text`` with terminal control characters written out as ``\\xNN``."""
+    return text.translate(_CONTROLS)
+
+
+class SafeConsole(Console):
+    """A rich console for which every string is literal text: no markup, no emoji codes, no control codes."""
+
+    def render_str(self, text: str, **options: Any) -> Text:
+        # Table cells, titles and printed strings all pass through here.
+        options.update(markup=False, emoji=False, highlight=False)
+        return super().render_str(visible(text), **options)
+
+
 def make_console(*, stderr: bool = False, file: IO[str] | None = None, **options: Any) -> Console:
-    """A console that never interprets markup or emoji codes in what it prints."""
+    """A console that never interprets markup, emoji codes or control characters in what it prints."""
     options.setdefault("soft_wrap", True)
-    return Console(stderr=stderr, file=file, markup=False, emoji=False, highlight=False, **options)
+    return SafeConsole(stderr=stderr, file=file, markup=False, emoji=False, highlight=False, **options)
 
 
 def register_secrets(values: Iterable[str]) -> None:
@@ -37,8 +56,8 @@ def mask(text: str) -> str:
 
 
 def plain(value: object) -> Text:
-    """``value`` as literal, masked text: never markup, never an emoji."""
-    return Text(mask(str(value)))
+    """``value`` as literal, masked text: never markup, never an emoji, never a control code."""
+    return Text(visible(mask(str(value))))
 
 
 def styled(template: str, *values: object) -> Text:
