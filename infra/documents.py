@@ -19,8 +19,14 @@ from pathlib import Path
 from typing import Any, NoReturn, cast
 
 import yaml
+from yaml.composer import Composer
+from yaml.constructor import SafeConstructor
 from yaml.events import AliasEvent, MappingStartEvent, ScalarEvent, SequenceStartEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.parser import Parser
+from yaml.reader import Reader
+from yaml.resolver import Resolver
+from yaml.scanner import Scanner
 
 from infra.errors import InputError
 
@@ -225,11 +231,35 @@ def _key_text(node: Node | None) -> str:
     return "(complex key)"
 
 
-class _LimitedLoader(yaml.SafeLoader):
-    """PyYAML's safe loader with limits enforced while composing, so nothing hostile is ever constructed."""
+class _PyEvents(Reader, Scanner, Parser):
+    """PyYAML's pure-Python event source, for a PyYAML built without libyaml."""
+
+    def __init__(self, stream: str) -> None:
+        Reader.__init__(self, stream)
+        Scanner.__init__(self)
+        Parser.__init__(self)
+
+
+try:
+    # libyaml's scanner and parser produce the events about 30x faster than the Python ones (a 900 KB
+    # scalar: 0.05 s instead of 1.5 s); composing, where every limit is enforced, stays in Python below.
+    from yaml._yaml import CParser as _Events
+except ImportError:  # pragma: no cover - PyYAML wheels ship libyaml
+    _Events = _PyEvents  # type: ignore[misc, assignment]
+
+
+class _LimitedLoader(Composer, _Events, SafeConstructor, Resolver):
+    """PyYAML's safe loading with limits enforced while composing, so nothing hostile is ever constructed.
+
+    ``Composer`` comes first so its Python ``compose_*`` methods (and the overrides here) shadow the C
+    parser's own composer; the C side only supplies events.
+    """
 
     def __init__(self, text: str, source: str) -> None:
-        super().__init__(text)
+        _Events.__init__(self, text)
+        Composer.__init__(self)
+        SafeConstructor.__init__(self)
+        Resolver.__init__(self)
         self.source = source
         self._path: list[str] = []
         self._depth = 0
@@ -267,7 +297,7 @@ class _LimitedLoader(yaml.SafeLoader):
                 self._path.pop()
 
     def _compose(self, parent: Node | None, index: Any) -> Node:
-        event = self.peek_event()  # type: ignore[no-untyped-call]
+        event = self.peek_event()
         if isinstance(event, AliasEvent):
             if event.anchor in self._open:
                 self._refuse(f"alias *{clip(str(event.anchor))} refers to a value that contains it")
