@@ -16,12 +16,12 @@ import json
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn, cast
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 import yaml
 from yaml.composer import Composer
 from yaml.constructor import SafeConstructor
-from yaml.events import AliasEvent, MappingStartEvent, ScalarEvent, SequenceStartEvent
+from yaml.events import AliasEvent, Event, MappingStartEvent, ScalarEvent, SequenceStartEvent
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.parser import Parser
 from yaml.reader import Reader
@@ -248,15 +248,18 @@ except ImportError:  # pragma: no cover - PyYAML wheels ship libyaml
     _Events = _PyEvents  # type: ignore[misc, assignment]
 
 
-class _LimitedLoader(Composer, _Events, SafeConstructor, Resolver):
+class _Limits(Composer, SafeConstructor, Resolver):
     """PyYAML's safe loading with limits enforced while composing, so nothing hostile is ever constructed.
 
-    ``Composer`` comes first so its Python ``compose_*`` methods (and the overrides here) shadow the C
-    parser's own composer; the C side only supplies events.
+    Mixed in before an event source, so its Python ``compose_*`` methods (and the overrides here) shadow
+    the C parser's own composer; the event source only supplies events.
     """
 
-    def __init__(self, text: str, source: str) -> None:
-        _Events.__init__(self, text)
+    if TYPE_CHECKING:  # supplied by the event source mixed in after this class
+
+        def peek_event(self) -> Event: ...
+
+    def _init_limits(self, source: str) -> None:
         Composer.__init__(self)
         SafeConstructor.__init__(self)
         Resolver.__init__(self)
@@ -345,3 +348,19 @@ class _LimitedLoader(Composer, _Events, SafeConstructor, Resolver):
             seen.add(key)
         if isinstance(node, MappingNode):
             self._keys.pop(id(node), None)
+
+
+class _LimitedLoader(_Limits, _Events):
+    """The loader ``parse_yaml`` uses: libyaml's events (when PyYAML has it), Gantry's limits."""
+
+    def __init__(self, text: str, source: str) -> None:
+        _Events.__init__(self, text)
+        self._init_limits(source)
+
+
+class _PyLimitedLoader(_Limits, _PyEvents):
+    """The same limits over PyYAML's pure-Python events (its build without libyaml)."""
+
+    def __init__(self, text: str, source: str) -> None:
+        _PyEvents.__init__(self, text)
+        self._init_limits(source)

@@ -286,3 +286,31 @@ def test_markup_in_a_stack_name_and_an_unknown_key_prints_literally(project: Pat
     assert code == 2 and "Pulumi.x[red]:cloud:.yaml: " in err and "\u2601" not in err
     code, _, err = gantry(project, "check", "--stack", "[/bold]nope")
     assert code == 2 and "[/bold]nope" in err
+
+
+# --------------------------------------------------------------------------- both event sources
+
+
+HOSTILE = {
+    "bomb": (bomb(), "aliases expanded"),
+    "recursive": ("a: &r [1, *r]\n", "refers to a value that contains it"),
+    "deep": ("a: " + "[" * (MAX_DEPTH + 1) + "]" * (MAX_DEPTH + 1) + "\n", "levels deep"),
+    "duplicate": ("a: 1\nb: 2\na: 3\n", "a: key is set twice"),
+    "wide int": ("a: " + "1" * 5000 + "\n", "a: integers must fit in 64 bits"),
+    "tag": ("a: !!binary aGk=\n", "a: tag tag:yaml.org,2002:binary is not supported"),
+    "nul": ("a: '\x00'\n", "character #x0000 on line 1"),
+}
+
+
+@pytest.mark.parametrize("loader", ["_LimitedLoader", "_PyLimitedLoader"])
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_libyaml_and_pure_python_events_get_the_same_limits(monkeypatch: pytest.MonkeyPatch, loader: str,
+                                                            case: str) -> None:
+    from infra import documents
+
+    monkeypatch.setattr(documents, "_LimitedLoader", getattr(documents, loader))
+    text, message = HOSTILE[case]
+    with pytest.raises(DocumentError, match=message.replace("[", r"\[").replace("*", r"\*")):
+        parse_yaml(text, "f.yaml")
+    assert parse_yaml("base: &b {x: 1}\nc: {<<: *b, d: 2024-01-01}\n", "f.yaml") == {
+        "base": {"x": 1}, "c": {"x": 1, "d": "2024-01-01"}}
