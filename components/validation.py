@@ -41,9 +41,13 @@ def message(field: str, constraint: str, value: object) -> str:
 
 
 def _show(value: object) -> str:
+    # A value may come from a hostile stack file: never echo more than a line of it.
+    text = repr(value) if isinstance(value, str) else str(value)
+    if len(text) <= 100:
+        return text
     if isinstance(value, str):
-        return repr(value)
-    return str(value)
+        return repr(value[:60]) + f"... ({len(value)} characters)"
+    return text[:60] + f"... ({len(text)} characters)"
 
 
 def is_unknown(value: object) -> bool:
@@ -112,6 +116,8 @@ _IMAGE = re.compile(
     r"(?:@(?P<digest>sha256:[a-f0-9]{64}))?$"
 )
 
+_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}")
+
 
 def check_image(field: str, value: object) -> list[Violation]:
     """Images carry a tag or a digest, and ``latest`` is refused: a rollout needs a fixed version."""
@@ -127,6 +133,14 @@ def check_image(field: str, value: object) -> list[Violation]:
     tag = last.split("@", 1)[0].split(":", 1)[1] if has_tag else None
     if match is None or not (has_digest or has_tag) or tag == "latest":
         return [Violation(field, constraint, value)]
+    # The OCI distribution spec caps a tag at 128 characters and Docker a name at 255; registries refuse more.
+    if tag is not None and not _TAG.fullmatch(tag):
+        return [Violation(f"{field} tag", "at most 128 characters of letters, digits, '_', '.' and '-', not "
+                                          "starting with '.' or '-'", tag)]
+    name = value.split("@", 1)[0]
+    name = name[: len(name) - len(tag) - 1] if tag is not None else name
+    if len(name) > 255:
+        return [Violation(f"{field} name", "at most 255 characters", name)]
     return []
 
 

@@ -15,14 +15,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from components.spec import Cloud, ClusterSpec, ServiceSpec, Spec, Strategy, Tier, namespace_owner_violations
 from components.validation import SpecError, Violation, check_region, message, raise_first
+from infra.documents import DocumentError, clip, load_yaml
 from infra.errors import InputError
 from infra.rollout.settings import RolloutSettings
 from infra.sandbox.settings import SandboxSettings
+from infra.secret_value import SecretValue
+
+__all__ = ["ConfigError", "GantryConfig", "SecretValue", "load_stack", "parse", "read_stack_file"]
 
 NAMESPACE = "gantry"
 _PLAIN_KEY = re.compile(r"[A-Za-z0-9_-]+")
@@ -35,15 +38,6 @@ class ConfigError(InputError):
         self.source = source
         self.problems = list(problems)
         super().__init__("\n".join(f"{source}: {p}" for p in self.problems))
-
-
-class SecretValue(str):
-    """A ``secure:`` config value that cannot be decrypted offline; renders as a placeholder."""
-
-    __slots__ = ()
-
-    def __new__(cls, name: str = "secret") -> SecretValue:
-        return super().__new__(cls, f"[secret:{name}]")
 
 
 class ServiceConfig(ServiceSpec):
@@ -159,9 +153,9 @@ def read_stack_file(stack: str, config_dir: Path) -> StackFile:
         hint = f"; known stacks: {', '.join(known)}" if known else ""
         raise ConfigError(source, [f"stack file not found{hint}"])
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(source, [f"is not valid YAML: {_one_line(str(exc))}"]) from None
+        doc = load_yaml(path, source)
+    except DocumentError as exc:
+        raise ConfigError(source, [exc.problem]) from None
     if doc is None:
         doc = {}
     if not isinstance(doc, dict):
@@ -264,12 +258,13 @@ def _rest(field: str, constraint: str, value: object) -> str:
 
 
 def _show(value: object) -> str:
+    # Values come from the stack file: cut them, so a 2 MB value is never echoed back whole.
     if isinstance(value, str):
-        return repr(value)
+        return repr(value) if len(value) <= 80 else repr(value[:60]) + f"... ({len(value)} characters)"
     if isinstance(value, dict | list):
         text = json.dumps(value, default=str)
         return text if len(text) <= 80 else text[:77] + "..."
-    return str(value)
+    return clip(str(value), 80)
 
 
 def _constraint(typ: str, ctx: Mapping[str, Any], msg: str) -> str:
@@ -307,9 +302,9 @@ def _key(loc: tuple[int | str, ...], field: str = "") -> str:
             parts += f"[{item}]"
         elif not _PLAIN_KEY.fullmatch(str(item)):
             # Keys with spaces, dots or control characters are quoted so the message stays one line.
-            parts += f"[{json.dumps(str(item))}]"
+            parts += f"[{json.dumps(clip(str(item)))}]"
         else:
-            parts += f".{item}" if parts else str(item)
+            parts += f".{clip(str(item))}" if parts else clip(str(item))
     if field:
         parts = f"{parts}.{field}" if parts else field
     return f"{NAMESPACE}:{parts}"

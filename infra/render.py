@@ -22,9 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-import yaml
-
 from infra.config import ConfigError, SecretValue, read_stack_file
+from infra.documents import DocumentError, clip, load_yaml
 from infra.errors import InputError, ProgramError
 
 SCHEMA_VERSION = 1
@@ -354,15 +353,16 @@ class Project:
         if manifest is None:
             raise ProjectError(f"{root}: no Pulumi.yaml found; pass --project pointing at a Pulumi project")
         try:
-            doc = yaml.safe_load(manifest.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise ProjectError(f"{manifest}: is not valid YAML: {' '.join(str(exc).split())}") from None
+            doc = load_yaml(manifest) or {}
+        except DocumentError as exc:
+            raise ProjectError(str(exc)) from None
         if not isinstance(doc, dict) or not isinstance(doc.get("name"), str):
-            raise ProjectError(f"{manifest}: name must be a string, but {doc!r:.60} was given")
+            shown = clip(repr(doc.get("name") if isinstance(doc, dict) else doc))
+            raise ProjectError(f"{manifest}: name must be a string, but {shown} was given")
         runtime = doc.get("runtime")
         runtime_name = runtime.get("name") if isinstance(runtime, dict) else runtime
         if runtime_name != "python":
-            raise ProjectError(f"{manifest}: runtime must be python, but {runtime_name!r} was given")
+            raise ProjectError(f"{manifest}: runtime must be python, but {clip(repr(runtime_name))} was given")
         main = root / str(doc.get("main") or ".")
         config_dir = root / str(doc.get("stackConfigDir") or ".")
         return Project(name=doc["name"], root=root, main=main, config_dir=config_dir,

@@ -89,12 +89,12 @@ def parse_policy_config(doc: object, source: str) -> PolicyConfig:
             continue
         if key not in BY_ID:
             problems.append(f"{key} must be a policy id of the pack (see `gantry check --list-rules`), "
-                            f"but {key!r} was given")
+                            f"but {_shown(key)} was given")
             continue
         if isinstance(value, str):
             value = {"level": value}
         if not isinstance(value, Mapping):
-            problems.append(f"{key} must be a level or an object, but {value!r} was given")
+            problems.append(f"{key} must be a level or an object, but {_shown(value)} was given")
             continue
         allowed = set(config_schema(key)) | {"enforcementLevel"}
         for prop in value:
@@ -104,11 +104,11 @@ def parse_policy_config(doc: object, source: str) -> PolicyConfig:
         tiers: dict[TierName, Level] = {}
         raw_tiers = value.get("tiers", {})
         if not isinstance(raw_tiers, Mapping):
-            problems.append(f"{key}.tiers must be an object of tier to level, but {raw_tiers!r} was given")
+            problems.append(f"{key}.tiers must be an object of tier to level, but {_shown(raw_tiers)} was given")
             raw_tiers = {}
         for tier, lv in raw_tiers.items():
             if tier not in {t.value for t in TierName}:
-                problems.append(f"{key}.tiers.{tier} must be one of dev, staging, prod, but {tier!r} was given")
+                problems.append(f"{key}.tiers.{tier} must be one of dev, staging, prod, but {_shown(tier)} was given")
                 continue
             parsed = _level(lv, f"{key}.tiers.{tier}", problems)
             if parsed is not None:
@@ -124,19 +124,19 @@ def _level(value: object, where: str, problems: list[str]) -> Level | None:
     if value is None:
         return None
     if value not in LEVELS:
-        problems.append(f"{where} must be one of {', '.join(LEVELS)}, but {value!r} was given")
+        problems.append(f"{where} must be one of {', '.join(LEVELS)}, but {_shown(value)} was given")
         return None
     return Level(str(value))
 
 
 def load_policy_config(path: Path | None = None) -> PolicyConfig:
+    from infra.documents import DocumentError, load_json
+
     path = path or DEFAULT_PATH
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PolicyConfigError(str(path), ["file not found"]) from None
-    except ValueError as exc:
-        raise PolicyConfigError(str(path), [f"is not valid JSON: {exc}"]) from None
+        doc = load_json(path, str(path))
+    except DocumentError as exc:
+        raise PolicyConfigError(str(path), [exc.problem]) from None
     return parse_policy_config(doc, str(path))
 
 
@@ -147,8 +147,8 @@ def load_prices(path: Path | None = None) -> dict[str, float]:
     for cloud, table in doc.get("hourlyUsd", {}).items():
         for machine, price in table.items():
             if not isinstance(price, int | float) or price < 0:
-                raise PolicyConfigError(str(path or PRICES_PATH), [f"hourlyUsd.{cloud}.{machine} must be a "
-                                                                   f"non-negative number, but {price!r} was given"])
+                raise PolicyConfigError(str(path or PRICES_PATH), [
+                    f"hourlyUsd.{cloud}.{machine} must be a non-negative number, but {_shown(price)} was given"])
             out[str(machine)] = float(price)
     return out
 
@@ -196,3 +196,10 @@ def build_settings(config: PolicyConfig, tier: TierName, stack: StackPolicy | No
 
 def _int(value: object, default: int) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else default
+
+
+def _shown(value: object) -> str:
+    """A value from the file as errors show it: its repr, cut to one short line."""
+    from infra.documents import clip
+
+    return clip(repr(value), 80)

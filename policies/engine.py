@@ -222,9 +222,11 @@ def stack_inputs(config_dir: Path, stack: str) -> StackInputs:
     tier_raw = values.get("tier")
     tier: TierName | None = None
     if tier_raw is not None:
-        if tier_raw not in {t.value for t in TierName}:
-            raise ConfigError(str(sf.path), [f"gantry:tier must be one of dev, staging, prod, but {tier_raw!r} "
-                                             "was given"])
+        if not isinstance(tier_raw, str) or tier_raw not in {t.value for t in TierName}:
+            from infra.documents import clip
+
+            raise ConfigError(str(sf.path), [f"gantry:tier must be one of dev, staging, prod, but "
+                                             f"{clip(repr(tier_raw))} was given"])
         tier = TierName(str(tier_raw))
     raw_policy = values.get("policy") or {}
     try:

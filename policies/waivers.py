@@ -14,8 +14,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from policies.model import Resource
 from policies.pack import BY_ID, WAIVER_EXPIRED, WAIVER_INVALID
 from policies.props import get, mapping
@@ -77,15 +75,15 @@ def parse_waivers(doc: object, source: str) -> list[Waiver]:
             problems.append(f"{where}: unknown key(s) {', '.join(unknown)}; valid: policy, urn, reason, expires")
         policy, urn, reason, expires = (entry.get(k) for k in ("policy", "urn", "reason", "expires"))
         if policy not in BY_ID:
-            problems.append(f"{where}.policy must be a policy id of the pack, but {policy!r} was given")
+            problems.append(f"{where}.policy must be a policy id of the pack, but {_shown(policy)} was given")
         if not isinstance(urn, str) or not urn.strip():
-            problems.append(f"{where}.urn must be a URN or URN glob, but {urn!r} was given")
+            problems.append(f"{where}.urn must be a URN or URN glob, but {_shown(urn)} was given")
         if not isinstance(reason, str) or not reason.strip():
-            problems.append(f"{where}.reason must be a non-empty explanation, but {reason!r} was given; "
+            problems.append(f"{where}.reason must be a non-empty explanation, but {_shown(reason)} was given; "
                             "a waiver with no reason is refused")
         date = _date(expires)
         if date is None:
-            problems.append(f"{where}.expires must be a date (YYYY-MM-DD), but {expires!r} was given")
+            problems.append(f"{where}.expires must be a date (YYYY-MM-DD), but {_shown(expires)} was given")
         if not problems or all(not p.startswith(where) for p in problems):
             out.append(Waiver(str(policy), str(urn), str(reason).strip(), date, f"{source}:{where}"))
     if problems:
@@ -110,13 +108,13 @@ def load_waivers(path: Path | None) -> list[Waiver]:
     """Read a waiver file; a missing default file means no waivers, a missing explicit one is an error."""
     if path is None:
         return []
+    from infra.documents import DocumentError, load_yaml
+
     source = str(path)
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise WaiverError(source, ["file not found"]) from None
-    except yaml.YAMLError as exc:
-        raise WaiverError(source, [f"is not valid YAML: {' '.join(str(exc).split())}"]) from None
+        doc = load_yaml(path, source)
+    except DocumentError as exc:
+        raise WaiverError(source, [exc.problem]) from None
     return parse_waivers(doc, source)
 
 
@@ -146,11 +144,11 @@ def tag_waivers(r: Resource) -> tuple[list[Waiver], list[TagProblem]]:
             m = _TAG_ENTRY.match(part)
             if m is None:
                 problems.append(TagProblem(r.urn, f"{path}.{WAIVE_KEY} must read '<policy>=<reason>', but "
-                                                  f"{part.strip()!r} was given"))
+                                                  f"{_shown(part.strip())} was given"))
                 continue
             policy, reason = m["policy"], m["reason"].strip()
             if policy not in BY_ID:
-                problems.append(TagProblem(r.urn, f"{path}.{WAIVE_KEY} names unknown policy {policy!r}"))
+                problems.append(TagProblem(r.urn, f"{path}.{WAIVE_KEY} names unknown policy {_shown(policy)}"))
             elif not reason:
                 problems.append(TagProblem(r.urn, f"{path}.{WAIVE_KEY} waives {policy} with no reason; "
                                                   "a waiver with no reason is refused"))
@@ -167,3 +165,10 @@ def find(waivers: Sequence[Waiver], policy: str, urn: str, today: dt.date | None
     current = [w for w in covering if not w.expired(today)]
     best = current or covering
     return best[0] if best else None
+
+
+def _shown(value: object) -> str:
+    """A value from the file as errors show it: its repr, cut to one short line."""
+    from infra.documents import clip
+
+    return clip(repr(value), 80)

@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from infra.commands.common import err, out
+from infra.console import styled
 from policies.model import TierName
 from policies.report import Format
 
@@ -88,11 +89,11 @@ def register(app: typer.Typer) -> None:
             with err.status("checking", spinner="dots") if err.is_terminal else contextlib.nullcontext():
                 for i, name in enumerate(names, start=1):
                     if err.is_terminal:
-                        err.print(f"[dim]checking {name} ({i}/{len(names)})[/dim]")
+                        err.print(styled("[dim]checking {} ({}/{})[/dim]", name, i, len(names)))
                     reports.append(check_stack(proj.root, name, config, waiver_list, tier=tier))
         except (PolicyConfigError, WaiverError) as exc:
             for line in str(exc).splitlines():
-                err.print(f"[red]error:[/red] {line}", markup=True, highlight=False)
+                err.print(styled("[red]error:[/red] {}", line))
             raise typer.Exit(ExitCode.USAGE) from None
         except (GantryError, ConfigError) as exc:
             fail(exc)
@@ -107,7 +108,7 @@ def register(app: typer.Typer) -> None:
             output.parent.mkdir(parents=True, exist_ok=True)
             output.write_text(text, encoding="utf-8")
             err.print(f"wrote {fmt.value} report for {len(reports)} stack(s) to {output}: "
-                      f"{blocking} blocking finding(s)", markup=False)
+                      f"{blocking} blocking finding(s)")
         else:
             out.file.write(text)
             out.file.flush()
@@ -121,7 +122,7 @@ def _first(path: Path) -> Path | None:
 def _usage(message: str) -> None:
     from infra.errors import ExitCode
 
-    err.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
+    err.print(styled("[red]error:[/red] {}", message))
     raise typer.Exit(ExitCode.USAGE)
 
 
@@ -130,4 +131,4 @@ def _print_rules() -> None:
 
     width = max(len(r.id) for r in RULES)
     for r in RULES:
-        out.print(f"{r.id:<{width}}  {r.level.value:<9}  {r.kind:<8}  {r.description}", markup=False)
+        out.print(f"{r.id:<{width}}  {r.level.value:<9}  {r.kind:<8}  {r.description}")

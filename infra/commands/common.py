@@ -9,13 +9,14 @@ from enum import StrEnum
 from typing import NoReturn
 
 import typer
-from rich.console import Console
 
 from infra.config import ConfigError
+from infra.console import make_console, styled
 from infra.errors import ExitCode, GantryError
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# Markup and emoji codes are off: nothing a user wrote is ever read as a style (see infra.console).
+out = make_console()
+err = make_console(stderr=True)
 
 
 class Format(StrEnum):
@@ -42,15 +43,9 @@ def fail(exc: BaseException) -> NoReturn:
     """Print a one-line error per problem (never a traceback) and exit with the documented code."""
     if isinstance(exc, ConfigError):
         for line in str(exc).splitlines():
-            err.print(f"[red]error:[/red] {line}", markup=True, highlight=False)
+            err.print(styled("[red]error:[/red] {}", line))
         raise typer.Exit(ExitCode.USAGE)
     if isinstance(exc, GantryError):
-        err.print(f"[red]error:[/red] {_escape(exc)}")
+        err.print(styled("[red]error:[/red] {}", " ".join(str(exc).split())))
         raise typer.Exit(exc.exit_code)
     raise exc
-
-
-def _escape(exc: BaseException) -> str:
-    from rich.markup import escape
-
-    return escape(" ".join(str(exc).split()))

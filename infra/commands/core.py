@@ -9,6 +9,7 @@ from typing import Annotated, cast
 import typer
 
 from infra.commands.common import Format, emit_json, err, fail, out, short_lived
+from infra.console import styled
 
 ProjectOpt = Annotated[
     Path, typer.Option("--project", "-p", help="Pulumi project directory (read through its Pulumi.yaml).")
@@ -96,17 +97,16 @@ def register(app: typer.Typer) -> None:
         if fmt is Format.JSON:
             emit_json({"project": proj.name, "stacks": rows})
         else:
-            from rich.markup import escape
             from rich.table import Table
 
             table = Table(title=f"{proj.name}: stacks", title_justify="left")
             for col in ("stack", "cloud", "tier", "config", "rollout"):
                 table.add_column(col)
             for r in rows:
-                status = "[green]valid[/green]" if r["valid"] else f"[red]invalid[/red] {escape(str(r['error']))}"
+                status = styled("[green]valid[/green]") if r["valid"] else styled("[red]invalid[/red] {}", r["error"])
                 ready = cast(dict[str, object], r["rollout"])["ready"]
-                table.add_row(escape(str(r["stack"])), escape(str(r["cloud"] or "-")), escape(str(r["tier"] or "-")),
-                              status, "ready" if ready else "not ready")
+                table.add_row(str(r["stack"]), str(r["cloud"] or "-"), str(r["tier"] or "-"), status,
+                              "ready" if ready else "not ready")
             out.print(table)
         if not all(r["valid"] for r in rows):
             err.print("error: one or more stacks do not validate")

@@ -70,10 +70,10 @@ def register(app: typer.Typer) -> None:
 
 
 def _print_text(plan: RolloutPreview) -> None:
-    from rich.markup import escape
+    from infra.console import plain
 
     def line(text: str) -> None:
-        out.print(escape(text), highlight=False, soft_wrap=True)
+        out.print(plain(text), soft_wrap=True)
 
     m = plan.metrics
     line(f"rollout plan: {plan.service} on {plan.stack} -> {plan.image} ({plan.strategy.value})")

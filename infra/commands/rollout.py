@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
-from rich.markup import escape
 
 from components.spec import Strategy
 from infra.commands.common import err, fail, out
+from infra.console import plain, styled
 from infra.errors import ExitCode, InputError
 
 if TYPE_CHECKING:
@@ -56,14 +56,14 @@ def parse_steps(text: str) -> list[int]:
 
 def config_dir(project: Path) -> Path:
     """Where the stack files are: Pulumi.yaml's stackConfigDir, else the project directory itself."""
-    import yaml
+    from infra.documents import DocumentError, load_yaml
 
     manifest = project / "Pulumi.yaml"
     if manifest.is_file():
         try:
-            doc = yaml.safe_load(manifest.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError:
-            doc = {}
+            doc = load_yaml(manifest) or {}
+        except DocumentError as exc:
+            fail(exc)
         if isinstance(doc, dict) and isinstance(doc.get("stackConfigDir"), str):
             return project / str(doc["stackConfigDir"])
         return project
@@ -88,18 +88,25 @@ def _engine_for(project: Path, stack: str, service: str, image: str, strategy: S
                 settings: RolloutSettings, journal: SqliteJournal, observer: Observer, json_mode: bool
                 ) -> tuple[Engine, Parts]:
     """Build the engine for one service of one stack from its (already validated) config."""
+    from infra.console import register_secrets
     from infra.errors import GantryError
     from infra.rollout import factory
     from infra.rollout.clock import SystemClock
     from infra.rollout.engine import Engine
     from infra.rollout.lock import SqliteLock
+    from infra.rollout.masking import Masker, mask_logs
     from infra.rollout.seams import StackName
     from infra.rollout.settings import parse_duration
 
     def echo(line: str) -> None:
-        (err if json_mode else out).print(f"[dim]{escape(line)}[/dim]", highlight=False)
+        (err if json_mode else out).print(styled("[dim]{}[/dim]", line))
 
     try:
+        # Every secret the config makes Gantry hold is masked from here on, in every sink: the console and
+        # errors (registered), logs (filtered), and the journal, hence `status`, `--json` (the engine).
+        secrets = factory.known_secrets(settings)
+        register_secrets(secrets)
+        mask_logs(Masker(secrets))
         parts = factory.build(project=project, stack=StackName(stack), service=service, config=config,
                               settings=settings, strategy=strategy, image=image, on_output=echo)
     except GantryError as exc:
@@ -110,7 +117,8 @@ def _engine_for(project: Path, stack: str, service: str, image: str, strategy: S
     clock = SystemClock()
     lock = SqliteLock(journal.path, clock, ttl=parse_duration(settings.lock_ttl))
     engine = Engine(target=parts.target, analysis=parts.analysis, journal=journal, lock=lock, clock=clock,
-                    hooks=parts.hooks, notifier=parts.notifier, observer=observer, poll=1.0)
+                    hooks=parts.hooks, notifier=parts.notifier, observer=observer, poll=1.0,
+                    masker=Masker(parts.secrets))
     return engine, parts
 
 
@@ -123,17 +131,20 @@ def _observer(json_mode: bool) -> Observer:
 def report(outcome: Outcome, json_mode: bool) -> NoReturn:
     """Print how the rollout ended and exit with its code (0 promoted, 1 rolled back, 4 failed)."""
     if json_mode:
+        from infra.console import mask
+
         sys.stdout.write(json.dumps({"event": "outcome", "rollout": outcome.rollout_id, "phase": outcome.phase.value,
-                                     "reason": outcome.reason, "verified": outcome.verified,
-                                     "mismatches": list(outcome.mismatches),
+                                     "reason": mask(outcome.reason), "verified": outcome.verified,
+                                     "mismatches": [mask(m) for m in outcome.mismatches],
                                      "exit_code": int(outcome.exit_code)}, sort_keys=True) + "\n")
     else:
         style = {0: "green", 1: "yellow"}.get(int(outcome.exit_code), "red")
         # Reasons carry remote text (gate details, `up` errors): never let it be read as rich markup.
-        out.print(f"[{style}]{outcome.phase.value}[/{style}] {outcome.rollout_id}: {escape(outcome.reason)}")
+        out.print(styled(f"[{style}]{{}}[/{style}] {{}}: {{}}", outcome.phase.value, outcome.rollout_id,
+                         outcome.reason))
         if not outcome.verified:
-            err.print("[red]warning:[/red] the target does not match the journal: "
-                      + escape("; ".join(outcome.mismatches)))
+            err.print(styled("[red]warning:[/red] the target does not match the journal: {}",
+                             "; ".join(outcome.mismatches)))
     raise typer.Exit(int(outcome.exit_code))
 
 
@@ -271,7 +282,7 @@ def register(app: typer.Typer) -> None:
             if action != "resume" or state.paused:
                 state = request(journal, SystemClock(), record.id, OperatorAction(action))
                 if not json_mode:
-                    out.print(f"{action} recorded for {record.id} (phase {state.phase.value})")
+                    out.print(plain(f"{action} recorded for {record.id} (phase {state.phase.value})"))
             if not then_run:
                 raise typer.Exit(0)
             observer = _observer(json_mode)
@@ -285,8 +296,8 @@ def register(app: typer.Typer) -> None:
                 if exc.holder.endswith(f"(rollout {record.id})"):
                     # Its own process is alive and will read the action from the journal.
                     if not json_mode:
-                        out.print(escape(f"the running process ({exc.holder}, pid {exc.pid} on {exc.host}) "
-                                         "will act on it"))
+                        out.print(plain(f"the running process ({exc.holder}, pid {exc.pid} on {exc.host}) "
+                                        "will act on it"))
                     raise typer.Exit(0) from None
                 raise
         except GantryError as exc:
@@ -400,5 +411,5 @@ def register(app: typer.Typer) -> None:
                                          "phase": outcome.phase.value, "reason": outcome.reason,
                                          "verified": outcome.verified, "exit_code": int(report_exit)}) + "\n")
         else:
-            out.print(escape(f"{outcome.phase.value} {outcome.rollout_id}: {outcome.reason}"))
+            out.print(plain(f"{outcome.phase.value} {outcome.rollout_id}: {outcome.reason}"))
         raise typer.Exit(int(report_exit))

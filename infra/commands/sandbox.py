@@ -62,9 +62,9 @@ def down_cmd(project: ProjectOpt = Path("."), as_json: JsonOpt = False) -> None:
 @sandbox_app.command("status")
 def status_cmd(project: ProjectOpt = Path("."), as_json: JsonOpt = False) -> None:
     """Show each part, its pid and whether it runs, and the live HAProxy weights. Exit 1 if not fully up."""
-    from rich.console import Console
     from rich.table import Table
 
+    from infra.console import make_console
     from infra.sandbox import lifecycle
 
     s = lifecycle.status(project)
@@ -79,7 +79,7 @@ def status_cmd(project: ProjectOpt = Path("."), as_json: JsonOpt = False) -> Non
         table = Table("part", "pid", "running", "detail", title="gantry sandbox")
         for p in s.parts:
             table.add_row(p.name, str(p.pid), "yes" if p.running else "NO", p.detail)
-        console = Console()
+        console = make_console()
         console.print(table)
         for svc, weights in s.weights.items():
             console.print(f"{svc}: " + ", ".join(f"{k}={v}" for k, v in weights.items()) + f"  ({s.frontends[svc]})")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-from rich.markup import escape
 from rich.table import Table
 
 from infra.commands.common import out
+from infra.console import styled
 from infra.render import STACK_TYPE, RenderResult
 
 
@@ -20,22 +20,22 @@ def render_tables(result: RenderResult) -> None:
         if r.type == STACK_TYPE:
             continue
         parent = names.get(r.parent or "", "-") if r.parent else "-"
-        table.add_row(escape(r.type), escape(r.name), escape(parent), str(len(r.dependencies)))
+        table.add_row(r.type, r.name, parent, str(len(r.dependencies)))
     out.print(table)
     outputs = Table(title="outputs", title_justify="left")
     outputs.add_column("name")
     outputs.add_column("value", overflow="fold")
     for key, value in sorted(result.outputs.items()):
         text = value if isinstance(value, str) else json.dumps(value, default=str)
-        outputs.add_row(escape(key), escape(text if len(text) < 200 else text[:197] + "..."))
+        outputs.add_row(key, text if len(text) < 200 else text[:197] + "...")
     out.print(outputs)
     summary = Table(title="summary by type", title_justify="left")
     summary.add_column("type")
     summary.add_column("count", justify="right")
     counts = result.summary()
     for typ, n in counts.items():
-        summary.add_row(escape(typ), str(n))
-    summary.add_row("[bold]total[/bold]", f"[bold]{sum(counts.values())}[/bold]")
+        summary.add_row(typ, str(n))
+    summary.add_row(styled("[bold]total[/bold]"), styled("[bold]{}[/bold]", sum(counts.values())))
     out.print(summary)
     for d in result.diagnostics:
-        out.print(f"[yellow]{escape(d)}[/yellow]")
+        out.print(styled("[yellow]{}[/yellow]", d))

@@ -16,12 +16,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, cast
 
 from infra.errors import ExitCode, InputError
 from infra.rollout.errors import QuarantinedVersion, StackLocked
 from infra.rollout.journal import Entry, EntryKind, Journal, Quarantine, RolloutRecord
 from infra.rollout.lock import Lease, Lock, iso
+from infra.rollout.masking import Masker
 from infra.rollout.scheduler import (
     Action,
     ActionKind,
@@ -124,7 +125,7 @@ class Engine:
 
     def __init__(self, *, target: Target, analysis: Analysis, journal: Journal, lock: Lock, clock: Clock,
                  hooks: Sequence[Hook] = (), notifier: Notifier | None = None, observer: Observer | None = None,
-                 poll: float = 1.0) -> None:
+                 poll: float = 1.0, masker: Masker | None = None) -> None:
         self.target = target
         self.analysis = analysis
         self.journal = journal
@@ -134,6 +135,9 @@ class Engine:
         self.notifier = notifier
         self.observer = observer
         self.poll = poll
+        # Every secret the config made Gantry hold is masked in what is journaled, so it cannot reach the
+        # journal, `status`, `--json` stdout or the live view, whichever effect's text carried it.
+        self.masker = masker or Masker()
         self._last_beat = 0.0
 
     # ------------------------------------------------------------------ entry points
@@ -274,6 +278,8 @@ class Engine:
     def _append(self, state: RolloutState, kind: EntryKind, data: JSONObject, *, phase: Phase | None = None,
                 quarantine: bool = False) -> Entry:
         now = self.clock.now()
+        if kind is not EntryKind.CHECKPOINT:  # a checkpoint is a restore artifact: byte-exact, never printed
+            data = cast(JSONObject, self.masker.mask_json(data))
         q = None
         if quarantine:
             q = Quarantine(state.stack, state.service, state.image, state.rollout_id, now,

@@ -229,41 +229,81 @@ def make_analysis(settings: RolloutSettings, *, project: Path, image: str, basel
     return judges.make_analysis(settings.model_copy(update={"judge": judge}), traffic, gates)
 
 
-def make_hooks(settings: RolloutSettings) -> list[Hook]:
-    from infra.rollout.hooks import CommandHook, HttpHook
+def hook_env(settings: RolloutSettings, environ: Mapping[str, str] | None = None) -> list[dict[str, str]]:
+    """Each hook's allow-listed variables, resolved: a literal ``value``, else Gantry's own (which must be set)."""
+    environ = os.environ if environ is None else environ
+    out: list[dict[str, str]] = []
+    for i, h in enumerate(settings.hooks):
+        resolved: dict[str, str] = {}
+        for e in h.env:
+            value = e.value if e.value is not None else environ.get(e.name)
+            if value is None:
+                raise InputError(f"rollout.hooks[{i}].env.{e.name} must be set in Gantry's environment or given a "
+                                 f"value, but {e.name} is unset")
+            resolved[e.name] = value
+        out.append(resolved)
+    return out
 
-    hooks: list[Hook] = []
-    for h in settings.hooks:
-        phase = HookPhase(h.phase)
-        timeout = parse_duration(h.timeout)
-        if h.url is not None:
-            hooks.append(HttpHook(h.name, phase, h.url, timeout=timeout))
-        elif h.argv is not None:
-            hooks.append(CommandHook(h.name, phase, list(h.argv), timeout=timeout))
-    return hooks
 
-
-def make_notifier(settings: RolloutSettings) -> Notifier | None:
-    if not settings.notifications:
-        return None
-    from infra.rollout.notify import FanOut, SlackNotifier, WebhookNotifier
-
-    notifiers: list[Notifier] = []
+def notifier_urls(settings: RolloutSettings, environ: Mapping[str, str] | None = None) -> list[str]:
+    """Each notification's URL, from the stack or from ``urlEnv``; every one of them is a secret."""
+    environ = os.environ if environ is None else environ
+    urls: list[str] = []
     for i, n in enumerate(settings.notifications):
         url = n.url
         if n.url_env is not None:
-            url = os.environ.get(n.url_env)
+            url = environ.get(n.url_env)
             if not url:
                 raise InputError(f"rollout.notifications[{i}].urlEnv must name a set environment variable, "
                                  f"but {n.url_env} is unset or empty")
         if url is None or isinstance(url, SecretValue):
             # A `secure:` value can only be decrypted by the Pulumi CLI; don't post to a placeholder.
-            raise InputError(f"rollout.notifications[{i}].url must be a plain URL or come from urlEnv, "
-                             "but a secure value was given")
+            raise InputError(f"rollout.notifications[{i}].url must be a plain value, but a secure: value was given; "
+                             "Gantry cannot decrypt it offline: put the URL in the pipeline's secret store and set "
+                             "urlEnv to the variable's name")
+        urls.append(url)
+    return urls
+
+
+def known_secrets(settings: RolloutSettings, environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """Every secret the rollout's config makes Gantry hold: notifier URLs and hook env values marked secret.
+
+    These are masked in every sink: the journal, logs, ``--json`` stdout, the console and hook details.
+    """
+    secrets = list(notifier_urls(settings, environ))
+    for h, env in zip(settings.hooks, hook_env(settings, environ), strict=True):
+        secrets += [env[e.name] for e in h.env if e.secret]
+    return tuple(dict.fromkeys(secrets))
+
+
+def make_hooks(settings: RolloutSettings, *, secrets: Sequence[str] = (),
+               environ: Mapping[str, str] | None = None) -> list[Hook]:
+    """The configured hooks; each masks ``secrets`` (all the rollout's, not only its own) in its detail."""
+    from infra.rollout.hooks import CommandHook, HttpHook
+
+    hooks: list[Hook] = []
+    for h, env in zip(settings.hooks, hook_env(settings, environ), strict=True):
+        phase = HookPhase(h.phase)
+        timeout = parse_duration(h.timeout)
+        if h.url is not None:
+            hooks.append(HttpHook(h.name, phase, h.url, timeout=timeout, secrets=tuple(secrets)))
+        elif h.argv is not None:
+            hooks.append(CommandHook(h.name, phase, list(h.argv), timeout=timeout, env=env, secrets=tuple(secrets)))
+    return hooks
+
+
+def make_notifier(settings: RolloutSettings, *, secrets: Sequence[str] = (),
+                  environ: Mapping[str, str] | None = None) -> Notifier | None:
+    if not settings.notifications:
+        return None
+    from infra.rollout.notify import FanOut, SlackNotifier, WebhookNotifier
+
+    notifiers: list[Notifier] = []
+    for n, url in zip(settings.notifications, notifier_urls(settings, environ), strict=True):
         if n.kind == "slack":
-            notifiers.append(SlackNotifier(url))
+            notifiers.append(SlackNotifier(url, secrets=secrets))
         elif n.kind == "webhook":
-            notifiers.append(WebhookNotifier(url))
+            notifiers.append(WebhookNotifier(url, secrets=secrets))
         else:  # pragma: no cover - the settings Literal already refuses it
             raise unknown("notifications.kind", n.kind, NOTIFIERS)
     return FanOut(notifiers)
@@ -288,6 +328,8 @@ class Parts:
     hooks: tuple[Hook, ...]
     notifier: Notifier | None
     plan: Plan
+    secrets: tuple[str, ...] = ()
+    """Every secret the config made Gantry hold; the CLI masks them in every sink."""
 
 
 def build(*, project: Path, stack: StackName, service: str, config: GantryConfig, settings: RolloutSettings,
@@ -295,11 +337,13 @@ def build(*, project: Path, stack: StackName, service: str, config: GantryConfig
     """Build every part from config; the target's current stable image is the analysis baseline."""
     if settings.target not in TARGETS:
         raise unknown("rollout.target", settings.target, TARGETS)
+    # Resolved first: a missing variable is an input error before the target is touched.
+    secrets = known_secrets(settings)
     target = make_target(settings.target, project=project, stack=stack, service=service, config=config,
                          strategy=strategy, on_output=on_output)
     current = target.current()
     baseline = current.stable_image
-    hooks = tuple(make_hooks(settings))
+    hooks = tuple(make_hooks(settings, secrets=secrets))
     outputs = target if isinstance(target, StackOutputs) else None
     svc = config.services[service]
     new_color = (current.active_color or svc.active_color).other if strategy is Strategy.BLUEGREEN else None
@@ -321,6 +365,7 @@ def build(*, project: Path, stack: StackName, service: str, config: GantryConfig
                                svc=svc, endpoint=metrics_endpoint(settings, config, outputs), extra_gates=extra,
                                new_color=new_color, kubeconfig=kube),
         hooks=hooks,
-        notifier=make_notifier(settings),
+        notifier=make_notifier(settings, secrets=secrets),
         plan=make_plan(settings, strategy, sorted({h.phase for h in hooks})),
+        secrets=secrets,
     )

@@ -3,11 +3,19 @@
 The scheduler runs them at pre-rollout, each step, confirm-promotion, post-rollout and rollback, like
 Flagger's webhooks. Never a shell, always a timeout, and ``run`` never raises: a hook that cannot run
 fails, and its detail is masked before it reaches the journal.
+
+A command hook runs with a minimal environment, never Gantry's own (which holds cloud credentials and
+webhook URLs): ``PATH`` and ``HOME``, the variables its ``env:`` lists, and these, from the payload:
+
+- ``GANTRY_HOOK_NAME``, ``GANTRY_HOOK_PHASE`` (pre-rollout, step, confirm-promotion, post-rollout, rollback);
+- ``GANTRY_ROLLOUT_ID``, ``GANTRY_STACK``, ``GANTRY_SERVICE``;
+- ``GANTRY_IMAGE`` (the new version), ``GANTRY_BASELINE_IMAGE``, ``GANTRY_STEP`` and ``GANTRY_WEIGHT``.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -17,8 +25,24 @@ from infra.errors import InputError
 from infra.rollout.argv import Timeout, run_argv
 from infra.rollout.masking import Masker
 from infra.rollout.seams import Hook, HookPhase, HookResult, JSONObject
+from infra.rollout.settings import HOOK_BASE_ENV
 
 DETAIL_LIMIT = 500
+# Payload key -> the variable a command hook gets it in.
+PAYLOAD_ENV = {"rollout": "GANTRY_ROLLOUT_ID", "stack": "GANTRY_STACK", "service": "GANTRY_SERVICE",
+               "image": "GANTRY_IMAGE", "baseline": "GANTRY_BASELINE_IMAGE", "step": "GANTRY_STEP",
+               "weight": "GANTRY_WEIGHT"}
+
+
+def hook_environment(name: str, phase: HookPhase, payload: JSONObject, extra: Mapping[str, str],
+                     base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The whole environment of a command hook: PATH and HOME, its allow-listed ``extra``, then GANTRY_*."""
+    base = os.environ if base is None else base
+    env = {k: base[k] for k in HOOK_BASE_ENV if k in base}
+    env.update(extra)
+    env.update({var: str(payload[key]) for key, var in PAYLOAD_ENV.items() if payload.get(key) is not None})
+    env.update(GANTRY_HOOK_NAME=name, GANTRY_HOOK_PHASE=phase.value)
+    return env
 
 
 def _check_timeout(name: str, timeout: float) -> None:
@@ -59,13 +83,17 @@ class HttpHook:
 
 @dataclass(frozen=True, slots=True)
 class CommandHook:
-    """Runs ``argv`` with the JSON payload on stdin (and GANTRY_HOOK_PHASE in the env); exit 0 passes."""
+    """Runs ``argv`` with the JSON payload on stdin in a minimal environment (see the module); exit 0 passes.
+
+    ``env`` holds the allow-listed variables, already resolved; their values are masked in its detail like
+    ``secrets`` (every secret Gantry knows), since a hook may print what it was given.
+    """
 
     name: str
     phase: HookPhase
     argv: Sequence[str]
     timeout: float = 60.0
-    env: Mapping[str, str] | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
     cwd: str | None = None
     secrets: Sequence[str] = ()
 
@@ -76,11 +104,9 @@ class CommandHook:
                              f"but {self.argv!r} was given")
 
     def run(self, payload: JSONObject) -> HookResult:
-        masker = Masker([*self.secrets, *(self.env or {}).values()])
+        masker = Masker([*self.secrets, *self.env.values()])
         body = json.dumps({"hook": self.name, "phase": self.phase.value, **payload})
-        env = None
-        if self.env is not None:
-            env = {**self.env, "GANTRY_HOOK_PHASE": self.phase.value}
+        env = hook_environment(self.name, self.phase, payload, self.env)
         try:
             done = run_argv(self.argv, timeout=self.timeout, stdin=body, env=env, cwd=self.cwd)
         except Timeout:
@@ -88,7 +114,8 @@ class CommandHook:
         except OSError as exc:
             return HookResult(False, masker.mask(f"cannot run {self.argv[0]}: {exc.strerror}"))
         output = (done.stdout.strip() + "\n" + done.stderr.strip()).strip()
-        tail = masker.mask(output[-DETAIL_LIMIT:])
+        # Masked before it is cut, so a secret straddling the cut cannot leave a readable piece.
+        tail = masker.mask(output)[-DETAIL_LIMIT:]
         return HookResult(done.returncode == 0, f"exit {done.returncode}" + (f": {tail}" if tail else ""))
 
 

@@ -5,7 +5,9 @@ Called by ``notify``, ``hooks`` and ``automation_errors`` before any text leaves
 
 from __future__ import annotations
 
+import logging
 import re
+import sys
 from collections.abc import Iterable, Mapping
 
 from infra.rollout.seams import JSONValue
@@ -52,6 +54,35 @@ class Masker:
         if isinstance(value, list | tuple):
             return [self.mask_json(v) for v in value]
         return value
+
+
+class MaskingFilter(logging.Filter):
+    """Masks a log record's final message; on a handler, it covers every logger that propagates to it."""
+
+    def __init__(self, masker: Masker) -> None:
+        super().__init__()
+        self.masker = masker
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = self.masker.mask(record.getMessage())
+        record.args = None
+        return True
+
+
+def mask_logs(masker: Masker) -> None:
+    """Mask every log line this process writes: each root handler gets the filter (a stderr one if none).
+
+    Without a root handler Python writes warnings through its last-resort handler, which no filter reaches.
+    """
+    root = logging.getLogger()
+    if not root.handlers:
+        stderr = logging.StreamHandler(sys.stderr)
+        stderr.setLevel(logging.WARNING)
+        root.addHandler(stderr)
+    for handler in root.handlers:
+        for old in [f for f in handler.filters if isinstance(f, MaskingFilter)]:
+            handler.removeFilter(old)
+        handler.addFilter(MaskingFilter(masker))
 
 
 def mask(text: str, secrets: Iterable[str] = ()) -> str:

@@ -9,10 +9,11 @@ import itertools
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from components.spec import Spec
 from components.validation import Violation, raise_first
+from infra.secret_value import SecretValue
 
 _DURATION = re.compile(r"^(?P<n>\d+(?:\.\d+)?)(?P<unit>ms|s|m|h)$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -90,15 +91,56 @@ class RestartsSettings(Spec):
 
 HookPhaseName = Literal["pre-rollout", "step", "confirm-promotion", "post-rollout", "rollback"]
 
+HOOK_BASE_ENV = ("PATH", "HOME")
+"""What every command hook gets from Gantry's own environment; anything else must be listed in its ``env``."""
+_ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+def _refuse_secure(value: object, how: str) -> object:
+    if isinstance(value, SecretValue):
+        # Worded "<field> must be ..." so the config loader reports it against the key, in the one template.
+        raise ValueError(f"value must be a plain value, but a secure: value was given; Gantry reads stack files "
+                         f"offline and cannot decrypt it: {how}")
+    return value
+
+
+class HookEnvSettings(Spec):
+    """One variable a command hook may see: passed through from Gantry's environment, or set to ``value``."""
+
+    name: str = Field(pattern=_ENV_NAME, description="Variable name. Required.")
+    value: Annotated[str | None, BeforeValidator(lambda v: _refuse_secure(
+        v, "keep the secret in the pipeline's environment and list the variable by name with secret: true"))] = (
+        Field(default=None, description="Literal value. Default: none (Gantry's own value of the variable, "
+                                        "which must be set)."))
+    secret: bool = Field(default=False, description="Mask the value in the journal, logs and output. "
+                                                    "Default: false.")
+
+    @model_validator(mode="after")
+    def _not_reserved(self) -> HookEnvSettings:
+        if self.name.startswith("GANTRY_"):
+            raise_first([Violation("name", "a name outside GANTRY_* (Gantry sets those itself)", self.name)])
+        return self
+
+
+def _env_entry(value: object) -> object:
+    # `env: [KUBECONFIG]` is shorthand for `env: [{name: KUBECONFIG}]`.
+    return {"name": value} if isinstance(value, str) else value
+
 
 class HookSettings(Spec):
     """One hook: an HTTP POST (``url``, 2xx passes) or an argv command (``argv``, exit 0 passes); never a shell."""
 
     name: str = Field(pattern=r"^[a-z][a-z0-9-]{0,62}$", description="Hook name. Required.")
     phase: HookPhaseName = Field(description="When it runs. Required.")
-    url: str | None = Field(default=None, description="POST a JSON payload here. Default: none.")
+    url: Annotated[str | None, BeforeValidator(lambda v: _refuse_secure(
+        v, "use an argv hook instead and pass the token in its env with secret: true"))] = Field(
+        default=None, description="POST a JSON payload here. Default: none.")
     argv: list[str] | None = Field(default=None, description="Command and arguments. Default: none.")
     timeout: Duration = Field(default="30s", description="Kill / give up after this. Default: 30s.")
+    env: list[Annotated[HookEnvSettings, BeforeValidator(_env_entry)]] = Field(
+        default_factory=list,
+        description="Variables an argv hook sees besides PATH, HOME and GANTRY_*: names passed through from "
+                    "Gantry's environment, or {name, value, secret}. Default: none (a minimal environment).")
 
     @model_validator(mode="after")
     def _one_kind(self) -> HookSettings:
@@ -106,6 +148,11 @@ class HookSettings(Spec):
             raise_first([Violation("url", "set exactly when argv is not", self.url)])
         if self.argv is not None and not self.argv:
             raise_first([Violation("argv", "a non-empty list of arguments", self.argv)])
+        if self.env and self.argv is None:
+            raise_first([Violation("env", "empty for an HTTP hook (it runs no process)", [e.name for e in self.env])])
+        names = [e.name for e in self.env]
+        if len(set(names)) != len(names):
+            raise_first([Violation("env", "a list of distinct variable names", names)])
         return self
 
 
@@ -113,7 +160,9 @@ class NotificationSettings(Spec):
     """A webhook that receives rollout events (started, step passed, promoted, rolled back, failed)."""
 
     kind: Literal["slack", "webhook"] = Field(default="webhook", description="Payload shape. Default: webhook.")
-    url: str | None = Field(default=None, description="Webhook URL. Default: none (use urlEnv).")
+    url: Annotated[str | None, BeforeValidator(lambda v: _refuse_secure(
+        v, "put the URL in the pipeline's secret store and set urlEnv to the variable's name"))] = Field(
+        default=None, description="Webhook URL. Default: none (use urlEnv).")
     url_env: str | None = Field(
         default=None, pattern=r"^[A-Z_][A-Z0-9_]*$",
         description="Environment variable holding the URL, so the secret stays in the pipeline's "

@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from components.spec import Strategy
+from infra.console import make_console, plain
 from infra.rollout.journal import Entry, EntryKind
 from infra.rollout.scheduler import RolloutState
 from infra.rollout.seams import JSONObject, JSONValue, Phase
@@ -44,13 +45,14 @@ def remaining_seconds(state: RolloutState, until: float | None, now: float) -> f
 def render(state: RolloutState, checks: Sequence[Mapping[str, JSONValue]], until: float | None,
            now: float) -> RenderableType:
     """One frame of the live view (pure, so it can be tested without a terminal)."""
+    # Every value from the stack, the journal or a gate is wrapped in Text: literal on any console.
     head = Table.grid(padding=(0, 2))
-    head.add_row("rollout", state.rollout_id, "stack", f"{state.stack}/{state.service}")
-    head.add_row("image", state.image, "baseline", state.baseline_image)
+    head.add_row("rollout", plain(state.rollout_id), "stack", plain(f"{state.stack}/{state.service}"))
+    head.add_row("image", plain(state.image), "baseline", plain(state.baseline_image))
     phase = Text(state.phase.value, style=_PHASE_STYLE.get(state.phase, "bold"))
     stage = state.current_step.label if state.phase is Phase.PROGRESSING else state.reason or state.phase.value
-    head.add_row("phase", phase, "stage", f"{stage} (step {min(state.step + 1, len(state.plan.steps))}/"
-                                           f"{len(state.plan.steps)})")
+    head.add_row("phase", phase, "stage", plain(f"{stage} (step {min(state.step + 1, len(state.plan.steps))}/"
+                                                f"{len(state.plan.steps)})"))
     if state.plan.strategy is Strategy.CANARY:
         w = state.weight
         bar = "[green]" + "█" * ((100 - w) // 5) + "[/green][magenta]" + "█" * (w // 5) + "[/magenta]"
@@ -68,8 +70,8 @@ def render(state: RolloutState, checks: Sequence[Mapping[str, JSONValue]], until
         gates.add_column(col)
     for c in checks:
         verdict = str(c.get("verdict", ""))
-        gates.add_row(str(c.get("name", "")), _num(c.get("value")), _num(c.get("limit")),
-                      Text(verdict, style=_VERDICT_STYLE.get(verdict, "")), str(c.get("detail", ""))[:60])
+        gates.add_row(plain(c.get("name", "")), plain(_num(c.get("value"))), plain(_num(c.get("limit"))),
+                      Text(verdict, style=_VERDICT_STYLE.get(verdict, "")), plain(str(c.get("detail", ""))[:60]))
     return Panel(Group(head, gates), title="gantry rollout")
 
 
@@ -77,7 +79,7 @@ class LiveView:
     """A rich Live panel refreshed on every journal entry and every wait tick."""
 
     def __init__(self, console: Console | None = None) -> None:
-        self.console = console or Console()
+        self.console = console or make_console()
         self.checks: list[Mapping[str, JSONValue]] = []
         self.until: float | None = None
         self.live = Live(console=self.console, auto_refresh=False, transient=False)

@@ -402,11 +402,11 @@ class _View:
                                          "chart": str(outcome.chart) if outcome.chart else None},
                                         sort_keys=True) + "\n")
             return
-        from rich.console import Console
+        from infra.console import make_console, styled
 
-        console = Console()
+        console = make_console()
         verdict = "[green]every act ended as expected[/green]" if outcome.ok else "[red]some acts did not[/red]"
-        console.print(f"{verdict} in {outcome.seconds:.0f}s")
+        console.print(styled(f"{verdict} in {{}}s", f"{outcome.seconds:.0f}"))
         if outcome.report:
             console.print(f"report: {outcome.report}\nchart:  {outcome.chart}")
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 
-from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from infra.console import make_console, plain, styled
 from policies.engine import Finding, FindingStatus, StackReport
 from policies.model import Level
 
@@ -22,17 +23,18 @@ def _order(f: Finding) -> tuple[int, str, str]:
     return (1 if f.status is FindingStatus.ERROR else 2), f.policy, f.urn
 
 
-def _tag(f: Finding) -> str:
+def _tag(f: Finding) -> Text:
     if f.status is FindingStatus.WAIVED:
-        return "[cyan]WAIVED[/cyan]"
+        return styled("[cyan]WAIVED[/cyan]")
     if f.status is FindingStatus.ERROR:
-        return "[magenta]ERROR[/magenta]"
-    return "[red]MANDATORY[/red]" if f.level is Level.MANDATORY else "[yellow]advisory[/yellow]"
+        return styled("[magenta]ERROR[/magenta]")
+    return styled("[red]MANDATORY[/red]") if f.level is Level.MANDATORY else styled("[yellow]advisory[/yellow]")
 
 
 def render_text(reports: Sequence[StackReport], *, color: bool = False) -> str:
     buffer = io.StringIO()
-    console = Console(file=buffer, width=WIDTH, force_terminal=color, no_color=not color, highlight=False)
+    # Messages quote resource properties and stack values: the console reads none of it as markup.
+    console = make_console(file=buffer, width=WIDTH, force_terminal=color, no_color=not color, soft_wrap=False)
     summary = Table(title="gantry check", title_justify="left")
     for col in ("stack", "tier", "resources", "mandatory", "advisory", "waived", "errors", "result", "time"):
         summary.add_column(col, justify="right" if col in ("resources", "mandatory", "advisory", "waived",
@@ -41,7 +43,8 @@ def render_text(reports: Sequence[StackReport], *, color: bool = False) -> str:
         summary.add_row(f"{r.project}/{r.stack}", r.tier.value, str(r.resources),
                         str(r.count(FindingStatus.VIOLATION, Level.MANDATORY)),
                         str(r.count(FindingStatus.VIOLATION, Level.ADVISORY)), str(r.count(FindingStatus.WAIVED)),
-                        str(r.count(FindingStatus.ERROR)), "[green]PASS[/green]" if r.passed else "[red]FAIL[/red]",
+                        str(r.count(FindingStatus.ERROR)),
+                        styled("[green]PASS[/green]") if r.passed else styled("[red]FAIL[/red]"),
                         f"{r.seconds:.2f}s")
     console.print(summary)
     findings = sorted(((r.stack, f) for r in reports for f in r.findings), key=lambda p: _order(p[1]))
@@ -50,7 +53,7 @@ def render_text(reports: Sequence[StackReport], *, color: bool = False) -> str:
         for col in ("level", "policy", "stack", "resource", "message"):
             table.add_column(col, overflow="fold")
         for stack, f in findings:
-            message = f.message + (f"\n[dim]waived: {f.waiver}[/dim]" if f.waiver else "")
+            message = styled("{}\n[dim]waived: {}[/dim]", f.message, f.waiver) if f.waiver else plain(f.message)
             table.add_row(_tag(f), f.policy, stack, f"{f.type}::{f.name}", message)
         console.print(table)
     blocking = sum(r.blocking for r in reports)

@@ -105,13 +105,11 @@ def test_local_stack_selects_haproxy_and_the_sandbox_prometheus(tmp_path: Path) 
 
 
 def test_bad_sandbox_config_names_the_key(tmp_path: Path) -> None:
-    project = make_project(tmp_path, "\n".join([
-        "  gantry:sandbox:",  # overrides the block above: YAML keeps the last duplicate key
-        "    faults:",
-        "      v9:",
-        "        errorRate: 2",
-        "",
-    ]))
+    project = make_project(tmp_path)
+    path = project / "stacks" / "Pulumi.local.yaml"
+    shipped = "      v3:\n        errorRate: 0.2"
+    assert shipped in path.read_text()
+    path.write_text(path.read_text().replace(shipped, "      v9:\n        errorRate: 2"))
     with pytest.raises(ConfigError, match=r"gantry:sandbox\.faults\.v9\.errorRate must be <= 1"):
         load_stack("local", project / "stacks")
 
