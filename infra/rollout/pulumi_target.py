@@ -341,6 +341,7 @@ class PulumiStackTarget:
         if self._ours(error):
             try:
                 self._call("cancel", self._stack.cancel)
+                self._point("cancel")
                 self._emit("cancelled our interrupted update")
             except GantryError as exc:
                 # "no update in progress" is the usual answer, and fine: there was no lock to release.
@@ -353,8 +354,10 @@ class PulumiStackTarget:
                 deployment["pending_operations"] = []
                 self._call("import", lambda: self._stack.import_stack(
                     auto.Deployment(version=state.version, deployment=deployment)))
+                self._point("import")
                 self._emit(f"cleared {count} pending operation(s)")
             self._call("refresh", lambda: self._stack.refresh(on_output=self._emit))
+            self._point("refresh")
         except GantryError as exc:
             # The retry below will fail too and report everything; log why recovery was partial.
             log.warning("recovery of %s incomplete: %s", self.stack_name, exc)

@@ -366,7 +366,7 @@ class HaproxyTarget:
 
         The serving server must name the process of ``live.stable_image`` at weight 100, the other must
         carry no weight, no demo process of this service may be left unreferenced, and every sampled
-        request to ``127.0.0.1:<frontend>`` must be answered 200 by ``live.stable_image``'s version.
+        request to ``127.0.0.1:<frontend>`` must be answered by ``live.stable_image``'s version.
         """
         st = require(self.directory)
         svc = self._svc(st)
@@ -408,17 +408,19 @@ class HaproxyTarget:
                 conn.request("GET", "/", headers={"Connection": "close"})
                 resp = conn.getresponse()
                 resp.read()
-                key = f"{resp.status} {resp.getheader('X-Version') or '-'}"
+                # Served by a version = its header; an error it chose to answer (a fault profile) still counts,
+                # HAProxy's own 503 (no server, or one naming a dead port) carries no version and does not.
+                key = resp.getheader("X-Version") or f"HTTP {resp.status} from haproxy"
             except OSError as exc:
                 key = f"connection failed ({type(exc).__name__})"
             finally:
                 conn.close()
             seen[key] = seen.get(key, 0) + 1
-        good = seen.pop(f"200 {version}", 0)
+        good = seen.pop(version, 0)
         if good == n:
             return []
         shown = ", ".join(f"{k}: {v}" for k, v in sorted(seen.items()))
-        return [f"{good}/{n} sampled requests were served 200 by {version} through 127.0.0.1:{port} ({shown})"]
+        return [f"{good}/{n} sampled requests were served by {version} through 127.0.0.1:{port} ({shown})"]
 
     def preview_url(self) -> str | None:
         """Blue/green: the idle color's own address, for smoke hooks (None when nothing is prepared)."""

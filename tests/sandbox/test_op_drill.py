@@ -3,7 +3,7 @@
 A real sandbox (HAProxy, Prometheus, demo processes on 127.0.0.1) and two drill stacks (every analysis
 passes, or fails). For every point a reference run traced, the CLI is started with that point armed, dies
 there, `gantry rollout resume` runs, and the drill checks independently what users see: sampled requests
-through HAProxy all served 200 by the journal's stable version, servers' addresses and weights against the
+through HAProxy all served by the journal's stable version, servers' addresses and weights against the
 state file, and no demo process left that no slot holds. Points shared by two scenarios of a strategy
 (``prepare``, the first ``set-weights``) are tried once here; bench/rollout_kill.py tries them all.
 """
