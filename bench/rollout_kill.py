@@ -8,7 +8,8 @@ Three drills, four scenarios each (canary and blue/green, promoting and rolling 
   resume`` and a check of what users see (sampled requests through HAProxy, servers vs state file);
 - pulumi: after every effect inside PulumiStackTarget's operations, on the fake Automation API.
 Prints the counts and writes ``bench/results/rollout_kill.json`` with the load average.
-Usage: ``.venv/bin/python bench/rollout_kill.py [--only journal,haproxy,pulumi]``
+Usage: ``.venv/bin/python bench/rollout_kill.py [--only journal,haproxy,pulumi] [--scenarios a,b]``
+(``--scenarios`` reruns some haproxy scenarios and merges them into the last full run's JSON.)
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "rollout"))
 
 from infra.rollout.drills import (
+    SANDBOX_SCENARIOS,
     SCENARIOS,
     PointResult,
     SandboxDrill,
@@ -49,7 +51,7 @@ def op_figures(results: list[PointResult], seconds: float) -> dict[str, object]:
             "operations": operations, "seconds": round(seconds, 1), "scenarios": per}
 
 
-def in_operation(which: str) -> dict[str, object]:
+def in_operation(which: str, names: list[str] | None = None) -> dict[str, object]:
     t = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         if which == "pulumi":
@@ -60,12 +62,28 @@ def in_operation(which: str) -> dict[str, object]:
             drill = SandboxDrill(Path(tmp) / "proj")
             drill.setup()
             try:
-                results = run_sandbox_drill(drill, on_result=lambda r: print(
+                chosen = [sc for sc in SANDBOX_SCENARIOS if names is None or sc.name in names]
+                results = run_sandbox_drill(drill, chosen, on_result=lambda r: print(
                     f"    {r.point:55s} {'ok' if r.consistent else 'INCONSISTENT ' + '; '.join(r.problems)}",
                     flush=True))
             finally:
                 drill.teardown()
     return op_figures(results, time.perf_counter() - t)
+
+
+def merged(out: Path, fresh: dict[str, object]) -> dict[str, object]:
+    """``--scenarios``: replace those scenarios' figures in the last full run's haproxy drill, recount totals."""
+    if not out.exists():
+        return fresh
+    old = json.loads(out.read_text()).get("drills", {}).get("haproxy")
+    if not isinstance(old, dict):
+        return fresh
+    scenarios = {**old["scenarios"], **fresh["scenarios"]}  # type: ignore[dict-item]
+    return {**old, "scenarios": scenarios,
+            "points_tried": sum(v["points"] for v in scenarios.values()),
+            "points_consistent": sum(v["consistent"] for v in scenarios.values()),
+            "seconds": {"last_full_run": old.get("seconds"), "rerun": fresh["seconds"]},
+            "operations": sorted(set(old.get("operations", [])) | set(fresh["operations"]))}  # type: ignore[call-overload]
 
 
 def journal_drill() -> dict[str, object]:
@@ -93,22 +111,29 @@ def main() -> None:
     if "journal" in only:
         drills["journal"] = journal_drill()
         print(f"journal drill: {drills['journal']['consistent']}/{drills['journal']['kill_points']} consistent")
+    out = Path(__file__).resolve().parent / "results" / "rollout_kill.json"
+    names = sys.argv[sys.argv.index("--scenarios") + 1].split(",") if "--scenarios" in sys.argv else None
     for which in ("pulumi", "haproxy"):
         if which in only:
             print(f"{which} in-operation drill:", flush=True)
-            drills[which] = in_operation(which)
+            drills[which] = in_operation(which, names if which == "haproxy" else None)
+            if which == "haproxy" and names is not None:
+                drills[which] = merged(out, drills[which])
             print(f"  {which}: points tried {drills[which]['points_tried']}, consistent "
                   f"{drills[which]['points_consistent']} ({drills[which]['seconds']}s)", flush=True)
     doc: dict[str, object] = {"benchmark": "rollout_kill", "date": datetime.now(UTC).isoformat(timespec="seconds"),
            "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
                        "loadavg_before": [round(x, 2) for x in load_before],
                        "loadavg_after": [round(x, 2) for x in os.getloadavg()]},
-           "command": ".venv/bin/python bench/rollout_kill.py" + (f" --only {','.join(only)}" if "--only" in sys.argv
-                                                                   else ""),
+           "command": " ".join([".venv/bin/python", "bench/rollout_kill.py", *sys.argv[1:]]),
            "drills": drills}
     if "journal" in drills:  # the journal drill's figures stay where earlier readers found them
         doc.update(kill_points=drills["journal"]["kill_points"], consistent=drills["journal"]["consistent"])
-    out = Path(__file__).resolve().parent / "results" / "rollout_kill.json"
+    if names is not None and out.exists():  # a rerun of some haproxy scenarios keeps the other drills' figures
+        previous = json.loads(out.read_text())
+        drills = {**previous.get("drills", {}), **drills}
+        doc["drills"] = drills
+        doc["rerun"] = {"scenarios": names, "previous_date": previous.get("date")}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=2) + "\n")
     print(f"wrote {out}")

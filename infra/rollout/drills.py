@@ -295,14 +295,15 @@ class SandboxScenario:
     name: str
     stack: str
     service: str
+    strategy: Strategy
     expected: Phase
 
 
 SANDBOX_SCENARIOS: tuple[SandboxScenario, ...] = (
-    SandboxScenario("canary-healthy", "local", "web", Phase.PROMOTED),
-    SandboxScenario("canary-bad", "bad", "web", Phase.ROLLED_BACK),
-    SandboxScenario("bluegreen-healthy", "local", "api", Phase.PROMOTED),
-    SandboxScenario("bluegreen-bad", "bad", "api", Phase.ROLLED_BACK),
+    SandboxScenario("canary-healthy", "local", "web", Strategy.CANARY, Phase.PROMOTED),
+    SandboxScenario("canary-bad", "bad", "web", Strategy.CANARY, Phase.ROLLED_BACK),
+    SandboxScenario("bluegreen-healthy", "local", "api", Strategy.BLUEGREEN, Phase.PROMOTED),
+    SandboxScenario("bluegreen-bad", "bad", "api", Strategy.BLUEGREEN, Phase.ROLLED_BACK),
 )
 
 
@@ -363,6 +364,12 @@ class SandboxDrill:
         outcome = _outcome_line(res.stdout)
         if outcome.get("phase") != sc.expected.value or not outcome.get("verified"):
             raise AssertionError(f"reference run of {sc.name} ended {outcome}: {res.stderr[-800:]}")
+        if sc.strategy is Strategy.BLUEGREEN and sc.expected is Phase.PROMOTED:
+            # A promotion swapped the colors, and the points name them: swap back, so the killed runs
+            # (which all roll back) prepare the same color the reference run traced.
+            again = _outcome_line(self._start(sc)[0].stdout)
+            if again.get("phase") != Phase.PROMOTED.value:
+                raise AssertionError(f"swapping the colors back ended {again}")
         return _read_trace(trace)
 
     def run_point(self, sc: SandboxScenario, spec: str) -> PointResult:
