@@ -425,7 +425,16 @@ def orphans(project: Path) -> list[str]:
     if st is None:
         return ["the sandbox state file is gone"]
     held = {s.pid for svc in st.services.values() for s in svc.slots.values() if s is not None}
-    stray = [pid for pid in procs.tagged(st.marker, "-m", "infra.sandbox.demoapp") if pid not in held]
+
+    def parent(pid: int) -> int:
+        try:
+            return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            return 0
+
+    # A slot holds the demo's supervisor; the demo itself is the supervisor's child.
+    stray = [pid for pid in procs.tagged(st.marker, "-m", "infra.sandbox.demoapp")
+             if pid not in held and parent(pid) not in held]
     return [f"orphan demo processes {sorted(stray)}"] if stray else []
 
 
