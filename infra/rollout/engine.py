@@ -50,6 +50,7 @@ from infra.rollout.seams import (
     Notifier,
     Phase,
     RolloutId,
+    ServingCheck,
     StackName,
     Target,
     Verdict,
@@ -447,14 +448,22 @@ class Engine:
             s = self._refresh(s)
         if s.verified is None:
             self._notify(s, _EVENT_FOR[s.phase], f"{s.phase.value}: {s.reason}")
-            try:
-                diff = mismatches(s, self.target.current())
-            except Exception as exc:
-                diff = [f"target state unreadable: {_one_line(str(exc))}"]
+            diff = self._verify(s)
             self._append(s, EntryKind.VERIFIED, {"ok": not diff, "mismatches": list(diff)})
             s = self._refresh(s)
             return Outcome(s.rollout_id, s.phase, s.reason, s, bool(s.verified), tuple(diff))
         return self._outcome(s)
+
+    def _verify(self, s: RolloutState) -> list[str]:
+        """The end check: the live target against the journal, then (where the target can) what users see."""
+        try:
+            live = self.target.current()
+            diff = mismatches(s, live)
+            if isinstance(self.target, ServingCheck):
+                diff += self.target.verify_serving(live)
+        except Exception as exc:
+            diff = [f"target state unreadable: {_one_line(str(exc))}"]
+        return diff
 
     def _outcome(self, s: RolloutState) -> Outcome:
         last = [e for e in self.journal.entries(s.rollout_id) if e.kind is EntryKind.VERIFIED]

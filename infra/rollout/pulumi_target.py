@@ -31,6 +31,7 @@ from components.spec import Color, Strategy
 from infra.errors import GantryError, InputError
 from infra.rollout import automation_errors
 from infra.rollout.errors import RollbackFailed, StackLocked
+from infra.rollout.faults import point
 from infra.rollout.masking import MASK, Masker
 from infra.rollout.seams import JSONObject, JSONValue, TrafficState
 
@@ -114,6 +115,7 @@ class PulumiStackTarget:
         self._stack = self._call("select", lambda: stack_factory(stack_name, project_dir))
         self._secrets.extend(v.value for v in self._call("config", self._stack.get_all_config).values() if v.secret)
         self._masker = Masker(self._secrets)
+        self._operation = "init"
         self.service_config()  # fail now, before any mutation, if the service is not in the stack
 
     # ------------------------------------------------------------------ plumbing
@@ -152,15 +154,22 @@ class PulumiStackTarget:
                   for name, value in values.items()}
         if config:
             self._call("config set", partial(self._stack.set_all_config, config, path=True))
+            self._point("config-set")
 
     def _remove(self, names: Iterable[str]) -> None:
         keys = [self._key(name) for name in names]
         if keys:
             self._call("config rm", partial(self._stack.remove_all_config, keys, path=True))
+            self._point("config-rm")
 
     def _up(self, why: str) -> None:
         self._emit(f"pulumi up ({why}) on {self.stack_name}")
         self._call("up", lambda: self._stack.up(message=f"gantry rollout: {why}", on_output=self._emit))
+        self._point("up")
+
+    def _point(self, effect: str) -> None:
+        # The crash drill's kill points (inert unless a drill armed one): after every single effect.
+        point(f"pulumi.{self.strategy.value}.{self._operation}.{effect}")
 
     # ------------------------------------------------------------------ Target
 
@@ -190,6 +199,7 @@ class PulumiStackTarget:
         return state
 
     def prepare(self, image: str) -> None:
+        self._operation = "prepare"
         if self.strategy is Strategy.CANARY:
             self._set({"canaryImage": image, "canaryWeight": 0})
         else:
@@ -198,12 +208,14 @@ class PulumiStackTarget:
         self._up(f"prepare {self.service} {image}")
 
     def set_weights(self, canary_weight: int) -> None:
+        self._operation = "set-weights"
         if not 0 <= canary_weight <= 100:
             raise InputError(f"canaryWeight must be an integer from 0 to 100, but {canary_weight} was given")
         self._set({"canaryWeight": canary_weight})
         self._up(f"{self.service} canary at {canary_weight}%")
 
     def switch(self, color: Color) -> None:
+        self._operation = "switch"
         self._set({"activeColor": color.value})
         self._up(f"{self.service} active color {color.value}")
 
@@ -214,7 +226,25 @@ class PulumiStackTarget:
         is used only when the program exports nothing for the service yet.
         """
         live = self.outputs()
-        block: Mapping[str, JSONValue] = live if "image" in live else self.service_config()
+        return self._traffic(live if "image" in live else self.service_config())
+
+    def verify_serving(self, live: TrafficState) -> list[str]:
+        """What the stack really runs: the deployed outputs equal the config (no write left un-``up``-ed,
+        which the next ``up`` of anyone would silently deploy) and no operation is left pending."""
+        problems: list[str] = []
+        deployed = self.outputs()
+        if "image" in deployed:
+            configured = self._traffic(self.service_config())
+            if self._traffic(deployed) != configured:
+                problems.append(f"stack config of {self.service} ({configured}) differs from what is deployed "
+                                f"({self._traffic(deployed)})")
+        state = self._call("export", self._stack.export_stack)
+        pending = (state.deployment or {}).get("pending_operations")
+        if pending:
+            problems.append(f"stack {self.stack_name} has {len(pending)} pending operation(s)")
+        return problems
+
+    def _traffic(self, block: Mapping[str, JSONValue]) -> TrafficState:
         image = str(block.get("image", ""))
         if self.strategy is Strategy.CANARY:
             canary = block.get("canaryImage")
@@ -227,6 +257,7 @@ class PulumiStackTarget:
                             preview_image=images[active.other])
 
     def promote(self) -> None:
+        self._operation = "promote"
         block = self.service_config()
         if self.strategy is Strategy.CANARY:
             canary = block.get("canaryImage")
@@ -259,6 +290,7 @@ class PulumiStackTarget:
 
     def revert(self, checkpoint: JSONObject) -> None:
         """Restore the checkpointed service keys and ``up``; recover once; else ``RollbackFailed``."""
+        self._operation = "revert"
         keys = checkpoint.get("service_keys")
         if not isinstance(keys, Mapping):
             raise RollbackFailed(f"checkpoint for {self.stack_name} has no service_keys; restore it by hand:\n"
@@ -309,6 +341,7 @@ class PulumiStackTarget:
         if self._ours(error):
             try:
                 self._call("cancel", self._stack.cancel)
+                self._point("cancel")
                 self._emit("cancelled our interrupted update")
             except GantryError as exc:
                 # "no update in progress" is the usual answer, and fine: there was no lock to release.
@@ -321,8 +354,10 @@ class PulumiStackTarget:
                 deployment["pending_operations"] = []
                 self._call("import", lambda: self._stack.import_stack(
                     auto.Deployment(version=state.version, deployment=deployment)))
+                self._point("import")
                 self._emit(f"cleared {count} pending operation(s)")
             self._call("refresh", lambda: self._stack.refresh(on_output=self._emit))
+            self._point("refresh")
         except GantryError as exc:
             # The retry below will fail too and report everything; log why recovery was partial.
             log.warning("recovery of %s incomplete: %s", self.stack_name, exc)

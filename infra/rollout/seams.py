@@ -106,6 +106,15 @@ class Target(Protocol):
         ...
 
 
+@runtime_checkable
+class ServingCheck(Protocol):
+    """A target that can check what users see, beyond ``current()``: the engine's end check calls it."""
+
+    def verify_serving(self, live: TrafficState) -> list[str]:
+        """Problems (empty when none) between ``live``, which agrees with the journal, and what really serves."""
+        ...
+
+
 # --------------------------------------------------------------------------- metrics
 
 

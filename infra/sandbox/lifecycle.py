@@ -38,6 +38,12 @@ from infra.sandbox.state import (
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 15.0
+LOG_MAX_BYTES = 1 << 20
+"""A version's log is rotated when a process of that version starts and the log holds this much."""
+LOG_BACKUPS = 2
+"""Rotated copies kept per version log (``.1``, ``.2``)."""
+LOG_VERSIONS = 8
+"""Per-version logs kept per service beyond the running versions' (oldest removed first)."""
 
 
 def _env() -> dict[str, str]:
@@ -61,11 +67,16 @@ def restarts_file(directory: Path, name: str) -> Path:
     return directory / f"{name}.restarts"
 
 
-def start_version(directory: Path, service: str, image: str, fault: FaultSpec) -> Slot:
-    """Start one demo version on a free port and wait until it answers ``/ready``."""
+def start_version(directory: Path, service: str, image: str, fault: FaultSpec, port: int | None = None) -> Slot:
+    """Start one demo version on ``port`` (default: a free one) and wait until it answers ``/ready``.
+
+    Callers that must not leave an orphan after a kill record ``port`` first (``ServiceState.starting``):
+    the child carries ``--port`` and the sandbox directory in its argv, so it can be found and stopped.
+    """
     version = version_of(image)
-    port = procs.free_port()
+    port = port if port is not None else procs.free_port()
     name = f"app-{service}-{version}"
+    procs.rotate(directory / f"{name}.log", LOG_MAX_BYTES, LOG_BACKUPS)
     # The supervisor restarts a crashed demo and counts it (the sandbox's restartCount); its argv carries the
     # demo's, tag included, so the sandbox recognises and stops it like any of its processes.
     argv = [
@@ -80,6 +91,23 @@ def start_version(directory: Path, service: str, image: str, fault: FaultSpec) -
         tail = _tail(directory / f"{name}.log")
         raise SandboxError(f"demo {version} did not start on 127.0.0.1:{port}: {tail}")
     return Slot(version=version, image=image, port=port, pid=pid)
+
+
+def prune_logs(directory: Path, service: str, running: set[str], keep: int = LOG_VERSIONS) -> list[Path]:
+    """Remove the logs of all but the ``keep`` newest stopped versions of ``service``; returns what went."""
+    logs: dict[str, list[Path]] = {}
+    prefix = f"app-{service}-"
+    for path in directory.glob(f"{prefix}*.log*"):
+        version = path.name[len(prefix):].split(".log", 1)[0]
+        if version not in running:
+            logs.setdefault(version, []).append(path)
+    by_age = sorted(logs, key=lambda v: max(p.stat().st_mtime for p in logs[v]), reverse=True)
+    removed: list[Path] = []
+    for version in by_age[keep:]:
+        for path in logs[version]:
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
 
 
 def stop_version(directory: Path, service: str, slot: Slot) -> None:

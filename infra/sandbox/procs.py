@@ -8,6 +8,7 @@ directory: a recycled pid belonging to someone else is never touched.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import shutil
 import signal
@@ -134,6 +135,39 @@ def stop_pidfile(pidfile: Path, marker: str) -> bool:
     stopped = stop_pid(pid, marker) if pid is not None else False
     pidfile.unlink(missing_ok=True)
     return stopped
+
+
+def tagged(marker: str, flag: str, value: str) -> list[int]:
+    """Live processes of this sandbox (``marker`` in argv) whose argv holds ``flag value``.
+
+    ``Popen`` returns only after the child's ``exec``, so a child is findable this way from the moment
+    its parent could have recorded anything about it.
+    """
+    me = os.getpid()
+    found: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue
+        argv = cmdline(int(entry.name))
+        if any(marker in part for part in argv) and any(
+                a == flag and b == value for a, b in itertools.pairwise(argv)):
+            found.append(int(entry.name))
+    return found
+
+
+def rotate(log: Path, max_bytes: int, keep: int) -> None:
+    """Rotate ``log`` to ``log.1`` .. ``log.<keep>`` once it holds ``max_bytes`` or more (oldest dropped)."""
+    try:
+        if log.stat().st_size < max_bytes:
+            return
+    except FileNotFoundError:
+        return
+    log.with_name(f"{log.name}.{keep}").unlink(missing_ok=True)
+    for i in range(keep - 1, 0, -1):
+        older = log.with_name(f"{log.name}.{i}")
+        if older.exists():
+            os.replace(older, log.with_name(f"{log.name}.{i + 1}"))
+    os.replace(log, log.with_name(f"{log.name}.1"))
 
 
 def sweep(marker: str) -> list[int]:

@@ -41,6 +41,12 @@ class ServiceState(BaseModel):
     slots: dict[str, Slot | None] = Field(default_factory=dict)
     metrics_ports: dict[str, int] = Field(default_factory=dict)
     """Fixed HAProxy port per slot that Prometheus scrapes; it follows the slot's process."""
+    starting: list[int] = Field(default_factory=list)
+    """Ports of demo processes about to be spawned, recorded before the spawn: a kill between the spawn
+    and the slot's record leaves a process that the next operation (or ``down``) finds by its argv."""
+    retiring: list[Slot] = Field(default_factory=list)
+    """Processes no slot holds any more, recorded before they are stopped; stopped once HAProxy no
+    longer routes to them."""
 
 
 class SandboxState(BaseModel):

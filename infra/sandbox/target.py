@@ -5,21 +5,31 @@ Built by ``infra.rollout.factory`` when a stack sets ``gantry:rollout.target: ha
 sandbox must be up), ``config`` is the stack's ``GantryConfig`` (fault profiles), ``service`` a
 service of that stack. ``prepare`` starts the new version's process; ``set_weights``/``switch`` are
 ``set weight`` commands on the admin socket (no reload); ``current`` reads HAProxy back, so the
-journal can be checked against what really serves traffic. Every method is idempotent.
+journal can be checked against what really serves traffic; ``verify_serving`` samples real requests
+through HAProxy, which is what users see.
+
+Every operation is ordered so that a SIGKILL between any two of its effects leaves a state the next
+operation (``revert`` on resume) repairs: make before break. A server is given weight only after its
+address names a process that already serves; a process is recorded (``starting``) before it is
+spawned and (``retiring``) before it is stopped, and is stopped only once no server routes to it;
+each operation re-applies the slots' addresses from the state file instead of trusting HAProxy.
+Each effect is followed by a named fault point (``infra.rollout.faults``) for the crash drill.
 """
 
 from __future__ import annotations
 
 import contextlib
+import http.client
 from pathlib import Path
 
 from components.spec import Color, Strategy
 from infra.config import GantryConfig
+from infra.rollout.faults import point
 from infra.rollout.metrics.prometheus import PrometheusProvider, PrometheusTraffic
 from infra.rollout.seams import JSONObject, MetricQuery, MetricsProvider, Track, TrafficState
 from infra.sandbox import lifecycle
 from infra.sandbox.haproxy import PLACEHOLDER_PORT, RuntimeApi, metrics_backend
-from infra.sandbox.procs import SandboxError, alive, reap
+from infra.sandbox.procs import SandboxError, alive, free_port, reap, stop_pid, tagged
 from infra.sandbox.state import SandboxState, ServiceState, Slot, locked, require, sandbox_dir, save, version_of
 
 
@@ -40,6 +50,9 @@ def sandbox_traffic(provider: PrometheusProvider, service: str | None, image: st
 
 class HaproxyTarget:
     """Shifts one sandbox service's traffic between two server slots of its HAProxy backend."""
+
+    SAMPLES = 20
+    """Requests ``verify_serving`` sends through the frontend."""
 
     def __init__(self, project_dir: Path, config: GantryConfig | None, service: str,
                  wait_for_scrape: bool = True) -> None:
@@ -63,6 +76,9 @@ class HaproxyTarget:
     def _weights(self) -> dict[str, int]:
         return self.api.weights(self.backend)
 
+    def _point(self, operation: str, effect: str) -> None:
+        point(f"haproxy.{self.strategy.value}.{operation}.{effect}")
+
     def _active_color(self, svc: ServiceState) -> Color:
         weights = self._weights()
         # The active color is the one taking traffic; the state file only breaks a 0/0 tie.
@@ -71,33 +87,122 @@ class HaproxyTarget:
                 return color
         return Color.BLUE if svc.slots.get("blue") is not None else Color.GREEN
 
-    def _attach(self, slot_name: str, slot: Slot, weight: int) -> None:
+    def _weight(self, op: str, slot_name: str, weight: int) -> None:
         self.api.set_weight(self.backend, slot_name, weight)
+        self._point(op, f"weight-{slot_name}-{weight}")
+
+    def _attach(self, op: str, slot_name: str, slot: Slot, weight: int) -> None:
+        # Address first, weight last: a server never takes traffic while it names a stopped process.
         self.api.set_addr(self.backend, slot_name, slot.port)
+        self._point(op, f"addr-{slot_name}")
         self.api.set_state(self.backend, slot_name, "ready")
+        self._point(op, f"ready-{slot_name}")
         mx = metrics_backend(self.service, slot_name)
         self.api.set_addr(mx, "s", slot.port)
         self.api.set_state(mx, "s", "ready")
+        self._point(op, f"metrics-{slot_name}")
+        self._weight(op, slot_name, weight)
 
-    def _detach(self, slot_name: str) -> None:
-        self.api.set_weight(self.backend, slot_name, 0)
+    def _detach(self, op: str, slot_name: str) -> None:
+        # Weight first: the server stops taking traffic before its address goes.
+        self._weight(op, slot_name, 0)
         self.api.set_state(self.backend, slot_name, "maint")
+        self._point(op, f"maint-{slot_name}")
         self.api.set_addr(self.backend, slot_name, PLACEHOLDER_PORT)
+        self._point(op, f"unaddr-{slot_name}")
         mx = metrics_backend(self.service, slot_name)
         self.api.set_state(mx, "s", "maint")
         self.api.set_addr(mx, "s", PLACEHOLDER_PORT)
+        self._point(op, f"unmetrics-{slot_name}")
 
-    def _start(self, st: SandboxState, image: str) -> Slot:
+    def _routed_ports(self) -> set[int]:
+        """Ports HAProxy's servers for this service name now (any weight, any state)."""
+        ports: set[int] = set()
+        prefixes = (self.backend, f"mx_{self.service}_")
+        for row in self.api.show_stat():
+            if row.backend == self.backend or row.backend.startswith(prefixes[1]):
+                _, _, port = row.addr.rpartition(":")
+                if port.isdigit():
+                    ports.add(int(port))
+        return ports
+
+    def _save(self, op: str, st: SandboxState, what: str) -> None:
+        save(self.directory, st)
+        self._point(op, f"state-{what}")
+
+    def _retire(self, op: str, st: SandboxState, slot_name: str) -> None:
+        """Move a slot's process to ``retiring`` (stopped by ``_reap`` once nothing routes to it)."""
+        svc = self._svc(st)
+        slot = svc.slots.get(slot_name)
+        if slot is not None:
+            svc.retiring.append(slot)
+        svc.slots[slot_name] = None
+        self._save(op, st, f"retire-{slot_name}")
+
+    def _reap(self, op: str, st: SandboxState) -> None:
+        """Stop retiring and half-started processes no slot holds and no server routes to; forget them."""
+        svc = self._svc(st)
+        if not svc.retiring and not svc.starting:
+            return
+        held = {s.port for s in svc.slots.values() if s is not None}
+        routed = self._routed_ports()
+        marker = st.marker
+        for port in list(svc.starting):
+            if port in held:
+                svc.starting.remove(port)
+            elif port not in routed:
+                for pid in tagged(marker, "--port", str(port)):
+                    stop_pid(pid, marker)
+                svc.starting.remove(port)
+        for slot in list(svc.retiring):
+            if slot.port in held and any(s is not None and s.pid == slot.pid for s in svc.slots.values()):
+                svc.retiring.remove(slot)  # taken back into a slot by a revert
+            elif slot.port not in routed:
+                lifecycle.stop_version(self.directory, self.service, slot)
+                self._point(op, "stopped")
+                svc.retiring.remove(slot)
+        self._save(op, st, "reaped")
+
+    def _start(self, op: str, st: SandboxState, image: str) -> Slot:
+        """Start ``image``; its port is recorded before the spawn, so a kill right after it leaves no orphan."""
+        svc = self._svc(st)
+        port = free_port()
+        svc.starting.append(port)
+        self._save(op, st, "starting")
         version = version_of(image)
         slot = lifecycle.start_version(self.directory, self.service, image,
-                                       lifecycle.fault_for(version, st.faults, self.config))
+                                       lifecycle.fault_for(version, st.faults, self.config), port=port)
+        self._point(op, "spawned")
+        return slot
+
+    def _hold(self, op: str, st: SandboxState, slot_name: str, slot: Slot) -> None:
+        """Record ``slot`` in ``slot_name`` (the former holder retires) and forget its start record."""
+        svc = self._svc(st)
+        old = svc.slots.get(slot_name)
+        if old is not None and old.pid != slot.pid:
+            svc.retiring.append(old)
+        svc.retiring = [r for r in svc.retiring if r.pid != slot.pid]
+        svc.slots[slot_name] = slot
+        if slot.port in svc.starting:
+            svc.starting.remove(slot.port)
+        self._save(op, st, f"hold-{slot_name}")
+        running = {s.version for s in svc.slots.values() if s is not None} | {r.version for r in svc.retiring}
+        lifecycle.prune_logs(self.directory, self.service, running)
+
+    def _serving(self, op: str, st: SandboxState, slot_name: str, image: str) -> Slot:
+        """A live process of ``image`` for ``slot_name``: the slot's own, a retiring one, or a new one."""
+        svc = self._svc(st)
+        held = svc.slots.get(slot_name)
+        if self._running(held, image):
+            assert held is not None
+            return held
+        spare = next((r for r in svc.retiring if self._running(r, image)), None)
+        slot = spare if spare is not None else self._start(op, st, image)
+        self._hold(op, st, slot_name, slot)
         return slot
 
     def _running(self, slot: Slot | None, image: str) -> bool:
         return slot is not None and slot.image == image and alive(slot.pid)
-
-    def _sync(self, st: SandboxState) -> None:
-        save(self.directory, st)
 
     def _await_scrape(self, st: SandboxState, image: str) -> None:
         # A canary that Prometheus has not scraped yet has no series: analysis would only see "no data".
@@ -119,8 +224,10 @@ class HaproxyTarget:
                 "active_image": slot.image if slot else None}
 
     def prepare(self, image: str) -> None:
+        op = "prepare"
         with locked(self.directory):
             st = require(self.directory)
+            self._reap(op, st)  # whatever an interrupted operation left behind goes first
             svc = self._svc(st)
             if self.strategy is Strategy.CANARY:
                 slot_name = "canary"
@@ -130,18 +237,13 @@ class HaproxyTarget:
             else:
                 slot_name = self._active_color(svc).other.value
             current = svc.slots.get(slot_name)
-            if self._running(current, image):
-                assert current is not None
-                self._attach(slot_name, current, 0)
-                self._sync(st)
-            else:
-                if current is not None:
-                    self._detach(slot_name)
-                    lifecycle.stop_version(self.directory, self.service, current)
-                new = self._start(st, image)
-                svc.slots[slot_name] = new
-                self._sync(st)
-                self._attach(slot_name, new, 0)
+            if current is not None and not self._running(current, image):
+                # Another version sits in the slot: no traffic, then out of HAProxy, then stopped.
+                self._detach(op, slot_name)
+                self._retire(op, st, slot_name)
+                self._reap(op, st)
+            slot = self._serving(op, st, slot_name, image)
+            self._attach(op, slot_name, slot, 0)
         self._await_scrape(st, image)
 
     def set_weights(self, canary_weight: int) -> None:
@@ -152,22 +254,26 @@ class HaproxyTarget:
         st = require(self.directory)
         if self._svc(st).slots.get("canary") is None and canary_weight > 0:
             raise SandboxError("the canary must be prepared before it takes traffic")
+        op = "set-weights"
         # Raise the side gaining traffic first, so the backend never has all weights at 0.
         if canary_weight >= self._weights().get("canary", 0):
-            self.api.set_weight(self.backend, "canary", canary_weight)
-            self.api.set_weight(self.backend, "stable", 100 - canary_weight)
+            self._weight(op, "canary", canary_weight)
+            self._weight(op, "stable", 100 - canary_weight)
         else:
-            self.api.set_weight(self.backend, "stable", 100 - canary_weight)
-            self.api.set_weight(self.backend, "canary", canary_weight)
+            self._weight(op, "stable", 100 - canary_weight)
+            self._weight(op, "canary", canary_weight)
 
     def switch(self, color: Color) -> None:
         if self.strategy is not Strategy.BLUEGREEN:
             raise SandboxError(f"switch needs a blue/green service, but {self.service} is {self.strategy.value}")
-        st = require(self.directory)
-        if self._svc(st).slots.get(color.value) is None:
-            raise SandboxError(f"color {color.value} has no version running; prepare it first")
-        self.api.set_weight(self.backend, color.value, 100)
-        self.api.set_weight(self.backend, color.other.value, 0)
+        with locked(self.directory):
+            st = require(self.directory)
+            slot = self._svc(st).slots.get(color.value)
+            if slot is None or not alive(slot.pid):
+                raise SandboxError(f"color {color.value} has no version running; prepare it first")
+            # Re-applied from the state file: the color's server names its process before it takes traffic.
+            self._attach("switch", color.value, slot, 100)
+            self._weight("switch", color.other.value, 0)
 
     def restart_counter(self, image: str) -> tuple[MetricsProvider, MetricQuery]:
         """Where the restarts gate reads ``image``'s restarts: its demo process's supervisor count."""
@@ -196,87 +302,125 @@ class HaproxyTarget:
         )
 
     def promote(self) -> None:
+        op = "promote"
         with locked(self.directory):
             st = require(self.directory)
             svc = self._svc(st)
             if self.strategy is Strategy.CANARY:
-                canary, old = svc.slots.get("canary"), svc.slots.get("stable")
-                if canary is None:
-                    return  # already promoted (resume after a crash)
-                # Point the stable slot at the canary's process while the canary slot carries all traffic,
-                # then give it back the weight: no request ever sees an empty backend.
-                self.api.set_weight(self.backend, "canary", 100)
-                self.api.set_weight(self.backend, "stable", 0)
-                mx = metrics_backend(self.service, "canary")
-                self.api.set_state(mx, "s", "maint")  # one scrape path per process: no double counting
-                self._attach("stable", canary, 0)
-                self.api.set_weight(self.backend, "stable", 100)
-                self._detach("canary")
-                svc.slots["stable"], svc.slots["canary"] = canary, None
-                self._sync(st)
-                if old is not None and old.pid != canary.pid:
-                    lifecycle.stop_version(self.directory, self.service, old)
+                canary = svc.slots.get("canary")
+                if canary is not None:
+                    # All traffic on the canary's own server first, then the stable slot takes over its
+                    # process (the old stable retires), then the stable server names it and gets the weight.
+                    self._weight(op, "canary", 100)
+                    self._weight(op, "stable", 0)
+                    mx = metrics_backend(self.service, "canary")
+                    self.api.set_state(mx, "s", "maint")  # one scrape path per process: no double counting
+                    self._point(op, "unmetrics-canary")
+                    svc.slots["canary"] = None
+                    self._hold(op, st, "stable", canary)
+                stable = svc.slots.get("stable")
+                if stable is None or not alive(stable.pid):
+                    raise SandboxError("the stable slot has no running version to promote")
+                # Re-applied every time, so a promote after a crash converges on the same end state.
+                self._attach(op, "stable", stable, 100)
+                self._detach(op, "canary")
             else:
                 active = self._active_color(svc)
-                idle = svc.slots.get(active.other.value)
-                if idle is not None:
-                    self._detach(active.other.value)
-                    svc.slots[active.other.value] = None
-                    self._sync(st)
-                    lifecycle.stop_version(self.directory, self.service, idle)
+                slot = svc.slots.get(active.value)
+                if slot is None or not alive(slot.pid):
+                    raise SandboxError(f"color {active.value} has no version running to promote")
+                self._attach(op, active.value, slot, 100)
+                self._detach(op, active.other.value)
+                if svc.slots.get(active.other.value) is not None:
+                    self._retire(op, st, active.other.value)
+            self._reap(op, st)
 
     def revert(self, checkpoint: JSONObject) -> None:
+        op = "revert"
         with locked(self.directory):
             st = require(self.directory)
             svc = self._svc(st)
             if self.strategy is Strategy.CANARY:
-                self._revert_canary(st, svc, checkpoint)
+                keep, drop = "stable", "canary"
+                want = checkpoint.get("stable_image")
             else:
-                self._revert_bluegreen(st, svc, checkpoint)
+                color = Color(str(checkpoint.get("active_color", "blue")))
+                keep, drop = color.value, color.other.value
+                want = checkpoint.get("active_image")
+            if not isinstance(want, str):
+                held = svc.slots.get(keep)
+                if held is None:
+                    raise SandboxError(f"checkpoint has no image to restore for {keep}")
+                want = held.image
+            # The checkpointed version serves first (its own process, a retiring one, or a new one);
+            # only then does its server get the traffic back, and only then does the other side go.
+            slot = self._serving(op, st, keep, want)
+            self._attach(op, keep, slot, 100)
+            self._detach(op, drop)
+            if svc.slots.get(drop) is not None:
+                self._retire(op, st, drop)
+            self._reap(op, st)
 
-    def _revert_canary(self, st: SandboxState, svc: ServiceState, checkpoint: JSONObject) -> None:
-        want = checkpoint.get("stable_image")
-        stable, canary = svc.slots.get("stable"), svc.slots.get("canary")
-        if stable is not None and (want is None or stable.image == want) and alive(stable.pid):
-            # The usual case: all traffic back to stable first (that is the restore), cleanup after.
-            self.api.set_weight(self.backend, "stable", 100)
-            self.api.set_weight(self.backend, "canary", 0)
+    def verify_serving(self, live: TrafficState, samples: int | None = None) -> list[str]:
+        """What users see: HAProxy's servers against the state file, then real requests through the frontend.
+
+        The serving server must name the process of ``live.stable_image`` at weight 100, the other must
+        carry no weight, no demo process of this service may be left unreferenced, and every sampled
+        request to ``127.0.0.1:<frontend>`` must be answered by ``live.stable_image``'s version.
+        """
+        st = require(self.directory)
+        svc = self._svc(st)
+        problems: list[str] = []
+        if self.strategy is Strategy.CANARY:
+            serving, other = "stable", "canary"
         else:
-            # Reverting after a promotion, or stable died: start the checkpointed version again.
-            if not isinstance(want, str):
-                raise SandboxError("checkpoint has no stable_image to restore")
-            fresh = self._start(st, want)
-            self._attach("stable", fresh, 100)
-            self.api.set_weight(self.backend, "canary", 0)
-            if stable is not None:
-                lifecycle.stop_version(self.directory, self.service, stable)
-            svc.slots["stable"] = fresh
-        if canary is not None:
-            self._detach("canary")
-            svc.slots["canary"] = None
-            lifecycle.stop_version(self.directory, self.service, canary)
-        self._sync(st)
+            serving = (live.active_color or Color.BLUE).value
+            other = Color(serving).other.value
+        rows = {r.server: r for r in self.api.show_stat() if r.backend == self.backend}
+        slot = svc.slots.get(serving)
+        if slot is None or not alive(slot.pid):
+            problems.append(f"no running process holds the {serving} slot")
+        elif slot.image != live.stable_image:
+            problems.append(f"the {serving} slot runs {slot.image}, expected {live.stable_image}")
+        row = rows.get(serving)
+        if row is None:
+            problems.append(f"haproxy has no server {self.backend}/{serving}")
+        else:
+            if slot is not None and row.addr.rpartition(":")[2] != str(slot.port):
+                problems.append(f"server {serving} points at {row.addr}, its process listens on 127.0.0.1:{slot.port}")
+            if row.weight != 100:
+                problems.append(f"server {serving} has weight {row.weight}, expected 100")
+        if other in rows and rows[other].weight != 0:
+            problems.append(f"server {other} has weight {rows[other].weight}, expected 0")
+        stray = sorted(svc.starting) + sorted(r.port for r in svc.retiring if alive(r.pid))
+        if stray:
+            problems.append(f"processes on ports {stray} were left unreferenced")
+        problems += self._sample(st, version_of(live.stable_image) if live.stable_image else "",
+                                 samples if samples is not None else self.SAMPLES)
+        return problems
 
-    def _revert_bluegreen(self, st: SandboxState, svc: ServiceState, checkpoint: JSONObject) -> None:
-        color = Color(str(checkpoint.get("active_color", "blue")))
-        want = checkpoint.get("active_image")
-        slot = svc.slots.get(color.value)
-        if slot is None or not alive(slot.pid) or (isinstance(want, str) and slot.image != want):
-            if not isinstance(want, str):
-                raise SandboxError("checkpoint has no active_image to restore")
-            fresh = self._start(st, want)
-            self._attach(color.value, fresh, 100)
-            if slot is not None:
-                lifecycle.stop_version(self.directory, self.service, slot)
-            svc.slots[color.value] = fresh
-        self.api.set_weight(self.backend, color.value, 100)
-        self.api.set_weight(self.backend, color.other.value, 0)
-        other = svc.slots.get(color.other.value)
-        if other is not None:
-            self._detach(color.other.value)
-            svc.slots[color.other.value] = None
-            lifecycle.stop_version(self.directory, self.service, other)
-        self._sync(st)
+    def _sample(self, st: SandboxState, version: str, n: int) -> list[str]:
+        port = self._svc(st).frontend_port
+        seen: dict[str, int] = {}
+        for _ in range(n):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=3.0)
+            try:
+                conn.request("GET", "/", headers={"Connection": "close"})
+                resp = conn.getresponse()
+                resp.read()
+                # Served by a version = its header; an error it chose to answer (a fault profile) still counts,
+                # HAProxy's own 503 (no server, or one naming a dead port) carries no version and does not.
+                key = resp.getheader("X-Version") or f"HTTP {resp.status} from haproxy"
+            except OSError as exc:
+                key = f"connection failed ({type(exc).__name__})"
+            finally:
+                conn.close()
+            seen[key] = seen.get(key, 0) + 1
+        good = seen.pop(version, 0)
+        if good == n:
+            return []
+        shown = ", ".join(f"{k}: {v}" for k, v in sorted(seen.items()))
+        return [f"{good}/{n} sampled requests were served by {version} through 127.0.0.1:{port} ({shown})"]
 
     def preview_url(self) -> str | None:
         """Blue/green: the idle color's own address, for smoke hooks (None when nothing is prepared)."""
