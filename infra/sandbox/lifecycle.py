@@ -12,6 +12,7 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -93,11 +94,19 @@ def start_version(directory: Path, service: str, image: str, fault: FaultSpec, p
     return Slot(version=version, image=image, port=port, pid=pid)
 
 
-def prune_logs(directory: Path, service: str, running: set[str], keep: int = LOG_VERSIONS) -> list[Path]:
-    """Remove the logs of all but the ``keep`` newest stopped versions of ``service``; returns what went."""
+def prune_logs(directory: Path, service: str, running: set[str], keep: int = LOG_VERSIONS,
+               services: Iterable[str] = ()) -> list[Path]:
+    """Remove the logs of all but the ``keep`` newest stopped versions of ``service``; returns what went.
+
+    ``services`` names the sandbox's other services: ``app-web-api-v1.log`` belongs to ``web-api``, never to
+    ``web`` (version ``api-v1``), when a service ``web-api`` exists.
+    """
     logs: dict[str, list[Path]] = {}
     prefix = f"app-{service}-"
+    longer = tuple(f"app-{other}-" for other in services if other != service and other.startswith(f"{service}-"))
     for path in directory.glob(f"{prefix}*.log*"):
+        if longer and path.name.startswith(longer):
+            continue
         version = path.name[len(prefix):].split(".log", 1)[0]
         if version not in running:
             logs.setdefault(version, []).append(path)

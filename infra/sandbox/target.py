@@ -187,7 +187,7 @@ class HaproxyTarget:
             svc.starting.remove(slot.port)
         self._save(op, st, f"hold-{slot_name}")
         running = {s.version for s in svc.slots.values() if s is not None} | {r.version for r in svc.retiring}
-        lifecycle.prune_logs(self.directory, self.service, running)
+        lifecycle.prune_logs(self.directory, self.service, running, services=st.services)
 
     def _serving(self, op: str, st: SandboxState, slot_name: str, image: str) -> Slot:
         """A live process of ``image`` for ``slot_name``: the slot's own, a retiring one, or a new one."""

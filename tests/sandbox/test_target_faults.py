@@ -106,9 +106,12 @@ def test_prune_keeps_running_versions_and_the_newest_stopped_ones(tmp_path: Path
             path.write_text("x")
             os.utime(path, (1000 + i, 1000 + i))
     (tmp_path / "app-api-v0.log").write_text("other service")
-    removed = lifecycle.prune_logs(tmp_path, "web", running={"v0"}, keep=8)
-    left = {p.name.split(".log")[0].removeprefix("app-web-") for p in tmp_path.glob("app-web-*")}
+    for i in range(12):  # a service whose name extends "web": its logs are never web's
+        (tmp_path / f"app-web-api-v{i}.log").write_text("web-api")
+    removed = lifecycle.prune_logs(tmp_path, "web", running={"v0"}, keep=8, services={"web", "web-api", "api"})
+    left = {p.name.split(".log")[0].removeprefix("app-web-") for p in tmp_path.glob("app-web-v*")}
     assert left == {"v0"} | {f"v{i}" for i in range(4, 12)}  # running v0, and the 8 newest stopped
     gone = {p.name.split(".log")[0].removeprefix("app-web-") for p in removed}
     assert gone == {"v1", "v2", "v3"} and len(removed) == 6
     assert (tmp_path / "app-api-v0.log").exists()
+    assert len(list(tmp_path.glob("app-web-api-v*.log"))) == 12
