@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import os
+import sys
 import traceback
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -145,11 +146,20 @@ def _location_from_request(request: Any, root: str) -> dict[str, object] | None:
     return None
 
 
+_USER_FILES: dict[str, bool] = {}
+
+
 def _location_from_stack(root: str) -> dict[str, object] | None:
-    """Fallback for SDKs that send no source position: the innermost user frame on the current stack."""
-    for frame in reversed(traceback.extract_stack()):
-        if is_user_file(frame.filename, root):
-            return {"file": _relative(frame.filename, root), "line": int(frame.lineno or 0)}
+    """Fallback for SDKs that send no usable position: the innermost user frame on the current stack."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        user = _USER_FILES.get(filename)
+        if user is None:
+            user = _USER_FILES[filename] = is_user_file(filename, root)
+        if user:
+            return {"file": _relative(filename, root), "line": frame.f_lineno}
+        frame = frame.f_back  # type: ignore[assignment]
     return None
 
 
@@ -182,7 +192,7 @@ def record_apply_tracebacks() -> None:
         return original(self, recorded, run_with_unknowns)
 
     apply._gantry_wrapped = True  # type: ignore[attr-defined]
-    Output.apply = apply  # type: ignore[method-assign,assignment]
+    Output.apply = apply  # type: ignore[method-assign]
 
 
 def exception_location(exc: BaseException, root: str) -> dict[str, object] | None:
@@ -232,9 +242,13 @@ def user_traceback(exc: BaseException, root: str) -> str:
 def make_monitor(mocks: Any, root: str) -> Any:
     from pulumi.runtime import rpc
     from pulumi.runtime.mocks import MockMonitor
+    from pulumi.runtime.proto import resource_pb2
 
-    has_positions = hasattr(__import__("pulumi.runtime.proto.resource_pb2", fromlist=["x"]).RegisterResourceRequest(),
-                            "sourcePosition")
+    fields = resource_pb2.RegisterResourceRequest.DESCRIPTOR.fields_by_name
+    has_positions = "sourcePosition" in fields
+    # Older SDKs send a position a fixed number of frames up (often inside the provider SDK) and no
+    # stack: note the user's frame when each resource is constructed instead.
+    has_stacks = "stackTrace" in fields
 
     class CapturingMonitor(MockMonitor):
         """A MockMonitor that also records what the plain mocks are never told: parents, deps, options."""
@@ -280,7 +294,7 @@ def make_monitor(mocks: Any, root: str) -> Any:
             return super().RegisterResourceOutputs(request)  # type: ignore[no-untyped-call]
 
     monitor = CapturingMonitor()
-    if not has_positions:
+    if not has_stacks:
         _record_locations_on_construction(monitor, root)
     return monitor
 
@@ -289,13 +303,22 @@ def _record_locations_on_construction(monitor: Any, root: str) -> None:
     """For SDKs without source positions: note the user frame when each resource is constructed."""
     import pulumi
 
+    _RECORDING["monitor"], _RECORDING["root"] = monitor, root
+    if getattr(pulumi.Resource.__init__, "_gantry_wrapped", False):
+        return
     original = pulumi.Resource.__init__
 
     def init(self: Any, t: str, name: str, *args: Any, **kwargs: Any) -> None:
-        monitor.pending_locations[(t, name)] = _location_from_stack(root)
+        current = _RECORDING.get("monitor")
+        if current is not None:
+            current.pending_locations[(t, name)] = _location_from_stack(str(_RECORDING["root"]))
         original(self, t, name, *args, **kwargs)
 
+    init._gantry_wrapped = True  # type: ignore[attr-defined]
     pulumi.Resource.__init__ = init  # type: ignore[method-assign]
+
+
+_RECORDING: dict[str, Any] = {}
 
 
 # --------------------------------------------------------------------------- run

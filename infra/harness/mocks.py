@@ -123,7 +123,11 @@ class RealisticMocks(pulumi.runtime.Mocks):
             if p == "arn" or p.endswith("arn"):
                 thing = kind[0].lower() + kind[1:] if p == "arn" else prop[:-3]
                 return f"arn:aws:{module}:{region}:{ACCOUNT_ID}:{thing}/{name}-{h[:8]}"
-            if p in ("dnsname", "hostname", "fqdn", "domainname") or p.endswith(("dnsname", "hostname", "fqdn")):
+            if p in ("dnsname", "hostname", "fqdn", "domainname") or p.endswith(("dns", "dnsname", "hostname", "fqdn")):
+                if package == "aws" and module == "ec2":
+                    octets = "-".join(str(int(h[i:i + 2], 16)) for i in range(0, 8, 2))
+                    scope = "compute-1" if region == "us-east-1" else f"{region}.compute"
+                    return f"{'ip' if 'private' in p else 'ec2'}-{octets}.{scope}.amazonaws.com"
                 if package == "aws":
                     suffix = "elb.amazonaws.com" if module in ("lb", "alb", "elb") else "amazonaws.com"
                     return f"{name}-{int(h[:9], 16) % 10**10}.{region}.{suffix}"
@@ -372,8 +376,7 @@ class RealisticMocks(pulumi.runtime.Mocks):
         host = self._lb_hostname(rid)
 
         def condition(kind_: str, reason: str) -> dict[str, object]:
-            return {"type": kind_, "status": "True", "reason": reason, "message": "", "lastTransitionTime": TIMESTAMP,
-                    "lastUpdateTime": TIMESTAMP, "lastProbeTime": None, "observedGeneration": 1}
+            return {"type": kind_, "status": "True", "reason": reason, "message": "", "lastTransitionTime": TIMESTAMP}
 
         replicas = spec.get("replicas")
         n = int(replicas) if isinstance(replicas, int | float) and not isinstance(replicas, bool) else 1
