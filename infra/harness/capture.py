@@ -105,6 +105,8 @@ def _jsonable(value: Any) -> Any:
         return {str(k): _jsonable(value[k]) for k in sorted(value, key=str)}
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
+    if type(value).__name__ == "Unknown" and type(value).__module__.startswith("pulumi"):
+        return UNKNOWN
     shaped = _asset(value)
     if shaped is not None:
         return shaped
