@@ -327,7 +327,7 @@ _RECORDING: dict[str, Any] = {}
 
 
 @contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
+def gc_paused(resume: bool = True) -> Iterator[None]:
     """Pause the cyclic GC while a program imports its provider SDKs and registers resources.
 
     Importing pulumi_aws/pulumi_kubernetes builds thousands of classes; the collector runs hundreds of
@@ -339,7 +339,7 @@ def gc_paused() -> Iterator[None]:
     try:
         yield
     finally:
-        if was_enabled:
+        if was_enabled and resume:
             gc.enable()
 
 
@@ -371,14 +371,17 @@ def run(
     root: str,
     is_secret: Callable[[Any], bool] | None = None,
     raised: list[BaseException] | None = None,
+    resume_gc: bool = True,
 ) -> dict[str, Any]:
     """Run ``program`` as the body of a Pulumi stack under mocks; return the render document.
 
     When the program raises, the document is partial and carries ``error``; the exception itself is
-    appended to ``raised`` when given (in-process callers re-raise it).
+    appended to ``raised`` when given (in-process callers re-raise it). ``resume_gc=False`` leaves the
+    cyclic collector off afterwards (the harness process exits right after; a full collection of the
+    SDKs' classes would only cost time).
     """
     ctx = contextvars.Context()
-    with gc_paused():
+    with gc_paused(resume_gc):
         return ctx.run(_run_in_context, program, project, stack, dict(config), secret_keys, os.path.abspath(root),
                        is_secret, raised)
 
