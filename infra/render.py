@@ -30,7 +30,19 @@ SCHEMA_VERSION = 1
 SECRET = "[secret]"
 STACK_TYPE = "pulumi:pulumi:Stack"
 HARNESS_DIR = Path(__file__).resolve().parent / "harness"
-RENDER_TIMEOUT_S = float(os.environ.get("GANTRY_RENDER_TIMEOUT", "900"))
+DEFAULT_TIMEOUT_S = 900.0
+
+
+def render_timeout() -> float:
+    """Seconds a program may run before the render gives up (``GANTRY_RENDER_TIMEOUT``, default 900)."""
+    raw = os.environ.get("GANTRY_RENDER_TIMEOUT", "")
+    try:
+        value = float(raw) if raw else DEFAULT_TIMEOUT_S
+    except ValueError:
+        raise InputError(f"GANTRY_RENDER_TIMEOUT must be a number of seconds, but {raw!r} was given") from None
+    if not value > 0:
+        raise InputError(f"GANTRY_RENDER_TIMEOUT must be > 0, but {raw!r} was given")
+    return value
 
 JSON = str | int | float | bool | None | list["JSON"] | dict[str, "JSON"]
 
@@ -442,18 +454,19 @@ def render_project(project_dir: Path, stack: str) -> RenderResult:
     env = dict(os.environ)
     env["PYTHONHASHSEED"] = "0"  # set and dict orders inside the program stay the same between renders
     env.pop("PYTHONHOME", None)
+    timeout = render_timeout()
     with tempfile.TemporaryDirectory(prefix="gantry-render-") as tmp:
         req_path, res_path = Path(tmp) / "request.json", Path(tmp) / "result.json"
         req_path.write_text(json.dumps(request), encoding="utf-8")
         argv = [str(interp.python), "-c", _BOOTSTRAP, str(HARNESS_DIR), str(req_path), str(res_path)]
         try:
             proc = subprocess.run(argv, cwd=program_dir, env=env, capture_output=True, text=True,
-                                  timeout=RENDER_TIMEOUT_S, check=False)
+                                  timeout=timeout, check=False)
         except FileNotFoundError:
             raise ProjectError(f"{project.root}: interpreter {interp} cannot be started; recreate the environment"
                                ) from None
         except subprocess.TimeoutExpired:
-            raise RenderError(project.name, stack, f"the program did not finish within {RENDER_TIMEOUT_S:.0f} s "
+            raise RenderError(project.name, stack, f"the program did not finish within {timeout:g} s "
                                                    f"(GANTRY_RENDER_TIMEOUT) under {interp}") from None
         if not res_path.is_file():
             tail = [line for line in proc.stderr.strip().splitlines() if line.strip()][-1:] or ["no output"]

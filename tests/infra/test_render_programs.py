@@ -415,3 +415,59 @@ def test_a_program_cannot_see_gantry_or_shadow_the_standard_library(tmp_path: Pa
     result = render_project(tmp_path, "dev")
     assert result.error is None, result.error
     assert result.outputs == {"gantry": []}
+
+
+def test_the_harness_imports_only_the_standard_library_and_pulumi() -> None:
+    import ast
+
+    harness = REPO / "infra" / "harness"
+    allowed = set(sys.stdlib_module_names) | {"pulumi"}
+    for path in harness.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            assert {n.split(".")[0] for n in names} <= allowed, (path.name, names)
+
+
+def test_what_the_program_prints_stays_out_of_the_json(tmp_path: Path) -> None:
+    (tmp_path / "Pulumi.yaml").write_text("name: chatty\nruntime: python\n")
+    (tmp_path / "Pulumi.dev.yaml").write_text("config: {}\n")
+    (tmp_path / "__main__.py").write_text("import sys, pulumi\nprint('hello [red]x[/red]')\n"
+                                          "print('oops', file=sys.stderr)\npulumi.export('a', 1)\n")
+    result = runner.invoke(app, ["render", "-p", str(tmp_path), "-s", "dev", "-f", "json"])
+    assert result.exit_code == 0
+    doc = json.loads(result.stdout)
+    assert doc["outputs"] == {"a": 1} and "info: hello [red]x[/red]" in doc["diagnostics"]
+
+
+def test_a_program_that_hangs_is_stopped_at_the_timeout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from infra.errors import InputError
+    from infra.render import RenderError
+
+    (tmp_path / "Pulumi.yaml").write_text("name: hang\nruntime: python\n")
+    (tmp_path / "Pulumi.dev.yaml").write_text("config: {}\n")
+    (tmp_path / "__main__.py").write_text("import time\ntime.sleep(600)\n")
+    monkeypatch.setenv("GANTRY_RENDER_TIMEOUT", "3")
+    with pytest.raises(RenderError, match=r"did not finish within 3 s \(GANTRY_RENDER_TIMEOUT\)"):
+        render_project(tmp_path, "dev")
+    monkeypatch.setenv("GANTRY_RENDER_TIMEOUT", "soon")
+    with pytest.raises(InputError, match="GANTRY_RENDER_TIMEOUT must be a number of seconds, but 'soon' was given"):
+        render_project(tmp_path, "dev")
+
+
+def test_a_program_that_exits_the_process_is_a_render_error(tmp_path: Path) -> None:
+    from infra.render import RenderError
+
+    (tmp_path / "Pulumi.yaml").write_text("name: quit\nruntime: python\n")
+    (tmp_path / "Pulumi.dev.yaml").write_text("config: {}\n")
+    (tmp_path / "__main__.py").write_text("import os, pulumi_aws as aws\naws.s3.Bucket('b')\nos._exit(5)\n")
+    with pytest.raises(RenderError, match="exited with code 5 under .* without a result"):
+        render_project(tmp_path, "dev")
+    (tmp_path / "__main__.py").write_text("import sys, pulumi_aws as aws\naws.s3.Bucket('b')\nsys.exit(4)\n")
+    result = render_project(tmp_path, "dev")  # SystemExit is an exception: the graph so far survives
+    assert result.error is not None and result.error.type == "SystemExit"
+    assert [r.name for r in result.of_type("aws:s3/bucket:Bucket")] == ["b"]
