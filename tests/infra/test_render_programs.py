@@ -465,7 +465,7 @@ def test_a_program_that_exits_the_process_is_a_render_error(tmp_path: Path) -> N
     (tmp_path / "Pulumi.yaml").write_text("name: quit\nruntime: python\n")
     (tmp_path / "Pulumi.dev.yaml").write_text("config: {}\n")
     (tmp_path / "__main__.py").write_text("import os, pulumi_aws as aws\naws.s3.Bucket('b')\nos._exit(5)\n")
-    with pytest.raises(RenderError, match="exited with code 5 under .* without a result"):
+    with pytest.raises(RenderError, match=r"exited with code 5 under .* without a result"):
         render_project(tmp_path, "dev")
     (tmp_path / "__main__.py").write_text("import sys, pulumi_aws as aws\naws.s3.Bucket('b')\nsys.exit(4)\n")
     result = render_project(tmp_path, "dev")  # SystemExit is an exception: the graph so far survives
