@@ -26,7 +26,8 @@ from urllib.parse import unquote, urlparse
 SECRET = "[secret]"
 UNKNOWN = "[unknown]"
 STACK_TYPE = "pulumi:pulumi:Stack"
-_ENV_MARKERS = ("site-packages", "dist-packages", f"{os.sep}lib{os.sep}python")
+_ENV_MARKERS = (f"{os.sep}site-packages{os.sep}", f"{os.sep}dist-packages{os.sep}")
+_HARNESS_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 def is_user_file(path: str, root: str) -> bool:
@@ -37,7 +38,7 @@ def is_user_file(path: str, root: str) -> bool:
     if not (full == root or full.startswith(root.rstrip(os.sep) + os.sep)):
         return False
     rel = full[len(root):]
-    return not any(marker in rel for marker in _ENV_MARKERS) and f"{os.sep}infra{os.sep}harness{os.sep}" not in full
+    return not any(marker in rel for marker in _ENV_MARKERS) and not full.startswith(_HARNESS_DIR)
 
 
 def _relative(path: str, root: str) -> str:
