@@ -15,13 +15,13 @@ def render_tables(result: RenderResult) -> None:
     names = {r.urn: r.name for r in result.resources}
     partial = " (partial: the program raised)" if result.partial else ""
     table = Table(title=f"{result.project} / {result.stack}: resources{partial}", title_justify="left")
-    for col in ("type", "name", "parent", "deps", "location"):
+    for col in ("type", "name", "parent", "deps"):
         table.add_column(col, overflow="fold")
     for r in result.resources:
         if r.type == STACK_TYPE:
             continue
         parent = names.get(r.parent or "", "-") if r.parent else "-"
-        table.add_row(r.type, r.name, parent, str(len(r.dependencies)), str(r.location) if r.location else "-")
+        table.add_row(r.type, r.name, parent, str(len(r.dependencies)))
     out.print(table)
     outputs = Table(title="outputs", title_justify="left")
     outputs.add_column("name")
