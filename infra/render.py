@@ -1,23 +1,23 @@
 """Offline renderer: runs any Pulumi Python program under mocks and returns its resource graph.
 
 Called by ``gantry render``, ``gantry check``, the component tests and the rollout tooling. It needs
-no Pulumi CLI, no credentials and no network. Parent and dependency information is captured where
-registration happens, because ``pulumi.runtime.Mocks`` never sees it (pulumi/pulumi#14421).
+no Pulumi CLI, no credentials and no network. ``render_project`` runs the program in the project's own
+interpreter (its virtualenv, poetry or uv environment, as ``Pulumi.yaml`` declares) through the render
+harness (``infra.harness``, which depends only on ``pulumi``); ``render_callable`` runs a function
+in-process. A program that raises still yields every resource it registered: the result is partial
+and carries the exception and the line of the user's program that raised it.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import contextvars
-import gc
 import json
-import logging
 import os
-import runpy
+import subprocess
 import sys
+import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -29,21 +29,90 @@ from infra.errors import InputError, ProgramError
 SCHEMA_VERSION = 1
 SECRET = "[secret]"
 STACK_TYPE = "pulumi:pulumi:Stack"
+HARNESS_DIR = Path(__file__).resolve().parent / "harness"
+DEFAULT_TIMEOUT_S = 900.0
+
+
+def render_timeout() -> float:
+    """Seconds a program may run before the render gives up (``GANTRY_RENDER_TIMEOUT``, default 900)."""
+    raw = os.environ.get("GANTRY_RENDER_TIMEOUT", "")
+    try:
+        value = float(raw) if raw else DEFAULT_TIMEOUT_S
+    except ValueError:
+        raise InputError(f"GANTRY_RENDER_TIMEOUT must be a number of seconds, but {raw!r} was given") from None
+    if not value > 0:
+        raise InputError(f"GANTRY_RENDER_TIMEOUT must be > 0, but {raw!r} was given")
+    return value
 
 JSON = str | int | float | bool | None | list["JSON"] | dict[str, "JSON"]
 
+# Loads the harness package by path under its own name, so no Gantry package lands on the program's
+# sys.path, then hands over to it. Runs in the project's interpreter, whatever its Python and pulumi.
+_BOOTSTRAP = (
+    "import importlib.util as u, sys\n"
+    "d, req, res = sys.argv[1:4]\n"
+    "s = u.spec_from_file_location('gantry_render_harness', d + '/__init__.py', submodule_search_locations=[d])\n"
+    "m = u.module_from_spec(s); sys.modules[s.name] = m; s.loader.exec_module(m)\n"
+    "from gantry_render_harness.main import main\n"
+    "sys.exit(main(req, res))\n"
+)
+
 
 class RenderError(ProgramError):
-    """The program raised while rendering; names the project, the stack and the exception."""
+    """The program could not be rendered at all; names the project, the stack and the cause."""
 
-    def __init__(self, project: str, stack: str, exc: BaseException) -> None:
-        self.project, self.stack, self.cause = project, stack, exc
-        detail = " ".join(str(exc).split()) or type(exc).__name__
-        super().__init__(f"project {project}, stack {stack}: the program raised {type(exc).__name__}: {detail}")
+    def __init__(self, project: str, stack: str, detail: str) -> None:
+        self.project, self.stack = project, stack
+        super().__init__(f"project {project}, stack {stack}: {detail}")
 
 
 class ProjectError(InputError):
     """The project directory or its Pulumi.yaml cannot be used."""
+
+
+@dataclass(frozen=True, slots=True)
+class SourceLocation:
+    """Where the user's program constructed a resource (or raised): a file and a 1-based line."""
+
+    file: str
+    """Project-relative POSIX path; absolute when the file lies outside the project."""
+    line: int
+
+    def path(self, root: Path | None) -> Path:
+        candidate = Path(self.file)
+        return candidate if candidate.is_absolute() or root is None else root / candidate
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+    def to_json(self) -> dict[str, JSON]:
+        return {"file": self.file, "line": self.line}
+
+    @staticmethod
+    def from_json(raw: object) -> SourceLocation | None:
+        if isinstance(raw, dict) and isinstance(raw.get("file"), str) and isinstance(raw.get("line"), int):
+            return SourceLocation(raw["file"], raw["line"])
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class ProgramFailure:
+    """The exception that stopped the program, with the line of the user's program that raised it."""
+
+    type: str
+    message: str
+    location: SourceLocation | None
+    traceback: str
+    missing_module: str | None = None
+
+    def describe(self) -> str:
+        where = f" at {self.location}" if self.location else ""
+        return f"the program raised {self.type}: {self.message}{where}"
+
+    def to_json(self) -> dict[str, JSON]:
+        return {"type": self.type, "message": self.message,
+                "location": self.location.to_json() if self.location else None,
+                "missingModule": self.missing_module}
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +132,7 @@ class RenderedResource:
     id: str | None
     inputs: Mapping[str, Any]
     outputs: Mapping[str, Any]
+    location: SourceLocation | None = None
 
     def to_json(self) -> dict[str, JSON]:
         return {
@@ -71,20 +141,32 @@ class RenderedResource:
             "name": self.name,
             "custom": self.custom,
             "parent": self.parent,
-            "dependencies": list(self.dependencies),
-            "propertyDependencies": {k: list(v) for k, v in sorted(self.property_dependencies.items())},
+            "dependencies": cast(JSON, sorted(self.dependencies)),
+            "propertyDependencies": {k: cast(JSON, sorted(v)) for k, v in sorted(self.property_dependencies.items())},
             "provider": self.provider,
             "protect": self.protect,
             "ignoreChanges": list(self.ignore_changes),
             "id": self.id,
-            "inputs": cast(JSON, _jsonable(self.inputs)),
-            "outputs": cast(JSON, _jsonable(self.outputs)),
+            "location": self.location.to_json() if self.location else None,
+            "inputs": cast(JSON, self.inputs),
+            "outputs": cast(JSON, self.outputs),
         }
+
+    @staticmethod
+    def from_json(raw: Mapping[str, Any]) -> RenderedResource:
+        return RenderedResource(
+            urn=raw["urn"], type=raw["type"], name=raw["name"], custom=bool(raw["custom"]), parent=raw["parent"],
+            dependencies=tuple(raw["dependencies"]),
+            property_dependencies={k: tuple(v) for k, v in raw["propertyDependencies"].items()},
+            provider=raw["provider"], protect=bool(raw["protect"]), ignore_changes=tuple(raw["ignoreChanges"]),
+            id=raw["id"], inputs=raw["inputs"], outputs=raw["outputs"],
+            location=SourceLocation.from_json(raw.get("location")),
+        )
 
 
 @dataclass(slots=True)
 class RenderResult:
-    """The resource graph of one program run under mocks."""
+    """The resource graph of one program run under mocks (partial when the program raised)."""
 
     project: str
     stack: str
@@ -93,10 +175,27 @@ class RenderResult:
     diagnostics: list[str] = field(default_factory=list)
     stack_file: Path | None = None
     program_dir: Path | None = None
+    error: ProgramFailure | None = None
+    project_root: Path | None = None
+    interpreter: str | None = None
+    pulumi_version: str | None = None
     _by_urn: dict[str, RenderedResource] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self._by_urn = {r.urn: r for r in self.resources}
+
+    @property
+    def partial(self) -> bool:
+        """The program raised: the graph holds only what it registered before that."""
+        return self.error is not None
+
+    def error_message(self) -> str:
+        """One line for people: project, stack, exception, location and how much of the graph exists."""
+        if self.error is None:
+            return ""
+        count = sum(1 for r in self.resources if r.type != STACK_TYPE)
+        return (f"project {self.project}, stack {self.stack}: {self.error.describe()}; the graph is partial "
+                f"({count} resource(s) registered before the error)")
 
     def of_type(self, type_: str) -> list[RenderedResource]:
         return [r for r in self.resources if r.type == type_]
@@ -125,91 +224,27 @@ class RenderResult:
             "project": self.project,
             "stack": self.stack,
             "stackFile": str(self.stack_file) if self.stack_file else None,
+            "partial": self.partial,
+            "error": self.error.to_json() if self.error else None,
             "resources": [r.to_json() for r in self.resources],
-            "outputs": cast(JSON, _jsonable(self.outputs)),
+            "outputs": cast(JSON, self.outputs),
             "summary": {"resources": sum(by_type.values()), "byType": cast(JSON, by_type)},
             "diagnostics": cast(JSON, list(self.diagnostics)),
         }
 
 
-# --------------------------------------------------------------------------- capture
-
-
-def _mask(value: Any) -> Any:
-    """Replace Pulumi secret wrappers by the placeholder; keep the structure."""
-    from pulumi.runtime import rpc
-
-    if rpc.is_rpc_secret(value):
-        return SECRET
-    if isinstance(value, SecretValue):
-        return SECRET
-    if isinstance(value, dict):
-        return {k: _mask(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_mask(v) for v in value]
-    return value
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
-        # The engine's wire format (protobuf Struct) has only doubles; replicas: 3 must not read as 3.0.
-        return int(value)
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    # Assets, archives and resource references: their identity is what matters in a graph.
-    for attr in ("path", "text", "uri", "urn"):
-        inner = getattr(value, attr, None)
-        if isinstance(inner, str):
-            return f"{type(value).__name__}({inner})"
-    return str(value)
-
-
-def _make_monitor(mocks: Any) -> Any:
-    from pulumi.runtime import rpc
-    from pulumi.runtime.mocks import MockMonitor
-
-    class CapturingMonitor(MockMonitor):
-        """A MockMonitor that also records what the plain mocks are never told: parents, deps, options."""
-
-        def __init__(self) -> None:
-            super().__init__(mocks)
-            self.order: list[str] = []
-            self.meta: dict[str, dict[str, Any]] = {}
-            self.stack_outputs: dict[str, Any] = {}
-            self.stack_urn: str | None = None
-
-        def RegisterResource(self, request: Any) -> Any:
-            response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
-            urn = response.urn
-            if request.type == STACK_TYPE:
-                self.stack_urn = urn
-            inputs = rpc.deserialize_properties(request.object)
-            self.order.append(urn)
-            self.meta[urn] = {
-                "type": request.type,
-                "name": request.name,
-                "custom": bool(request.custom),
-                "parent": request.parent or None,
-                "dependencies": tuple(request.dependencies),
-                "propertyDependencies": {k: tuple(v.urns) for k, v in request.propertyDependencies.items()},
-                "provider": request.provider or None,
-                "protect": bool(request.protect),
-                "ignoreChanges": tuple(request.ignoreChanges),
-                "id": response.id or None,
-                "inputs": inputs,
-            }
-            return response
-
-        def RegisterResourceOutputs(self, request: Any) -> Any:
-            if request.urn == self.stack_urn:
-                self.stack_outputs = rpc.deserialize_properties(request.outputs)
-            return super().RegisterResourceOutputs(request)  # type: ignore[no-untyped-call]
-
-    return CapturingMonitor()
+def _result_from_doc(doc: Mapping[str, Any], project: str, stack: str) -> RenderResult:
+    raw_error = doc.get("error")
+    error = None
+    if isinstance(raw_error, dict):
+        error = ProgramFailure(type=str(raw_error.get("type")), message=str(raw_error.get("message")),
+                               location=SourceLocation.from_json(raw_error.get("location")),
+                               traceback=str(raw_error.get("traceback") or ""),
+                               missing_module=raw_error.get("missingModule"))
+    return RenderResult(project=project, stack=stack,
+                        resources=[RenderedResource.from_json(r) for r in doc.get("resources", [])],
+                        outputs=dict(doc.get("outputs") or {}), diagnostics=list(doc.get("diagnostics") or []),
+                        error=error, interpreter=doc.get("python"), pulumi_version=doc.get("pulumiVersion"))
 
 
 def render_callable(
@@ -220,117 +255,19 @@ def render_callable(
     config: Mapping[str, object] | None = None,
     secret_keys: tuple[str, ...] = (),
 ) -> RenderResult:
-    """Run ``program`` as the body of a Pulumi stack under realistic mocks and return the graph.
+    """Run ``program`` in-process as the body of a Pulumi stack under realistic mocks and return the graph.
 
     ``config`` maps full keys (``gantry:cluster``) to values; structured values are passed to the
-    program as JSON text, the way the engine does.
+    program as JSON text, the way the engine does. An exception from the program propagates unchanged.
     """
-    ctx = contextvars.Context()
-    with _gc_paused():
-        return ctx.run(_render_in_context, program, project, stack, dict(config or {}), secret_keys)
+    from infra.harness.capture import run
 
-
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic GC while a program imports its provider SDKs and registers resources.
-
-    Importing pulumi_aws/pulumi_kubernetes builds thousands of classes; the collector runs hundreds of
-    times during that and finds almost nothing (about a fifth of a cold render's CPU). Reference
-    counting still frees memory; the collector resumes afterwards.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-def _render_in_context(
-    program: Callable[[], None], project: str, stack: str, config: dict[str, object], secret_keys: tuple[str, ...]
-) -> RenderResult:
-    from pulumi.runtime import settings as rt_settings
-    from pulumi.runtime.config import set_all_config
-    from pulumi.runtime.mocks import MockEngine, MockSettings
-    from pulumi.runtime.stack import run_in_stack
-
-    from infra.mocks import RealisticMocks
-
-    engine_config = {k: _engine_value(v) for k, v in config.items()}
-    set_all_config(engine_config, list(secret_keys))
-    rt_settings.ROOT.set(None)
-    monitor = _make_monitor(RealisticMocks(config))
-    diagnostics = _DiagnosticsLog()
-    rt_settings.configure(
-        MockSettings(  # type: ignore[no-untyped-call]
-            monitor=monitor,
-            monitor_features=set(monitor.GetDeploymentInfo(None).supportedFeatures),
-            engine=MockEngine(diagnostics.logger),
-            project=project,
-            stack=stack,
-            dry_run=False,
-            organization="organization",
-            callbacks=None,
-        )
-    )
-    loop = asyncio.new_event_loop()
-    try:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(run_in_stack(program))
-    finally:
-        with contextlib.suppress(Exception):
-            loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.close()
-        asyncio.set_event_loop(None)
-    registrations = _mocked_state(monitor)
-    resources = [
-        RenderedResource(
-            urn=urn,
-            type=m["type"],
-            name=m["name"],
-            custom=m["custom"],
-            parent=m["parent"],
-            dependencies=m["dependencies"],
-            property_dependencies=m["propertyDependencies"],
-            provider=m["provider"],
-            protect=m["protect"],
-            ignore_changes=m["ignoreChanges"],
-            id=m["id"],
-            inputs=_mask(m["inputs"]),
-            outputs=_mask(registrations.get(urn, {})),
-        )
-        for urn in sorted(monitor.order, key=lambda u: (monitor.meta[u]["type"] != STACK_TYPE, u))
-        for m in (monitor.meta[urn],)
-    ]
-    return RenderResult(project=project, stack=stack, resources=resources, outputs=_mask(monitor.stack_outputs),
-                        diagnostics=diagnostics.messages)
-
-
-class _DiagnosticsLog(logging.Handler):
-    """Collects the program's warnings and errors instead of printing them into JSON output."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.messages: list[str] = []
-        self.logger = logging.Logger(f"gantry.render.{id(self)}", logging.WARNING)
-        self.logger.propagate = False
-        self.logger.addHandler(self)
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(f"{record.levelname.lower()}: {' '.join(record.getMessage().split())}")
-
-
-def _mocked_state(monitor: Any) -> dict[str, Any]:
-    return {urn: reg.state for urn, reg in monitor.resources.items()}
-
-
-def _engine_value(value: object) -> str:
-    if isinstance(value, SecretValue):
-        return str(value)
-    if isinstance(value, str):
-        return value
-    return json.dumps(value)
+    raised: list[BaseException] = []
+    doc = run(program, project=project, stack=stack, config=dict(config or {}), secret_keys=secret_keys,
+              root=os.getcwd(), is_secret=lambda v: isinstance(v, SecretValue), raised=raised)
+    if raised:
+        raise raised[0]
+    return _result_from_doc(doc, project, stack)
 
 
 # --------------------------------------------------------------------------- projects
@@ -345,6 +282,7 @@ class Project:
     main: Path
     config_dir: Path
     defaults: Mapping[str, object]
+    runtime_options: Mapping[str, object] = field(default_factory=dict)
 
     @staticmethod
     def load(root: Path) -> Project:
@@ -365,8 +303,10 @@ class Project:
             raise ProjectError(f"{manifest}: runtime must be python, but {clip(repr(runtime_name))} was given")
         main = root / str(doc.get("main") or ".")
         config_dir = root / str(doc.get("stackConfigDir") or ".")
+        options = runtime.get("options") if isinstance(runtime, dict) else None
         return Project(name=doc["name"], root=root, main=main, config_dir=config_dir,
-                       defaults=_project_defaults(doc.get("config"), doc["name"]))
+                       defaults=_project_defaults(doc.get("config"), doc["name"]),
+                       runtime_options=dict(options) if isinstance(options, dict) else {})
 
     @property
     def entry(self) -> Path:
@@ -419,63 +359,145 @@ def _secure_nested(value: object, key: str, secrets: list[str]) -> object:
     return value
 
 
-@contextlib.contextmanager
-def _program_environment(project: Project) -> Iterator[None]:
-    """Run the way the Python language host does: cwd at the program, its folder first on sys.path.
+@dataclass(frozen=True, slots=True)
+class Interpreter:
+    """The Python a project's program runs with, and why that one."""
 
-    Modules the program imports from its own tree are dropped afterwards, so two projects with a
-    module of the same name never see each other's code.
+    python: Path
+    source: str
+    """``virtualenv .venv``, ``poetry``, ``uv`` or ``current interpreter``."""
+    warning: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.python} ({self.source})"
+
+
+def _venv_python(venv: Path) -> Path:
+    # Never resolve symlinks: bin/python of a virtualenv links to the base interpreter, and only the
+    # link's location makes Python pick up the environment's site-packages.
+    for candidate in (venv / "bin" / "python", venv / "bin" / "python3", venv / "Scripts" / "python.exe"):
+        if candidate.exists():
+            return candidate
+    return venv / "bin" / "python"
+
+
+def project_interpreter(project: Project) -> Interpreter:
+    """The interpreter ``pulumi up`` would use: the declared virtualenv, poetry's or uv's environment, or ours.
+
+    A declared environment that does not exist yet falls back to the current interpreter with a
+    warning (Pulumi would create it); a package missing there is then reported with its name.
     """
-    before = set(sys.modules)
-    old_cwd, old_path = os.getcwd(), list(sys.path)
-    program_dir = project.main if project.main.is_dir() else project.main.parent
-    sys.path[:0] = [str(program_dir), str(project.root)]
-    os.chdir(program_dir)
-    try:
-        yield
-    finally:
-        os.chdir(old_cwd)
-        sys.path[:] = old_path
-        root = str(project.root)
-        for name in set(sys.modules) - before:
-            origin = getattr(sys.modules[name], "__file__", None) or ""
-            if origin.startswith(root) and "site-packages" not in origin:
-                del sys.modules[name]
+    opts = project.runtime_options
+    toolchain = str(opts.get("toolchain") or "pip").lower()
+    venv_opt = opts.get("virtualenv")
+    current = Path(sys.executable)
+
+    def fallback(why: str, fix: str) -> Interpreter:
+        return Interpreter(current, "current interpreter", f"warning: {why}; rendered with {current} instead ({fix})")
+
+    if toolchain == "poetry":
+        import shutil
+
+        poetry = shutil.which("poetry")
+        if poetry is None:
+            return fallback("Pulumi.yaml selects the poetry toolchain, but poetry is not on PATH", "install poetry")
+        try:
+            proc = subprocess.run([poetry, "env", "info", "--executable"], cwd=project.root, capture_output=True,
+                                  text=True, timeout=60, check=False)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return fallback(f"poetry env info failed ({type(exc).__name__})", "run poetry install")
+        found = proc.stdout.strip().splitlines()[-1:] if proc.returncode == 0 else []
+        if not found or not Path(found[0]).exists():
+            return fallback("poetry has no environment for this project", f"run poetry install in {project.root}")
+        return Interpreter(Path(found[0]), "poetry")
+    if toolchain == "uv":
+        venv = Path(str(venv_opt or os.environ.get("UV_PROJECT_ENVIRONMENT") or ".venv"))
+        venv = venv if venv.is_absolute() else project.root / venv
+        python = _venv_python(venv)
+        if not python.exists():
+            return fallback(f"uv's environment {venv} does not exist", f"run uv sync in {project.root}")
+        return Interpreter(python, f"uv {venv.name}")
+    if venv_opt:
+        venv = Path(str(venv_opt))
+        venv = venv if venv.is_absolute() else project.root / venv
+        python = _venv_python(venv)
+        if not python.exists():
+            return fallback(f"Pulumi.yaml names virtualenv {venv_opt}, which does not exist",
+                            f"create it: python3 -m venv {venv} && {venv}/bin/pip install -r requirements.txt")
+        return Interpreter(python, f"virtualenv {venv_opt}")
+    return Interpreter(current, "current interpreter")
+
+
+def _pip_name(module: str) -> str:
+    top = module.split(".", 1)[0]
+    return top.replace("_", "-")
 
 
 def render_project(project_dir: Path, stack: str) -> RenderResult:
-    """Render ``stack`` of the Pulumi Python project at ``project_dir`` (read via its Pulumi.yaml)."""
+    """Render ``stack`` of the Pulumi Python project at ``project_dir`` in the project's own interpreter.
+
+    Raises ``ProjectError``/``ConfigError`` for bad input and ``RenderError`` when the program could not
+    run at all; a program that raised returns a partial result whose ``error`` says what and where.
+    """
     project = Project.load(project_dir)
     config, secrets, stack_file = stack_config(project, stack)
     entry = project.entry
     if not entry.is_file():
         raise ProjectError(f"{project.root}: program entry {entry} does not exist (check 'main' in Pulumi.yaml)")
-
-    def program() -> None:
-        runpy.run_path(str(entry), run_name="__main__")
-
-    with _program_environment(project):
+    interp = project_interpreter(project)
+    program_dir = project.main if project.main.is_dir() else project.main.parent
+    request = {
+        "project": project.name, "stack": stack, "entry": str(entry), "programDir": str(program_dir),
+        "root": str(project.root), "config": {k: v for k, v in config.items()}, "secretKeys": list(secrets),
+        "secretPlaceholders": ["[secret:"],
+    }
+    env = dict(os.environ)
+    env["PYTHONHASHSEED"] = "0"  # set and dict orders inside the program stay the same between renders
+    env.pop("PYTHONHOME", None)
+    timeout = render_timeout()
+    with tempfile.TemporaryDirectory(prefix="gantry-render-") as tmp:
+        req_path, res_path = Path(tmp) / "request.json", Path(tmp) / "result.json"
+        req_path.write_text(json.dumps(request), encoding="utf-8")
+        argv = [str(interp.python), "-c", _BOOTSTRAP, str(HARNESS_DIR), str(req_path), str(res_path)]
         try:
-            result = render_callable(program, project=project.name, stack=stack, config=config, secret_keys=secrets)
-        except ConfigError:
-            raise
-        except Exception as exc:
-            raise RenderError(project.name, stack, _root_cause(exc)) from exc
+            proc = subprocess.run(argv, cwd=program_dir, env=env, capture_output=True, text=True,
+                                  timeout=timeout, check=False)
+        except FileNotFoundError:
+            raise ProjectError(f"{project.root}: interpreter {interp} cannot be started; recreate the environment"
+                               ) from None
+        except subprocess.TimeoutExpired:
+            raise RenderError(project.name, stack, f"the program did not finish within {timeout:g} s "
+                                                   f"(GANTRY_RENDER_TIMEOUT) under {interp}") from None
+        if not res_path.is_file():
+            tail = [line for line in proc.stderr.strip().splitlines() if line.strip()][-1:] or ["no output"]
+            raise RenderError(project.name, stack, f"the render harness exited with code {proc.returncode} under "
+                                                   f"{interp} without a result: {tail[0]}")
+        doc = json.loads(res_path.read_text(encoding="utf-8"))
+    raw_error = doc.get("error")
+    if isinstance(raw_error, dict) and raw_error.get("problems"):
+        source = raw_error.get("source") or str(stack_file)
+        raise ConfigError(str(source), [str(p) for p in raw_error["problems"]])
+    result = _result_from_doc(doc, project.name, stack)
+    if result.error is not None and result.error.missing_module:
+        module = result.error.missing_module
+        result.error = ProgramFailure(
+            type=result.error.type, location=result.error.location, traceback=result.error.traceback,
+            missing_module=module,
+            message=(f"the program imports {module}, which is not installed for {interp}; install it there "
+                     f"({interp.python} -m pip install {_pip_name(module)}) or declare the project's "
+                     "environment in Pulumi.yaml (runtime.options.virtualenv or toolchain)"))
+    printed = [line for line in proc.stdout.splitlines() if line.strip()]
+    result.diagnostics = [*([interp.warning] if interp.warning else []), *result.diagnostics,
+                          *(f"info: {' '.join(line.split())}" for line in printed[:20])]
+    result.interpreter = str(interp)
     result.stack_file = stack_file
     result.program_dir = project.main
+    result.project_root = project.root
     return result
 
 
-def _root_cause(exc: BaseException) -> BaseException:
-    # Pulumi wraps program failures raised inside applies; the user's exception is what helps.
-    seen: set[int] = set()
-    while id(exc) not in seen:
-        seen.add(id(exc))
-        inner = exc.__cause__ or exc.__context__
-        if inner is None or isinstance(exc, ConfigError):
-            break
-        if type(exc).__module__.startswith("pulumi") or isinstance(exc, RuntimeError):
-            exc = inner
-            continue
-        break
-    return exc
+def render_stacks(project_dir: Path, stacks: Sequence[str], jobs: int | None = None) -> list[RenderResult]:
+    """Render several stacks in parallel, one program process per core; errors raise as for one stack."""
+    workers = max(1, min(len(stacks), jobs or os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(lambda s: render_project(project_dir, s), stacks))

@@ -9,13 +9,13 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from policies.config import PolicyConfig, StackPolicy, build_settings
-from policies.model import Level, Outcome, Resource, Settings, StackOutcome, State, TierName
+from policies.model import Level, Outcome, Resource, Settings, SourceLocation, StackOutcome, State, TierName
 from policies.pack import RULES, WAIVER_EXPIRED, WAIVER_INVALID, Rule
 from policies.props import provider_config
 from policies.waivers import Waiver, find, tag_waivers
@@ -46,15 +46,19 @@ class Finding:
     message: str
     waiver: str | None = None
     """The waiver's reason and source, for waived findings."""
+    location: SourceLocation | None = None
+    """Where the program constructed the resource, when known (reports point there)."""
 
     @property
     def blocking(self) -> bool:
         """Mandatory violations and mandatory rule errors fail the check (fail closed)."""
         return self.level is Level.MANDATORY and self.status is not FindingStatus.WAIVED
 
-    def to_json(self) -> dict[str, str | None]:
+    def to_json(self) -> dict[str, str | int | None]:
         return {"policy": self.policy, "status": self.status.value, "level": self.level.value, "urn": self.urn,
-                "type": self.type, "name": self.name, "message": self.message, "waiver": self.waiver}
+                "type": self.type, "name": self.name, "message": self.message, "waiver": self.waiver,
+                "file": self.location.file if self.location else None,
+                "line": self.location.line if self.location else None}
 
 
 @dataclass(slots=True)
@@ -71,6 +75,15 @@ class StackReport:
     program_file: Path | None = None
     seconds: float = 0.0
     levels: Mapping[str, Level] = field(default_factory=dict)
+    project_root: Path | None = None
+    error: str | None = None
+    """Set when the program raised: the graph was partial and only what it registered was checked."""
+    error_location: SourceLocation | None = None
+    error_traceback: str = ""
+
+    @property
+    def partial(self) -> bool:
+        return self.error is not None
 
     def count(self, status: FindingStatus, level: Level | None = None) -> int:
         return sum(1 for f in self.findings if f.status is status and (level is None or f.level is level))
@@ -81,7 +94,7 @@ class StackReport:
 
     @property
     def passed(self) -> bool:
-        return self.blocking == 0
+        return self.blocking == 0 and not self.partial
 
 
 def _subject(r: Resource) -> tuple[str, str, str]:
@@ -148,6 +161,10 @@ def evaluate(
                                     WAIVER_TYPE, w.source, f"waiver of {w.policy} for {w.urn} expired on {w.expires} "
                                               f"({w.source}): {w.reason}; renew it with a new date or fix the "
                                               "finding"))
+    located = {r.urn: r.location for r in resources if r.location is not None}
+    if located:
+        findings = [replace(f, location=located[f.urn]) if f.urn in located and f.location is None else f
+                    for f in findings]
     return _dedupe(findings)
 
 
@@ -199,9 +216,10 @@ def resources_from_render(result: RenderResult) -> list[Resource]:
             prov = by_urn.get(ref)
             if prov is not None:
                 provider_props = provider_config(prov.inputs)
+        location = SourceLocation(r.location.file, r.location.line) if r.location else None
         views.append(Resource(urn=r.urn, type=r.type, name=r.name, props=r.inputs, parent=r.parent,
                               dependencies=tuple(r.dependencies), provider_props=provider_props,
-                              ignore_changes=tuple(r.ignore_changes), protect=r.protect))
+                              ignore_changes=tuple(r.ignore_changes), protect=r.protect, location=location))
     return views
 
 
@@ -250,7 +268,11 @@ def check_stack(
     default_tier: TierName = TierName.PROD,
     today: dt.date | None = None,
 ) -> StackReport:
-    """Render one stack offline and evaluate the pack; raises the renderer's errors unchanged."""
+    """Render one stack offline and evaluate the pack; raises the renderer's errors unchanged.
+
+    A program that raised after registering resources still gets every rule over what it registered;
+    the report is then partial (``error`` set) and never passes.
+    """
     from infra.render import Project, render_project
 
     started = time.perf_counter()
@@ -265,9 +287,14 @@ def check_stack(
                      f"urn:pulumi:{stack}::{result.project}::{STACK_TYPE}::{result.project}-{stack}")
     findings = evaluate(views, settings, levels, waivers, today=today, stack_urn=stack_urn)
     rules = sum(1 for lv in levels.values() if lv is not Level.DISABLED)
+    failure = result.error
     return StackReport(project=result.project, stack=stack, tier=effective, resources=len(views),
                        findings=findings, rules=rules, stack_file=result.stack_file, program_file=project.entry,
-                       seconds=time.perf_counter() - started, levels=levels)
+                       seconds=time.perf_counter() - started, levels=levels, project_root=project.root,
+                       error=result.error_message() if failure else None,
+                       error_location=SourceLocation(failure.location.file, failure.location.line)
+                       if failure and failure.location else None,
+                       error_traceback=failure.traceback if failure else "")
 
 
 __all__ = ["Finding", "FindingStatus", "StackReport", "check_stack", "evaluate",

@@ -65,6 +65,17 @@ Props = Mapping[str, object]
 
 
 @dataclass(frozen=True, slots=True)
+class SourceLocation:
+    """Where the user's program constructed a resource: a project-relative file and a 1-based line."""
+
+    file: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+@dataclass(frozen=True, slots=True)
 class Resource:
     """One resource as a rule sees it: type, engine-form (camelCase) props and graph edges.
 
@@ -81,6 +92,8 @@ class Resource:
     provider_props: Props = field(default_factory=dict)
     ignore_changes: tuple[str, ...] = ()
     protect: bool = False
+    location: SourceLocation | None = None
+    """Where the program constructed it (from the SDK's source position), when known."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,14 +1,17 @@
 """`gantry check`: render stacks offline and evaluate the policy pack; thin front over ``policies.engine``.
 
 Exit codes: 0 no mandatory violation; 1 mandatory violations (or a mandatory rule that raised);
-2 usage, config, waiver or program error.
+2 usage, config, waiver or program error. A program that raised after registering resources is still
+checked (the report says the graph is partial) and the exit code is 2.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -16,6 +19,9 @@ from infra.commands.common import err, out
 from infra.console import styled
 from policies.model import TierName
 from policies.report import Format
+
+if TYPE_CHECKING:
+    from policies.engine import StackReport
 
 DEFAULT_TIER_HELP = (
     "Tier whose enforcement levels apply. Default: the stack's gantry:tier, else prod (the strictest), "
@@ -52,6 +58,7 @@ def register(app: typer.Typer) -> None:
             typer.Option("--waivers", help="Waiver file. Default: <project>/policies/waivers.yaml if present."),
         ] = None,
         list_rules: Annotated[bool, typer.Option("--list-rules", help="Print the pack's rules and exit.")] = False,
+        debug: Annotated[bool, typer.Option("--debug", help="On a program error, print its traceback.")] = False,
     ) -> None:
         """Check stacks against the policy pack offline: no Pulumi CLI, credentials or network."""
         from infra.commands.common import short_lived
@@ -84,13 +91,12 @@ def register(app: typer.Typer) -> None:
             config = load_policy_config(config_path)
             waiver_path = waivers or _first(proj.root / "policies" / "waivers.yaml")
             waiver_list = load_waivers(waiver_path)
-            reports = []
-            # A spinner on a terminal only: pipelines get clean stdout/stderr.
-            with err.status("checking", spinner="dots") if err.is_terminal else contextlib.nullcontext():
-                for i, name in enumerate(names, start=1):
-                    if err.is_terminal:
-                        err.print(styled("[dim]checking {} ({}/{})[/dim]", name, i, len(names)))
-                    reports.append(check_stack(proj.root, name, config, waiver_list, tier=tier))
+            # Stacks render in parallel, one program process per core; a spinner on a terminal only.
+            workers = max(1, min(len(names), os.cpu_count() or 1))
+            with err.status(f"checking {len(names)} stack(s)", spinner="dots") if err.is_terminal \
+                    else contextlib.nullcontext(), ThreadPoolExecutor(max_workers=workers) as pool:
+                reports = list(pool.map(lambda name: check_stack(proj.root, name, config, waiver_list, tier=tier),
+                                        names))
         except (PolicyConfigError, WaiverError) as exc:
             for line in str(exc).splitlines():
                 err.print(styled("[red]error:[/red] {}", line))
@@ -112,7 +118,22 @@ def register(app: typer.Typer) -> None:
         else:
             out.file.write(text)
             out.file.flush()
+        _report_partial(reports, debug)
         raise typer.Exit(ExitCode.FAILED if blocking else ExitCode.OK)
+
+
+def _report_partial(reports: list[StackReport], debug: bool) -> None:
+    """A stack whose program raised was checked only in part: say so on stderr and exit 2."""
+    from infra.console import styled
+    from infra.errors import ExitCode
+
+    partial = [r for r in reports if r.partial]
+    for r in partial:
+        err.print(styled("[red]error:[/red] {}; its findings cover only those resources", r.error or ""))
+        if debug and r.error_traceback:
+            err.print(r.error_traceback)
+    if partial:
+        raise typer.Exit(ExitCode.USAGE)
 
 
 def _first(path: Path) -> Path | None:

@@ -5,14 +5,18 @@ from __future__ import annotations
 import gc
 import json
 import sys
+from collections.abc import Sequence
 from enum import StrEnum
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 
 from infra.config import ConfigError
 from infra.console import make_console, styled
 from infra.errors import ExitCode, GantryError
+
+if TYPE_CHECKING:
+    from infra.render import RenderResult
 
 # Markup and emoji codes are off: nothing a user wrote is ever read as a style (see infra.console).
 out = make_console()
@@ -49,3 +53,16 @@ def fail(exc: BaseException) -> NoReturn:
         err.print(styled("[red]error:[/red] {}", " ".join(str(exc).split())))
         raise typer.Exit(exc.exit_code)
     raise exc
+
+
+def report_program_errors(results: Sequence[RenderResult], *, debug: bool) -> None:
+    """Print each failed program's error (and with ``--debug`` its traceback); exit 2 if any failed."""
+    failed = [r for r in results if r.error is not None]
+    for result in failed:
+        err.print(styled("[red]error:[/red] {}", result.error_message()))
+        if debug and result.error is not None and result.error.traceback:
+            err.print(result.error.traceback)
+    if failed:
+        if not debug:
+            err.print(styled("[dim]run again with --debug for the program's traceback[/dim]"))
+        raise typer.Exit(ExitCode.USAGE)

@@ -8,7 +8,7 @@ from typing import Annotated, cast
 
 import typer
 
-from infra.commands.common import Format, emit_json, err, fail, out, short_lived
+from infra.commands.common import Format, emit_json, err, fail, out, report_program_errors, short_lived
 from infra.console import styled
 
 ProjectOpt = Annotated[
@@ -45,25 +45,42 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def render(
-        stack: Annotated[str, typer.Option("--stack", "-s", help="Stack name (stacks/Pulumi.<stack>.yaml).")],
+        stack: Annotated[
+            list[str] | None, typer.Option("--stack", "-s", help="Stack name (stacks/Pulumi.<stack>.yaml); repeatable.")
+        ] = None,
+        all_stacks: Annotated[
+            bool, typer.Option("--all-stacks", help="Render every stack, in parallel (one process per core).")
+        ] = False,
         project: ProjectOpt = Path("."),
         fmt: FormatOpt = Format.TABLE,
+        debug: Annotated[bool, typer.Option("--debug", help="On a program error, print its traceback.")] = False,
     ) -> None:
-        """Run the program under mocks (no CLI, credentials or network) and print its resource graph."""
-        short_lived()
-        from infra.errors import GantryError
-        from infra.render import render_project
+        """Run the program under mocks (no CLI, credentials or network) and print its resource graph.
 
+        A program that raises still prints every resource it registered; the error, with the file and
+        line of the program, goes to stderr and the exit code is 2.
+        """
+        short_lived()
+        from infra.errors import ExitCode, GantryError
+        from infra.render import Project, render_stacks
+
+        if all_stacks == bool(stack):
+            err.print(styled("[red]error:[/red] pass --stack NAME (repeatable) or --all-stacks, not both"))
+            raise typer.Exit(ExitCode.USAGE)
         try:
-            result = render_project(project, stack)
+            names = Project.load(project).stacks() if all_stacks else list(dict.fromkeys(stack or []))
+            results = render_stacks(project, names)
         except GantryError as exc:
             fail(exc)
         if fmt is Format.JSON:
-            emit_json(result.to_json())
-            return
-        from infra.commands.views import render_tables
+            docs = [r.to_json() for r in results]
+            emit_json(docs[0] if len(docs) == 1 and not all_stacks else {"stacks": docs})
+        else:
+            from infra.commands.views import render_tables
 
-        render_tables(result)
+            for result in results:
+                render_tables(result)
+        report_program_errors(results, debug=debug)
 
     @app.command()
     def stacks(project: ProjectOpt = Path("."), fmt: FormatOpt = Format.TABLE) -> None:

@@ -13,7 +13,8 @@ from infra.render import STACK_TYPE, RenderResult
 
 def render_tables(result: RenderResult) -> None:
     names = {r.urn: r.name for r in result.resources}
-    table = Table(title=f"{result.project} / {result.stack}: resources", title_justify="left")
+    partial = " (partial: the program raised)" if result.partial else ""
+    table = Table(title=f"{result.project} / {result.stack}: resources{partial}", title_justify="left")
     for col in ("type", "name", "parent", "deps"):
         table.add_column(col, overflow="fold")
     for r in result.resources:

@@ -23,6 +23,7 @@ def summary(reports: Sequence[StackReport]) -> dict[str, object]:
         "errors": sum(1 for f in findings if f.status is FindingStatus.ERROR),
         "blocking": sum(r.blocking for r in reports),
         "passed": all(r.passed for r in reports),
+        "partial": sum(1 for r in reports if r.partial),
     }
 
 
@@ -37,6 +38,8 @@ def to_document(reports: Sequence[StackReport]) -> dict[str, object]:
                 "resources": r.resources,
                 "rules": r.rules,
                 "passed": r.passed,
+                "partial": r.partial,
+                "error": r.error,
                 "seconds": round(r.seconds, 3),
                 "findings": [{"stack": r.stack, **f.to_json()} for f in r.findings],
             }

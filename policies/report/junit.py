@@ -5,9 +5,13 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
-from policies.engine import FindingStatus, StackReport
+from policies.engine import Finding, FindingStatus, StackReport
 from policies.model import Level
 from policies.pack import RULES
+
+
+def _where(f: Finding) -> str:
+    return f"{f.location}: " if f.location else ""
 
 
 def render_junit(reports: Sequence[StackReport]) -> str:
@@ -28,16 +32,22 @@ def render_junit(reports: Sequence[StackReport]) -> str:
                 failures += 1
                 el = ET.SubElement(case, "failure", message=f"{len(blocking)} mandatory violation(s)",
                                    type="mandatory")
-                el.text = "\n".join(f"{f.urn}: {f.message}" for f in blocking)
+                el.text = "\n".join(f"{_where(f)}{f.urn}: {f.message}" for f in blocking)
             elif broken:
                 errors += 1
                 el = ET.SubElement(case, "error", message=broken[0].message, type="rule-error")
-                el.text = "\n".join(f"{f.urn}: {f.message}" for f in broken)
+                el.text = "\n".join(f"{_where(f)}{f.urn}: {f.message}" for f in broken)
             rest = [f for f in mine if f not in blocking and f not in broken]
             if rest:
                 out = ET.SubElement(case, "system-out")
-                out.text = "\n".join(f"[{f.status.value}/{f.level.value}] {f.urn}: {f.message}"
+                out.text = "\n".join(f"[{f.status.value}/{f.level.value}] {_where(f)}{f.urn}: {f.message}"
                                      + (f" (waived: {f.waiver})" if f.waiver else "") for f in rest)
+        if r.partial:
+            cases += 1
+            errors += 1
+            case = ET.SubElement(suite, "testcase", classname=f"{r.stack}.program", name="program")
+            el = ET.SubElement(case, "error", message=r.error or "the program raised", type="partial-graph")
+            el.text = r.error_traceback or r.error or ""
         suite.set("tests", str(cases))
         suite.set("failures", str(failures))
         suite.set("errors", str(errors))

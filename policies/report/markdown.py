@@ -32,14 +32,19 @@ def render_markdown(reports: Sequence[StackReport]) -> str:
         out.append(f"| `{r.stack}` | {r.tier.value} | {r.resources} "
                    f"| {r.count(FindingStatus.VIOLATION, Level.MANDATORY)} "
                    f"| {r.count(FindingStatus.VIOLATION, Level.ADVISORY)} | {r.count(FindingStatus.WAIVED)} "
-                   f"| {r.count(FindingStatus.ERROR)} | {'pass' if r.passed else '**fail**'} |")
+                   f"| {r.count(FindingStatus.ERROR)} "
+                   f"| {'pass' if r.passed else '**partial**' if r.partial else '**fail**'} |")
+    for r in reports:
+        if r.partial:
+            out.append(f"\n> **Partial graph** for `{r.stack}`: {_cell(r.error or '')}")
     findings = sorted(((r.stack, f) for r in reports for f in r.findings), key=lambda p: _rank(p[1]))
     if findings:
         out += ["", f"### Top findings ({min(TOP, len(findings))} of {len(findings)})", "",
                 "| Level | Status | Policy | Stack | Resource | Message |", "|---|---|---|---|---|---|"]
         for stack, f in findings[:TOP]:
+            where = f" at `{_cell(str(f.location))}`" if f.location else ""
             out.append(f"| {f.level.value} | {f.status.value} | `{f.policy}` | `{stack}` | `{_cell(f.name)}` "
-                       f"({_cell(f.type)}) | {_cell(f.message)} |")
+                       f"({_cell(f.type)}){where} | {_cell(f.message)} |")
         if len(findings) > TOP:
             out.append(f"\n_{len(findings) - TOP} more; see the SARIF or JSON report._")
     return "\n".join(out) + "\n"

@@ -1,4 +1,8 @@
-"""The SARIF 2.1.0 report for GitHub code scanning; results point at the stack file (or the program).
+"""The SARIF 2.1.0 report for GitHub code scanning; results point at the program line that built the resource.
+
+Each resource's location comes from the render (the SDK's source position on registration, else the
+first frame of the user's program); only resources without one fall back to searching the program and
+stack files. A program that raised adds an error notification at the line that raised.
 
 Mandatory findings are ``error``, advisory ones ``warning``; waived findings keep their level and carry
 an external suppression with the waiver's reason; rules that raised are tool execution notifications.
@@ -76,8 +80,12 @@ def _find(lines: list[str], needles: list[str]) -> int | None:
 
 
 def _location(report: StackReport, f: Finding, cache: dict[Path, list[str]]) -> tuple[Path | None, int]:
-    """Where a reviewer should look: the program line naming the resource, else the stack-file line naming
-    it (Gantry's services and pools are named in the stack file), else the top of the stack file."""
+    """Where a reviewer should look: the line that constructed the resource; without one, the program line
+    naming the resource, else the stack-file line naming it, else the top of the stack file."""
+    if f.location is not None:
+        path = Path(f.location.file)
+        return (path if path.is_absolute() or report.project_root is None else report.project_root / path,
+                max(1, f.location.line))
     program, stack = _lines(report.program_file, cache), _lines(report.stack_file, cache)
     # Name parts that identify the resource; the project, stack and tier names appear everywhere.
     common = {report.project, report.stack, report.tier.value, "gantry"}
@@ -144,6 +152,16 @@ def to_sarif(reports: Sequence[StackReport]) -> dict[str, object]:
                 result["suppressions"] = [{"kind": "external", "status": "accepted",
                                            "justification": f.waiver or "waived"}]
             results.append(result)
+        if r.partial:
+            where: dict[str, object] = {"logicalLocations": [{"fullyQualifiedName": f"{r.project}/{r.stack}",
+                                                               "kind": "module"}]}
+            if r.error_location is not None:
+                path = Path(r.error_location.file)
+                path = path if path.is_absolute() or r.project_root is None else r.project_root / path
+                where["physicalLocation"] = {"artifactLocation": {"uri": _uri(path)},
+                                             "region": {"startLine": max(1, r.error_location.line)}}
+            notifications.append({"level": "error", "message": {"text": f"[{r.stack}] {r.error}"},
+                                  "descriptor": {"id": "program-error"}, "locations": [where]})
     return {
         "version": SARIF_VERSION,
         "$schema": SARIF_SCHEMA,

@@ -44,7 +44,8 @@ def render_text(reports: Sequence[StackReport], *, color: bool = False) -> str:
                         str(r.count(FindingStatus.VIOLATION, Level.MANDATORY)),
                         str(r.count(FindingStatus.VIOLATION, Level.ADVISORY)), str(r.count(FindingStatus.WAIVED)),
                         str(r.count(FindingStatus.ERROR)),
-                        styled("[green]PASS[/green]") if r.passed else styled("[red]FAIL[/red]"),
+                        styled("[green]PASS[/green]") if r.passed
+                        else styled("[red]PARTIAL[/red]") if r.partial else styled("[red]FAIL[/red]"),
                         f"{r.seconds:.2f}s")
     console.print(summary)
     findings = sorted(((r.stack, f) for r in reports for f in r.findings), key=lambda p: _order(p[1]))
@@ -54,8 +55,13 @@ def render_text(reports: Sequence[StackReport], *, color: bool = False) -> str:
             table.add_column(col, overflow="fold")
         for stack, f in findings:
             message = styled("{}\n[dim]waived: {}[/dim]", f.message, f.waiver) if f.waiver else plain(f.message)
-            table.add_row(_tag(f), f.policy, stack, f"{f.type}::{f.name}", message)
+            resource = styled("{}::{}\n[dim]{}[/dim]", f.type, f.name, f.location) if f.location \
+                else plain(f"{f.type}::{f.name}")
+            table.add_row(_tag(f), f.policy, stack, resource, message)
         console.print(table)
+    for r in reports:
+        if r.partial:
+            console.print(styled("[red]PARTIAL[/red] {}/{}: {}", r.project, r.stack, r.error or ""))
     blocking = sum(r.blocking for r in reports)
     console.print(f"{len(reports)} stack(s) checked; {blocking} blocking finding(s)")
     return buffer.getvalue()

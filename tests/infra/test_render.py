@@ -90,23 +90,41 @@ def _project(tmp_path: Path, body: str, name: str = "broken") -> Path:
     return tmp_path
 
 
-def test_program_exception_names_project_stack_and_cause(tmp_path: Path) -> None:
+def test_program_exception_names_project_stack_cause_and_line(tmp_path: Path) -> None:
     body = "import pulumi\nraise ValueError('bucket name taken')\n"
-    with pytest.raises(RenderError) as info:
-        render_project(_project(tmp_path, body), "dev")
-    assert str(info.value) == "project broken, stack dev: the program raised ValueError: bucket name taken"
-    assert info.value.exit_code == 2
+    result = render_project(_project(tmp_path, body), "dev")
+    assert result.partial and result.error is not None
+    assert result.error_message() == ("project broken, stack dev: the program raised ValueError: bucket name taken "
+                                      "at __main__.py:2; the graph is partial (0 resource(s) registered before "
+                                      "the error)")
+    assert 'File "__main__.py", line 2' in result.error.traceback
 
 
-def test_exception_inside_an_apply_is_reported(tmp_path: Path) -> None:
+def test_exception_inside_an_apply_keeps_the_graph_and_points_at_the_apply(tmp_path: Path) -> None:
     body = (
         "import pulumi, pulumi_aws as aws\n"
         "b = aws.s3.Bucket('b')\n"
         "def boom(arn):\n    raise KeyError('no such zone')\n"
         "pulumi.export('x', b.arn.apply(boom))\n"
     )
-    with pytest.raises(RenderError, match="no such zone"):
-        render_project(_project(tmp_path, body), "dev")
+    result = render_project(_project(tmp_path, body), "dev")
+    assert result.error is not None and "no such zone" in result.error.message
+    assert str(result.error.location) == "__main__.py:4"
+    assert [r.name for r in result.of_type("aws:s3/bucket:Bucket")] == ["b"]
+    assert str(result.one("aws:s3/bucket:Bucket").location) == "__main__.py:2"
+
+
+def test_a_harness_that_cannot_start_is_a_render_error(tmp_path: Path) -> None:
+    root = _project(tmp_path, "import pulumi\n")
+    (root / "Pulumi.yaml").write_text("name: broken\nruntime:\n  name: python\n  options:\n    virtualenv: venv\n")
+    (root / "venv" / "bin").mkdir(parents=True)
+    fake = root / "venv" / "bin" / "python"
+    fake.write_text("#!/bin/sh\necho 'interpreter exploded' >&2\nexit 7\n")
+    fake.chmod(0o755)
+    with pytest.raises(RenderError) as info:
+        render_project(root, "dev")
+    assert "exited with code 7" in str(info.value) and "interpreter exploded" in str(info.value)
+    assert str(fake) in str(info.value) and info.value.exit_code == 2
 
 
 def test_not_a_project_and_not_python(tmp_path: Path) -> None:
@@ -170,8 +188,12 @@ def test_cli_render_json_and_exit_codes(tmp_path: Path) -> None:
     broken = _project(tmp_path, "raise RuntimeError('nope')\n")
     bad = runner.invoke(app, ["render", "--project", str(broken), "--stack", "dev"])
     assert bad.exit_code == 2
-    assert "project broken, stack dev: the program raised RuntimeError: nope" in bad.stderr
+    assert "project broken, stack dev: the program raised RuntimeError: nope at __main__.py:1" in bad.stderr
     assert "Traceback" not in bad.output
+    debug = runner.invoke(app, ["render", "--project", str(broken), "--stack", "dev", "--debug"])
+    assert debug.exit_code == 2
+    assert 'File "__main__.py", line 1, in <module>' in debug.stderr
+    assert "gantry_render_harness" not in debug.stderr and "site-packages" not in debug.stderr
 
 
 def test_cli_bad_config_is_one_line_exit_2(tmp_path: Path) -> None:

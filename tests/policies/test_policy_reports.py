@@ -65,12 +65,12 @@ def test_sarif_is_structurally_valid_2_1_0(report: StackReport) -> None:
     assert sarif_problems(doc) == []
     results = doc["runs"][0]["results"]  # type: ignore[index]
     uris = {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in results}
-    # A foreign program names its resources in code, so results point at the program's lines.
+    # Results point at the line of the program that constructs each resource (the SDK's source position).
     assert uris == {"tests/fixtures/insecure_project/__main__.py"}
     lines = (INSECURE / "__main__.py").read_text().splitlines()
     for r in results:
         line = lines[r["locations"][0]["physicalLocation"]["region"]["startLine"] - 1]
-        assert r["locations"][0]["logicalLocations"][0]["name"].split("-")[0] in line
+        assert f".{r['properties']['type'].rsplit(':', 1)[-1]}(" in line, line
     waived = [r for r in results if r.get("suppressions")]
     assert [r["ruleId"] for r in waived] == ["image-pinned"]
     assert waived[0]["suppressions"][0]["kind"] == "external"

@@ -1,7 +1,9 @@
-"""Realistic Pulumi mocks for offline rendering: deterministic ids, ARNs, endpoints and kubeconfigs.
+"""Realistic Pulumi mocks for offline rendering: schema-complete outputs, cloud facts, deterministic ids.
 
-Used by ``infra.render``. Outputs are derived from inputs and names only (never random), so the
-same program renders to the same graph on every run and downstream ``apply``s resolve.
+Used by the render harness (in the project's interpreter) and by ``infra.render`` in-process.
+Outputs are derived from inputs and names only (never random), so the same program renders to the
+same graph on every run and downstream ``apply``s resolve. Every output a resource type declares in
+its SDK gets a value of the declared shape; hand-written rules only make common values realistic.
 """
 
 from __future__ import annotations
@@ -9,17 +11,21 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import cast
 
 import pulumi
 from pulumi.runtime import rpc
+
+from . import facts
+from .schema import declared, invoke_result_class, resource_class, shape_of
 
 ACCOUNT_ID = "123456789012"
 SUBSCRIPTION_ID = "00000000-0000-0000-0000-000000000000"
 TENANT_ID = "11111111-1111-1111-1111-111111111111"
 GCP_PROJECT = "gantry-render"
 FAKE_CA = base64.b64encode(b"-----BEGIN CERTIFICATE-----\nMOCK\n-----END CERTIFICATE-----\n").decode()
+TIMESTAMP = "2026-01-01T00:00:00Z"
 
 State = dict[str, object]
 
@@ -65,6 +71,15 @@ class RealisticMocks(pulumi.runtime.Mocks):
         self.gcp_region = str(cfg.get("gcp:region") or "europe-west1")
         self.gcp_project = str(cfg.get("gcp:project") or GCP_PROJECT)
         self.azure_location = str(cfg.get("azure-native:location") or "westeurope")
+        self.cloud = "gcp" if "gcp:region" in cfg or "gcp:project" in cfg else (
+            "azure" if "azure-native:location" in cfg else "aws")
+        self.diagnostics: list[str] = []
+        """Warnings for the render's diagnostics (unknown invokes, unknown regions); no duplicates."""
+
+    def _warn(self, message: str) -> None:
+        line = f"warning: {message}"
+        if line not in self.diagnostics:
+            self.diagnostics.append(line)
 
     # ------------------------------------------------------------------ resources
 
@@ -85,7 +100,77 @@ class RealisticMocks(pulumi.runtime.Mocks):
         else:
             rid, extra = f"{name}-{_hex(typ + name, 8)}", {}
         state = {**inputs, **extra}
+        cls = resource_class(typ)
+        if cls is not None:
+            # Every output the SDK declares and neither the inputs nor the rules above set.
+            state.update(shape_of(cls, self._namer(typ, name, rid), skip=state))
+        if package == "kubernetes" and not typ.endswith(("Patch", "List")):
+            self._kubernetes_status(typ, rid, state)
         return rid, state
+
+    # ------------------------------------------------------------------ realistic strings
+
+    def _namer(self, typ: str, name: str, rid: str) -> Callable[[str, str], str]:
+        """Realistic strings by property name: ARNs, DNS names, ids, addresses, timestamps."""
+        package = typ.split(":", 1)[0]
+        module = typ.split(":")[1].split("/")[0] if ":" in typ else ""
+        kind = typ.rsplit(":", 1)[-1]
+        region = {"aws": self.aws_region, "gcp": self.gcp_region}.get(package, self.azure_location)
+
+        def namer(path: str, prop: str) -> str:
+            p = prop.lower()
+            h = _hex(f"{typ}|{name}|{path}")
+            if p == "arn" or p.endswith("arn"):
+                thing = kind[0].lower() + kind[1:] if p == "arn" else prop[:-3]
+                return f"arn:aws:{module}:{region}:{ACCOUNT_ID}:{thing}/{name}-{h[:8]}"
+            if p in ("dnsname", "hostname", "fqdn", "domainname") or p.endswith(("dns", "dnsname", "hostname", "fqdn")):
+                if package == "aws" and module == "ec2":
+                    octets = "-".join(str(int(h[i:i + 2], 16)) for i in range(0, 8, 2))
+                    scope = "compute-1" if region == "us-east-1" else f"{region}.compute"
+                    return f"{'ip' if 'private' in p else 'ec2'}-{octets}.{scope}.amazonaws.com"
+                if package == "aws":
+                    suffix = "elb.amazonaws.com" if module in ("lb", "alb", "elb") else "amazonaws.com"
+                    return f"{name}-{int(h[:9], 16) % 10**10}.{region}.{suffix}"
+                return f"{name}-{h[:8]}.{region}.example.internal"
+            if p in ("url", "uri", "endpoint", "selflink") or p.endswith(("url", "uri", "endpoint")):
+                return f"https://{name}-{h[:8]}.{region}.{package}.example.internal"
+            if p.endswith("zoneid") and package == "aws":
+                return "Z" + h.upper()[:13]
+            if p in ("region",):
+                return region
+            if p.endswith("availabilityzone") or p in ("zone",):
+                return f"{region}a" if package == "aws" else f"{region}-b"
+            if p in ("location",):
+                return region
+            if "cidr" in p:
+                return "10.0.0.0/16"
+            if p.endswith(("ip", "ipaddress", "address")) and "mac" not in p:
+                return f"10.{int(h[:2], 16) % 250}.{int(h[2:4], 16) % 250}.{int(h[4:6], 16) % 250 + 1}"
+            if p in ("ownerid", "accountid", "owner"):
+                return ACCOUNT_ID
+            if p in ("project", "projectid"):
+                return self.gcp_project
+            if p in ("tenantid",):
+                return TENANT_ID
+            if p in ("subscriptionid",):
+                return SUBSCRIPTION_ID
+            if p.endswith(("time", "timestamp", "date", "createdat", "updatedat")) or p in ("created", "lastmodified"):
+                return TIMESTAMP
+            if p in ("status", "state", "provisioningstate", "phase"):
+                return {"aws": "available", "gcp": "RUNNING"}.get(package, "Succeeded")
+            if p.endswith(("policy", "document", "json")):
+                return "{}"
+            if p == "name":
+                return name
+            if p.endswith("version"):
+                return "1"
+            if p == "id" or p.endswith("id"):
+                return rid if p == "id" else f"{prop[:-2].lower() or 'id'}-{h}"
+            if p in ("etag", "fingerprint", "hash") or p.endswith(("hash", "etag", "fingerprint", "digest")):
+                return h
+            return f"{name}-{h[:8]}"
+
+        return namer
 
     def _aws(self, typ: str, name: str, inputs: State) -> tuple[str, State]:
         region, seed = self.aws_region, typ + name
@@ -274,45 +359,214 @@ class RealisticMocks(pulumi.runtime.Mocks):
         metadata.setdefault("uid", _uuid(typ + name))
         ns = metadata.get("namespace")
         rid = f"{ns}/{metadata['name']}" if is_namespaced else str(metadata["name"])
-        extra: State = {"metadata": metadata, "status": {}}
+        metadata.setdefault("resourceVersion", str(int(_hex(rid, 6), 16)))
+        metadata.setdefault("creationTimestamp", TIMESTAMP)
+        metadata.setdefault("generation", 1)
+        extra: State = {"metadata": metadata}
         if typ == "kubernetes:core/v1:Service":
             extra["spec"] = {**cast(dict[str, object], _plain(inputs.get("spec")) or {}),
                              "clusterIP": f"172.20.{int(_hex(rid, 2), 16)}.{int(_hex(rid + 'x', 2), 16) % 250 + 1}"}
         return rid, extra
 
+    def _kubernetes_status(self, typ: str, rid: str, state: State) -> None:
+        """Status of a scheduled, ready object: replicas ready, pods running, load balancers provisioned."""
+        kind = typ.rsplit(":", 1)[-1]
+        spec = cast(Mapping[str, object], _plain(state.get("spec")) or {})
+        status = dict(cast(Mapping[str, object], state.get("status") or {}))
+        host = self._lb_hostname(rid)
+
+        def condition(kind_: str, reason: str) -> dict[str, object]:
+            return {"type": kind_, "status": "True", "reason": reason, "message": "", "lastTransitionTime": TIMESTAMP}
+
+        replicas = spec.get("replicas")
+        n = int(replicas) if isinstance(replicas, int | float) and not isinstance(replicas, bool) else 1
+        if kind == "Service":
+            ingress: list[object] = []
+            if spec.get("type") == "LoadBalancer":
+                entry: dict[str, object] = {"hostname": host}
+                if self.cloud != "aws":
+                    entry["ip"] = f"20.{int(_hex(rid, 2), 16) % 250}.{int(_hex(rid + 'i', 2), 16) % 250}.10"
+                ingress = [entry]
+            status = {"loadBalancer": {"ingress": ingress}, "conditions": []}
+        elif kind == "Ingress":
+            status = {"loadBalancer": {"ingress": [{"hostname": host}]}}
+        elif kind in ("Deployment", "ReplicaSet"):
+            status = {"observedGeneration": 1, "replicas": n, "updatedReplicas": n, "readyReplicas": n,
+                      "availableReplicas": n, "conditions": [condition("Available", "MinimumReplicasAvailable"),
+                                                             condition("Progressing", "NewReplicaSetAvailable")]}
+        elif kind == "StatefulSet":
+            revision = f"{rid.rsplit('/', 1)[-1]}-{_hex(rid, 10)}"
+            status = {"observedGeneration": 1, "replicas": n, "readyReplicas": n, "currentReplicas": n,
+                      "updatedReplicas": n, "availableReplicas": n, "currentRevision": revision,
+                      "updateRevision": revision, "collisionCount": 0}
+        elif kind == "DaemonSet":
+            status = {"observedGeneration": 1, "desiredNumberScheduled": 3, "currentNumberScheduled": 3,
+                      "numberReady": 3, "numberAvailable": 3, "updatedNumberScheduled": 3, "numberMisscheduled": 0}
+        elif kind == "Pod":
+            pod_ip = f"10.1.{int(_hex(rid, 2), 16)}.{int(_hex(rid + 'p', 2), 16) % 250 + 1}"
+            status = {"phase": "Running", "podIP": pod_ip,
+                      "hostIP": "10.0.1.10", "startTime": TIMESTAMP, "qosClass": "Burstable",
+                      "conditions": [condition(c, "") for c in ("PodScheduled", "Initialized", "ContainersReady",
+                                                                   "Ready")]}
+        elif kind == "Job":
+            status = {"succeeded": 1, "active": 0, "startTime": TIMESTAMP, "completionTime": TIMESTAMP,
+                      "conditions": [condition("Complete", "")]}
+        elif kind == "Namespace":
+            status = {"phase": "Active"}
+        elif kind == "PersistentVolumeClaim":
+            requests = cast(Mapping[str, object], cast(Mapping[str, object], spec.get("resources") or {})
+                            .get("requests") or {})
+            status = {"phase": "Bound", "capacity": dict(requests), "accessModes": spec.get("accessModes") or []}
+        elif kind == "HorizontalPodAutoscaler":
+            low = spec.get("minReplicas") or 1
+            status = {"currentReplicas": low, "desiredReplicas": low, "lastScaleTime": TIMESTAMP}
+        elif "conditions" in status:
+            status["conditions"] = [condition("Ready", "Ready")]
+        if status or "status" in state:
+            state["status"] = status
+
+    def _lb_hostname(self, rid: str) -> str:
+        h = _hex(rid, 32)
+        if self.cloud == "aws":
+            return f"a{h}-{int(h[:9], 16) % 10**10}.{self.aws_region}.elb.amazonaws.com"
+        if self.cloud == "gcp":
+            return f"{h[:12]}.{self.gcp_region}.lb.gantry-render.internal"
+        return f"{h[:12]}.{self.azure_location}.cloudapp.azure.com"
+
     # ------------------------------------------------------------------ invokes
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, object], list[tuple[str, str]] | None]:
-        tok, a = args.token, dict(args.args)
+        """Answer an invoke: facts for the common ones, the SDK's result shape for all of them."""
+        tok, a = args.token, {k: _plain(v) for k, v in dict(args.args).items()}
+        cls = invoke_result_class(tok)
+        shaped: dict[str, object] = {}
+        if cls is not None:
+            shaped = shape_of(cls, self._namer(tok, tok.rsplit(":", 1)[-1], _hex(tok + json.dumps(a, sort_keys=True,
+                                                                                            default=str))))
+            names = declared(cls)
+            shaped.update({k: v for k, v in a.items() if k in names and v is not None})
+        known = self._known_call(tok, a)
+        if known is not None:
+            return {**shaped, **known}, []
+        if cls is None:
+            self._warn(f"invoke {tok} is not modelled offline and its SDK declares no result type; "
+                       "it was answered with its own arguments")
+            return a, []
+        self._warn(f"invoke {tok} is not modelled offline; it was answered with schema-shaped placeholder "
+                   f"values ({cls.__name__})")
+        return shaped, []
+
+    def _aws_zones(self) -> tuple[list[str], list[str]]:
+        region = self.aws_region
+        known = facts.AWS_ZONES.get(region)
+        if known is None:
+            self._warn(f"region {region} is not in the availability-zone facts table; assumed "
+                       f"{len(facts.DEFAULT_AWS_ZONES)} zones")
+            letters, prefix = facts.DEFAULT_AWS_ZONES, region.replace("-", "")[:6]
+        else:
+            letters, prefix = known
+        return [f"{region}{c}" for c in letters], [f"{prefix}-az{i + 1}" for i in range(len(letters))]
+
+    def _default_vpc(self) -> str:
+        return f"vpc-{_hex(self.aws_region + 'default-vpc')}"
+
+    def _default_subnets(self) -> list[tuple[str, str, str]]:
+        """(id, zone, cidr) of the default VPC's subnets: one /20 per availability zone."""
+        names, _ = self._aws_zones()
+        return [(f"subnet-{_hex(self.aws_region + zone + 'default')}", zone, f"172.31.{16 * i}.0/20")
+                for i, zone in enumerate(names)]
+
+    def _aws_call(self, tok: str, a: dict[str, object]) -> dict[str, object] | None:
+        """The default VPC, its subnets and security group, AMIs and SSM AMI parameters."""
+        region = self.aws_region
+        if tok == "aws:ec2/getVpc:getVpc":
+            vpc = str(a.get("id") or self._default_vpc())
+            default = vpc == self._default_vpc()
+            return {"id": vpc, "arn": f"arn:aws:ec2:{region}:{ACCOUNT_ID}:vpc/{vpc}",
+                    "cidrBlock": facts.AWS_DEFAULT_VPC_CIDR if default else "10.0.0.0/16", "default": default,
+                    "state": "available", "ownerId": ACCOUNT_ID, "instanceTenancy": "default",
+                    "enableDnsHostnames": True, "enableDnsSupport": True,
+                    "mainRouteTableId": f"rtb-{_hex(vpc + 'main')}", "dhcpOptionsId": f"dopt-{_hex(vpc)}",
+                    "cidrBlockAssociations": [{"associationId": f"vpc-cidr-assoc-{_hex(vpc)}",
+                                               "cidrBlock": facts.AWS_DEFAULT_VPC_CIDR, "state": "associated"}]}
+        if tok in ("aws:ec2/getSubnets:getSubnets", "aws:ec2/getSubnetIds:getSubnetIds"):
+            ids = [sid for sid, _, _ in self._default_subnets()]
+            return {"ids": ids, "id": region, **({"vpcId": a.get("vpcId")} if "vpcId" in a else {})}
+        if tok == "aws:ec2/getSubnet:getSubnet":
+            subnets = self._default_subnets()
+            wanted = a.get("id") or a.get("availabilityZone")
+            chosen = next((s for s in subnets if wanted in (s[0], s[1])), subnets[0])
+            sid, zone, cidr = chosen
+            return {"id": sid, "arn": f"arn:aws:ec2:{region}:{ACCOUNT_ID}:subnet/{sid}", "availabilityZone": zone,
+                    "cidrBlock": cidr, "vpcId": self._default_vpc(), "defaultForAz": True,
+                    "mapPublicIpOnLaunch": True, "state": "available", "ownerId": ACCOUNT_ID,
+                    "availableIpAddressCount": 4091}
+        if tok == "aws:ec2/getSecurityGroup:getSecurityGroup":
+            vpc = str(a.get("vpcId") or self._default_vpc())
+            sg = str(a.get("id") or f"sg-{_hex(vpc + str(a.get('name') or 'default'))}")
+            return {"id": sg, "name": a.get("name") or "default", "vpcId": vpc,
+                    "arn": f"arn:aws:ec2:{region}:{ACCOUNT_ID}:security-group/{sg}", "description":
+                        "default VPC security group"}
+        if tok in ("aws:ec2/getAmi:getAmi", "aws:ec2/getAmiIds:getAmiIds"):
+            filters = cast(list[Mapping[str, object]], a.get("filters") or [])
+            pattern = next((str((f.get("values") or ["ami"])[0]) for f in filters  # type: ignore[index]
+                            if f.get("name") == "name"), str(a.get("nameRegex") or "ami-*"))
+            image = f"ami-{_hex(region + pattern)}"
+            if tok.endswith("getAmiIds"):
+                return {"ids": [image], "id": region}
+            owners = cast(list[str], a.get("owners") or ["amazon"])
+            owner = facts.AWS_AMAZON_OWNER if owners[0] == "amazon" else str(owners[0])
+            arch = "arm64" if "arm64" in pattern or "aarch64" in pattern else "x86_64"
+            return {"id": image, "imageId": image, "name": pattern.replace("*", "20260101"), "architecture": arch,
+                    "ownerId": owner, "imageOwnerAlias": owners[0] if owners[0] == "amazon" else None,
+                    "arn": f"arn:aws:ec2:{region}::image/{image}", "creationDate": TIMESTAMP, "state": "available",
+                    "rootDeviceName": "/dev/xvda", "rootDeviceType": "ebs", "virtualizationType": "hvm",
+                    "hypervisor": "xen", "imageType": "machine", "public": True, "enaSupport": True,
+                    "platformDetails": "Linux/UNIX", "mostRecent": bool(a.get("mostRecent"))}
+        if tok == "aws:ssm/getParameter:getParameter":
+            name = str(a.get("name") or "")
+            value = f"ami-{_hex(region + name)}" if "ami" in name else f"{name.rsplit('/', 1)[-1]}-value"
+            return {"id": name, "name": name, "value": value, "insecureValue": value, "type": "String",
+                    "version": 1, "arn": f"arn:aws:ssm:{region}:{ACCOUNT_ID}:parameter{name}"}
+        return None
+
+    def _known_call(self, tok: str, a: dict[str, object]) -> dict[str, object] | None:
+        aws = self._aws_call(tok, a)
+        if aws is not None:
+            return aws
         if tok == "aws:index/getCallerIdentity:getCallerIdentity":
             return {"accountId": ACCOUNT_ID, "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/render",
-                    "userId": "AIDARENDER", "id": ACCOUNT_ID}, []
+                    "userId": "AIDARENDER", "id": ACCOUNT_ID}
         if tok == "aws:index/getRegion:getRegion":
             region = str(a.get("name") or a.get("region") or self.aws_region)
             return {"name": region, "region": region, "id": region, "endpoint": f"ec2.{region}.amazonaws.com",
-                    "description": region}, []
+                    "description": region}
         if tok == "aws:index/getPartition:getPartition":
-            return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}, []
+            return {"partition": "aws", "dnsSuffix": "amazonaws.com", "id": "aws"}
         if tok == "aws:index/getAvailabilityZones:getAvailabilityZones":
-            letters = "abcdef"
-            return {"names": [f"{self.aws_region}{c}" for c in letters],
-                    "zoneIds": [f"use1-az{i + 1}" for i in range(len(letters))],
-                    "id": self.aws_region, "groupNames": [self.aws_region]}, []
+            names, ids = self._aws_zones()
+            return {"names": names, "zoneIds": ids, "id": self.aws_region, "groupNames": [self.aws_region]}
         if tok == "aws:iam/getPolicyDocument:getPolicyDocument":
             doc = _policy_document(a)
-            return {"json": doc, "minifiedJson": doc, "id": _hex(doc, 10)}, []
+            return {"json": doc, "minifiedJson": doc, "id": _hex(doc, 10)}
         if tok == "gcp:organizations/getClientConfig:getClientConfig":
             return {"project": self.gcp_project, "region": self.gcp_region, "zone": f"{self.gcp_region}-b",
-                    "accessToken": "render-only", "id": self.gcp_project}, []
+                    "accessToken": "render-only", "id": self.gcp_project}
         if tok == "gcp:organizations/getProject:getProject":
             project = str(a.get("projectId") or self.gcp_project)
             return {"projectId": project, "number": str(int(_hex(project, 10), 16) % 10**12), "name": project,
-                    "id": f"projects/{project}"}, []
+                    "id": f"projects/{project}"}
         if tok == "gcp:compute/getZones:getZones":
-            return {"names": [f"{self.gcp_region}-{c}" for c in "bcd"], "id": self.gcp_region}, []
+            region = str(a.get("region") or self.gcp_region)
+            letters = facts.GCP_ZONES.get(region)
+            if letters is None:
+                self._warn(f"region {region} is not in the zone facts table; assumed "
+                           f"{len(facts.DEFAULT_GCP_ZONES)} zones")
+            return {"names": [f"{region}-{c}" for c in letters or facts.DEFAULT_GCP_ZONES], "id": region,
+                    "region": region}
         if tok.startswith("azure-native:authorization:getClientConfig"):
             return {"clientId": _uuid("client"), "objectId": _uuid("object"), "subscriptionId": SUBSCRIPTION_ID,
-                    "tenantId": TENANT_ID}, []
+                    "tenantId": TENANT_ID}
         if tok.startswith("azure-native:containerservice:listManagedCluster"):
             cluster = str(a.get("resourceName") or "cluster")
             rg = str(a.get("resourceGroupName") or "rg")
@@ -321,8 +575,8 @@ class RealisticMocks(pulumi.runtime.Mocks):
                    f"managedClusters/{cluster}")
             server = f"https://{cluster}-{_hex(rid, 8)}.privatelink.{self.azure_location}.azmk8s.io:443"
             value = base64.b64encode(kubeconfig(cluster, server).encode()).decode()
-            return {"kubeconfigs": [{"name": "clusterUser", "value": value}]}, []
-        return a, []
+            return {"kubeconfigs": [{"name": "clusterUser", "value": value}]}
+        return None
 
 
 def _iam_path(kind: str) -> str:
