@@ -21,7 +21,6 @@ A healthy step costs set_weights 10 s + interval 30 s; prepare 20 s and promote 
 from __future__ import annotations
 
 import contextlib
-
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
