@@ -97,7 +97,7 @@ def test_malformed_values_are_input_errors_naming_their_source(kwargs: dict[str,
 
 
 def test_a_future_git_commit_time_is_refused_with_the_fix() -> None:
-    with pytest.raises(InputError, match="the git commit time of 0123456789ab must not be in the future.*--committed-at"):
+    with pytest.raises(InputError, match=r"the git commit time of 0123456789ab must not be in the future.*--committed"):
         res(git=FakeGit(head=SHA, times={SHA: int(NOW) + 3600}))
     # Within the tolerance for clock skew it is accepted.
     assert res(git=FakeGit(head=SHA, times={SHA: int(NOW) + 60})).committed_at == NOW + 60
