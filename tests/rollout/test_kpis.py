@@ -11,12 +11,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from kpi_scenario import DAY, STABLE_REQUESTS, T0, Scenario, build
 
 from infra.rollout import kpis
 from infra.rollout.journal import EntryKind
 from infra.rollout.kpis import KpiReport, RolloutFacts, Scope, ScopeKind
-from infra.rollout.seams import Phase
+from infra.rollout.seams import Phase, RolloutId
 
 UNTIL = T0 + 14 * DAY
 HEALTHY = 20 + 3 * (10 + 30) + 15  # prepare, three steps (set_weights + interval), promote: 155 s
@@ -214,3 +216,89 @@ def test_since_accepts_look_backs_and_dates(text: str, expected: float) -> None:
 def test_since_rejects_anything_else_naming_the_flag(text: str) -> None:
     with pytest.raises(ValueError, match=r"^--since must"):
         kpis.parse_since(text, UNTIL)
+
+
+def test_failed_promotions_count_once_and_a_lying_promotion_is_not_a_success(tmp_path: Path) -> None:
+    from rollout_rig import make_rig
+
+    from infra.rollout.fakes import FakeTarget
+
+    class SilentPromote(FakeTarget):
+        def promote(self) -> None:
+            self._call("promote")  # says yes, does nothing: the stable version is still the old one
+
+    rig = make_rig(tmp_path / "a", target=SilentPromote())
+    lying = rig.start("app:2.0")
+    assert (lying.phase, lying.verified) == (Phase.PROMOTED, False)
+    raising = make_rig(tmp_path / "b", target=FakeTarget(fail={"promote": [1]})).start("app:3.0")
+    assert raising.phase is Phase.ROLLED_BACK  # the promote action raised, so the engine rolled back
+
+    lied = kpis.compute(kpis.load(rig.journal), since=0, until=UNTIL)
+    assert value(lied.overall, "change_failure_rate") == 1.0
+    assert value(lied.overall, "deployment_success_rate") == 0.0
+    assert value(lied.overall, "rollback_rate") == 0.0  # nothing was rolled back
+    assert value(lied.overall, "deployment_time") is not None  # it did reach promotion
+
+    from infra.rollout.journal import SqliteJournal
+
+    journal = SqliteJournal(tmp_path / "b" / ".gantry" / "journal.db")
+    raised = kpis.compute(kpis.load(journal), since=0, until=UNTIL)
+    f = kpis.load(journal)[0]
+    assert f.promote_failed and f.rolled_back
+    # Rolled back and a failed promotion: one failed change, not two.
+    assert raised.overall.metric("change_failure_rate").detail == {"failed": 1, "rollouts": 1}
+    assert value(raised.overall, "rollback_success_rate") == 1.0
+
+
+# --------------------------------------------------------------------------- invariants
+
+
+def _facts_strategy() -> st.SearchStrategy[tuple[RolloutFacts, ...]]:
+    @st.composite
+    def one(draw: st.DrawFn, i: int) -> RolloutFacts:
+        start = draw(st.floats(T0, T0 + 20 * DAY, allow_nan=False))
+        phase = draw(st.sampled_from(list(Phase)))
+        rolled = draw(st.booleans()) if phase is not Phase.PROMOTED else False
+        rolled = rolled or phase in (Phase.ROLLED_BACK, Phase.FAILED)
+        decided = start + draw(st.floats(0, 600)) if rolled else None
+        reverted = None if decided is None or phase is Phase.FAILED else decided + draw(st.floats(0, 300))
+        promoted = start + draw(st.floats(0, 900)) if phase is Phase.PROMOTED else None
+        requests = draw(st.integers(0, 10_000))
+        return RolloutFacts(
+            id=RolloutId(f"r{i}"), stack=draw(st.sampled_from(["a", "b"])), service=draw(st.sampled_from(["x", "y"])),
+            started_at=start, phase=phase,
+            committed_at=draw(st.none() | st.floats(start - 10 * DAY, start)),
+            revert_of=draw(st.none() | st.sampled_from([RolloutId("r0"), RolloutId("r1")])),
+            promoted_at=promoted, promote_failed=draw(st.booleans()), verified=draw(st.none() | st.booleans()),
+            rollback_decided_at=decided, reverted_at=reverted,
+            first_failed_analysis_at=None if decided is None else start + (decided - start) * draw(st.floats(0, 1)),
+            stable_requests=requests, stable_errors=draw(st.integers(0, requests)))
+
+    return st.integers(0, 12).flatmap(lambda n: st.tuples(*(one(i) for i in range(n))))
+
+
+@settings(max_examples=150, deadline=None)
+@given(_facts_strategy())
+def test_invariants_hold_for_any_journal(rollouts: tuple[RolloutFacts, ...]) -> None:
+    rep = kpis.compute(rollouts, since=T0, until=T0 + 21 * DAY)
+    o = rep.overall
+    for s in rep.scopes:
+        for m in s.metrics:
+            if m.value is None:
+                assert m.met is None or m.key == "deployment_frequency"
+                continue
+            assert m.value >= 0
+            if m.definition.unit.value == "ratio":
+                assert 0 <= m.value <= 1
+    cfr, rb, ok = (value(o, k) for k in ("change_failure_rate", "rollback_rate", "deployment_success_rate"))
+    if cfr is not None and rb is not None and ok is not None:
+        assert cfr >= rb  # every rollback is a change failure
+        assert ok + rb <= 1 + 1e-12  # a rollout is promoted or rolled back, never both
+    services = [s for s in rep.scopes if s.kind is ScopeKind.SERVICE]
+    stacks = [s for s in rep.scopes if s.kind is ScopeKind.STACK]
+    assert sum(s.rollouts for s in services) == sum(s.rollouts for s in stacks) == o.rollouts
+    assert o.rollouts == len(rollouts)
+    total = o.metric("zero_downtime").detail
+    assert total["stable_requests"] == sum(f.stable_requests for f in rollouts)
+    assert sum(w.metric("deployment_frequency").detail["deployments"] or 0 for w in rep.weeks) == (
+        o.metric("deployment_frequency").detail["deployments"])
