@@ -19,6 +19,8 @@ def test_demo_runs_every_act_as_expected_and_leaves_nothing_behind(tmp_path: Pat
     project.mkdir()
     env = {**os.environ, "PYTHONPATH": str(REPO),
            "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")}
+    for ci in ("GITHUB_SHA", "CI_COMMIT_SHA", "CI_COMMIT_TIMESTAMP"):
+        env.pop(ci, None)  # the demo's rollouts must not claim the CI's commit
     try:
         res = subprocess.run([sys.executable, "-m", "infra.cli", "sandbox", "demo", "--json"], cwd=project,
                              env=env, capture_output=True, text=True, timeout=240)
