@@ -16,7 +16,7 @@ from rich.console import Group, RenderableType
 from rich.markup import escape
 from rich.table import Table
 
-from infra.rollout.kpis import BY_KEY, METRICS, KpiReport, MetricDef, MetricValue, Op, Scope, Unit, Week
+from infra.rollout.kpis import BY_KEY, METRICS, KpiReport, MetricDef, MetricValue, Op, Scope, ScopeKind, Unit, Week
 
 JSONDoc = dict[str, object]
 _STATUS = {True: "met", False: "missed", None: "no data"}
@@ -49,7 +49,7 @@ def value_text(m: MetricValue) -> str:
         case Unit.PER_DAY:
             per = m.detail.get("minutes_per_deployment")
             each = f" (one per {duration(60 * per)})" if isinstance(per, float | int) else ""
-            return f"{m.value:.2f}/day{each}"
+            return f"{m.value:.3g}/day{each}"
 
 
 def plural(n: int | float | None, word: str) -> str:
@@ -94,6 +94,22 @@ def target_text(d: MetricDef) -> str:
     return d.target.seed
 
 
+def distinct_scopes(report: KpiReport) -> list[Scope]:
+    """The scopes a reader needs: a stack holding every rollout of the report, or a service holding every
+    rollout of its stack, repeats its parent's table and is left out (JSON and OpenMetrics keep them all)."""
+    kept: list[Scope] = []
+    parent: dict[str | None, int] = {None: report.overall.rollouts}
+    for s in report.scopes:
+        if s.kind is ScopeKind.STACK:
+            parent[s.stack] = s.rollouts
+            if s.rollouts == report.overall.rollouts:
+                continue
+        elif s.kind is ScopeKind.SERVICE and s.rollouts == parent.get(s.stack):
+            continue
+        kept.append(s)
+    return kept
+
+
 # --------------------------------------------------------------------------- text (rich)
 
 
@@ -112,7 +128,7 @@ def scope_table(scope: Scope) -> Table:
 def text(report: KpiReport, *, overall_only: bool = False) -> RenderableType:
     head = (f"delivery KPIs from {iso(report.period_start)} to {iso(report.until)}"
             + "".join(f", {k} {v}" for k, v in report.filters.items() if v))
-    scopes = report.scopes[:1] if overall_only else report.scopes
+    scopes = report.scopes[:1] if overall_only else distinct_scopes(report)
     return Group(escape(head), *(scope_table(s) for s in scopes))
 
 
@@ -130,10 +146,10 @@ def md_escape(value: str) -> str:
 
 def markdown(report: KpiReport) -> str:
     lines = [f"# Delivery KPIs, {iso(report.period_start)} to {iso(report.until)}", ""]
-    filters = [f"{k} `{md_escape(v)}`" for k, v in report.filters.items() if v]
+    filters = [f"{k} {md_escape(v)}" for k, v in report.filters.items() if v]
     if filters:
         lines += ["Filtered by " + ", ".join(filters) + ".", ""]
-    for scope in report.scopes:
+    for scope in distinct_scopes(report):
         lines += [f"## {md_escape(heading(scope))}", "",
                   "| metric | value | target (seed) | status | basis |", "|---|---|---|---|---|"]
         for m in scope.metrics:
@@ -339,7 +355,7 @@ Dashed line: the seed's target; green points meet it, red points miss it.</p>
 {_html_table(report.overall)}
 <h2>Weekly trends (overall)</h2>
 {charts}
-{"".join(_html_table(s) for s in report.scopes[1:])}
+{"".join(_html_table(s) for s in distinct_scopes(report)[1:])}
 <h2>Definitions</h2><dl>{defs}</dl>
 </body></html>
 """
