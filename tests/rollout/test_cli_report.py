@@ -49,7 +49,9 @@ def hostile_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     project = tmp_path_factory.mktemp("kpi-hostile")
     rig = make_rig(project)
     rig.engine.start(stack=StackName(HOSTILE_STACK), service=HOSTILE_SERVICE, image="app:2.0", plan=rig.plan)
-    # A second stack, so the per-stack and per-service tables (which carry the names) are shown.
+    # A second service and a second stack, so the per-stack and per-service tables (which carry the names)
+    # are shown.
+    rig.engine.start(stack=StackName(HOSTILE_STACK), service="web", image="app:3.0", plan=rig.plan)
     rig.engine.start(stack=StackName("plain"), service="web", image="app:2.0", plan=rig.plan)
     rig.journal.close()
     return project
@@ -147,7 +149,8 @@ def test_user_supplied_names_are_escaped_in_every_format(hostile_project: Path) 
     assert code == 0
     assert "[bold red]prod[/bold red]|<script>" in text, "rich markup in a stack name is printed, not obeyed"
     code, md, _ = gantry(hostile_project, "report", "kpis", "--format", "markdown", "--since", since_scenario())
-    assert md.count("## ") == 4  # overall, two stacks (each one service: not repeated), definitions
+    # overall, the hostile stack and its two services, the plain stack (its one service is not repeated), definitions
+    assert md.count("## ") == 6
     assert "<script>" not in md and "&lt;script&gt;" in md
     assert r"\[bold red\]prod\[/bold red\]\|" in md, "brackets and pipes cannot break the table"
     assert r"w\*e\_b\`\[x\](y)\#\|&amp;amp;" in md
