@@ -139,6 +139,10 @@ def test_markdown_and_text_carry_value_target_and_status(scenario_project: Path)
     assert code == 0
     assert "| Change failure rate | 42.86% | < 5% | **missed** | 3 of 7 rollouts |" in md
     assert "| Mean time to recovery | 70 s | < 5 minutes for rollback | met | mean of 1 recovery; 1 unrecovered |" in md
+    # Every table once: staging has one service, so its service table would repeat the stack's.
+    assert [ln for ln in md.splitlines() if ln.startswith("## ")] == [
+        "## overall (8 rollouts)", "## stack prod (6 rollouts)", "## service prod/api (1 rollout)",
+        "## service prod/web (5 rollouts)", "## stack staging (2 rollouts)", "## Definitions"]
     code, text, _ = gantry(scenario_project, "report", "kpis", "--since", since_scenario())
     assert code == 0
     assert re.search(r"Zero-downtime achievement\s.*99\.952%\s.*> 99\.9%\s.*met", text)
