@@ -17,7 +17,7 @@ from typing import Annotated
 import typer
 
 from infra.commands.common import emit_json, fail, out
-from infra.errors import InputError
+from infra.errors import GantryError, InputError
 
 
 class ReportFormat(StrEnum):
@@ -72,7 +72,10 @@ def register(app: typer.Typer) -> None:
         path = journal_path(project)
         facts: list[kpi.RolloutFacts] = []
         if path.is_file():  # a report never creates a journal
-            journal = SqliteJournal(path)
+            try:
+                journal = SqliteJournal(path)
+            except GantryError as exc:  # e.g. a journal written by a newer gantry
+                fail(exc)
             try:
                 facts = kpi.load(journal)
             finally:

@@ -79,11 +79,15 @@ def load_config(project: Path, stack: str) -> GantryConfig:
 
 
 def open_journal(project: Path) -> SqliteJournal:
+    from infra.errors import GantryError
     from infra.rollout.drills import kill_hook_from_env
     from infra.rollout.journal import SqliteJournal, journal_path
 
-    # GANTRY_DRILL_KILL_AT lets crash drills SIGKILL this process at an exact journal boundary.
-    return SqliteJournal(journal_path(project), on_append=kill_hook_from_env())
+    try:
+        # GANTRY_DRILL_KILL_AT lets crash drills SIGKILL this process at an exact journal boundary.
+        return SqliteJournal(journal_path(project), on_append=kill_hook_from_env())
+    except GantryError as exc:  # e.g. a journal written by a newer gantry: one line, exit 2
+        fail(exc)
 
 
 def _engine_for(project: Path, stack: str, service: str, image: str, strategy: Strategy, config: GantryConfig,

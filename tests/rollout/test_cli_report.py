@@ -258,3 +258,18 @@ def test_bad_provenance_stops_before_anything_is_touched(project: Path, extra: l
     assert message in " ".join(err.split())
     assert "Traceback" not in out + err
     assert not journal_path(project).exists(), "nothing was journaled"
+
+
+def test_a_journal_from_a_newer_gantry_is_one_line_exit_2(tmp_path: Path) -> None:
+    import sqlite3
+
+    SqliteJournal(journal_path(tmp_path)).close()
+    conn = sqlite3.connect(journal_path(tmp_path))
+    conn.execute("PRAGMA user_version=9")
+    conn.close()
+    for args in (["report", "kpis"], ["rollout", "history"]):
+        code, out, err = gantry(tmp_path, *args)
+        assert code == 2, args
+        assert err.strip() == ("error: journal schema version must be at most 1, but 9 was found; "
+                               "upgrade gantry to read it")
+        assert "Traceback" not in out + err
