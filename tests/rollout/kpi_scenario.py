@@ -12,7 +12,7 @@ week 2023-W46
 week 2023-W47 (T0 + 6 d)
   r5  prod/api     committed 2 h before; dies in the step-50% analysis, resumed 600 s later  deploy 755 s
   r6  prod/web     promoted; its step-50% analysis takes 155 s, during which ...       deploy 310 s
-  r7  staging/web  ... a whole rollout of another service runs (overlap)               deploy 155 s
+  r7  staging/api  ... a whole rollout of another service runs (overlap)               deploy 155 s
   r8  prod/web     `gantry rollback --to r6`: a fast-track revert (revert 25 s)
 
 A healthy step costs set_weights 10 s + interval 30 s; prepare 20 s and promote 15 s: 20 + 3 x 40 + 15 = 155 s.
@@ -99,7 +99,7 @@ def build(tmp: Path) -> Scenario:
     clock = FakeClock(T0)
     journal = SqliteJournal(db)
     targets = {("prod", "web"): SlowTarget(clock), ("prod", "api"): SlowTarget(clock),
-               ("staging", "web"): SlowTarget(clock, fail_always=["revert"])}
+               ("staging", "web"): SlowTarget(clock, fail_always=["revert"]), ("staging", "api"): SlowTarget(clock)}
     ids: dict[str, RolloutId] = {}
     outcomes: dict[str, Outcome] = {}
     starts: dict[str, float] = {}
@@ -143,7 +143,7 @@ def build(tmp: Path) -> Scenario:
 
     clock.advance(T0 + 6 * DAY + 2000 - clock.now())
     # r7 runs to its end inside r6's second analysis: the two rollouts overlap in time.
-    run("r6", "prod", "web", ScriptedTraffic(during={2: lambda: run("r7", "staging", "web", ScriptedTraffic(),
+    run("r6", "prod", "web", ScriptedTraffic(during={2: lambda: run("r7", "staging", "api", ScriptedTraffic(),
                                                                     committed_ago=300)}),
         committed_ago=1200)
 

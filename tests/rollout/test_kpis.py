@@ -98,7 +98,7 @@ def test_overall_metrics_are_exact(report: KpiReport) -> None:
 
 def test_per_stack_and_service_metrics_are_exact(report: KpiReport) -> None:
     labels = [s.label for s in report.scopes]
-    assert labels == ["overall", "prod", "prod/api", "prod/web", "staging", "staging/web"]
+    assert labels == ["overall", "prod", "prod/api", "prod/web", "staging", "staging/api", "staging/web"]
     web = scope(report, "prod", "web")  # r1 r2 r3 r6 and the revert r8
     assert (web.rollouts, value(web, "change_failure_rate"), value(web, "rollback_rate")) == (5, 2 / 4, 1 / 4)
     assert value(web, "rollback_success_rate") == 1.0 and web.metric("rollback_success_rate").met is True
@@ -109,11 +109,14 @@ def test_per_stack_and_service_metrics_are_exact(report: KpiReport) -> None:
     assert value(api, "lead_time") == 7200 + HEALTHY + 600
     assert api.metric("lead_time").met is False
     assert value(api, "mttr") is None and api.metric("mttr").met is None  # no incident: no data, not "met"
-    staging = scope(report, "staging", "web")  # r4 (rollback failed) and r7
+    staging = scope(report, "staging", "web")  # r4: its rollback failed
     assert value(staging, "rollback_success_rate") == 0.0
     assert value(staging, "mttr") is None and staging.metric("mttr").detail["unrecovered"] == 1
-    assert value(staging, "zero_downtime") == 1 - 4 / 6000
-    assert value(staging, "deployment_frequency") == 1 / 14
+    assert value(staging, "zero_downtime") == 1 - 4 / 3000
+    assert value(staging, "deployment_frequency") == 0.0 and value(staging, "deployment_success_rate") == 0.0
+    overlapped = scope(report, "staging", "api")  # r7, which ran inside r6
+    assert (value(overlapped, "deployment_time"), value(overlapped, "lead_time")) == (HEALTHY, 300 + HEALTHY)
+    assert value(scope(report, "staging"), "deployment_frequency") == 1 / 14
     prod = scope(report, "prod")
     assert value(prod, "change_failure_rate") == 2 / 5 and value(prod, "deployment_time") == (
         2 * HEALTHY + HEALTHY + 600 + 2 * HEALTHY) / 4
@@ -144,6 +147,7 @@ def test_window_filters_rollouts_but_a_later_revert_still_counts(facts: list[Rol
     web = kpis.compute(facts, since=T0 - DAY, until=UNTIL, stack="staging", service="web")
     assert [s.label for s in web.scopes] == ["overall", "staging", "staging/web"]
     assert value(web.overall, "rollback_success_rate") == 0.0
+    assert web.overall.rollouts == 1
 
 
 def test_only_restricts_to_given_rollouts_and_their_period(scenario: Scenario, facts: list[RolloutFacts]) -> None:
