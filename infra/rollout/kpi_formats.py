@@ -49,7 +49,8 @@ def value_text(m: MetricValue) -> str:
         case Unit.PER_DAY:
             per = m.detail.get("minutes_per_deployment")
             each = f" (one per {duration(60 * per)})" if isinstance(per, float | int) else ""
-            return f"{m.value:.3g}/day{each}"
+            rate = f"{m.value:,.0f}" if m.value >= 100 else f"{m.value:.3g}"
+            return f"{rate}/day{each}"
 
 
 def plural(n: int | float | None, word: str) -> str:
@@ -68,7 +69,7 @@ def basis_text(m: MetricValue) -> str:
     d = m.detail
     match m.key:
         case "deployment_frequency":
-            return f"{d['deployments']} promoted in {float(d['period_days'] or 0):.2f} d"
+            return f"{d['deployments']} promoted in {duration(float(d['period_days'] or 0) * 86_400)}"
         case "lead_time":
             missing = d["without_commit_time"]
             return f"median of {m.samples}" + (f"; {missing} without commit time" if missing else "")

@@ -306,3 +306,17 @@ def test_invariants_hold_for_any_journal(rollouts: tuple[RolloutFacts, ...]) -> 
     assert total["stable_requests"] == sum(f.stable_requests for f in rollouts)
     assert sum(w.metric("deployment_frequency").detail["deployments"] or 0 for w in rep.weeks) == (
         o.metric("deployment_frequency").detail["deployments"])
+
+
+@pytest.mark.parametrize(("per_day", "days", "shown", "basis"), [
+    (2 / 0.0021, 0.0021, "952/day (one per 91 s)", "2 promoted in 3 min 01 s"),
+    (5 / 14, 14.0, "0.357/day (one per 2.8 d)", "5 promoted in 14.0 d"),
+    (0.0, 7.0, "0/day", "0 promoted in 7.0 d"),
+])
+def test_frequency_is_readable_at_any_scale(per_day: float, days: float, shown: str, basis: str) -> None:
+    from infra.rollout.kpi_formats import basis_text, value_text
+
+    n = round(per_day * days)
+    m = kpis.MetricValue("deployment_frequency", per_day, n, None,
+                         {"deployments": n, "period_days": days, "minutes_per_deployment": days * 1440 / n if n else None})
+    assert (value_text(m), basis_text(m)) == (shown, basis)
