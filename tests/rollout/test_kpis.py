@@ -317,6 +317,7 @@ def test_frequency_is_readable_at_any_scale(per_day: float, days: float, shown: 
     from infra.rollout.kpi_formats import basis_text, value_text
 
     n = round(per_day * days)
+    each = days * 1440 / n if n else None
     m = kpis.MetricValue("deployment_frequency", per_day, n, None,
-                         {"deployments": n, "period_days": days, "minutes_per_deployment": days * 1440 / n if n else None})
+                         {"deployments": n, "period_days": days, "minutes_per_deployment": each})
     assert (value_text(m), basis_text(m)) == (shown, basis)
