@@ -88,10 +88,10 @@ def register(app: typer.Typer) -> None:
                     return
                 import io
 
-                from rich.console import Console
+                from infra.console import make_console
 
                 buffer = io.StringIO()
-                Console(file=buffer, width=120, color_system=None).print(kpi_formats.text(result))
+                make_console(file=buffer, width=120, color_system=None).print(kpi_formats.text(result))
                 body = buffer.getvalue()
             case ReportFormat.JSON:
                 if output is None:

@@ -1,7 +1,7 @@
 """Renderers of a ``KpiReport``: rich text, Markdown, JSON, OpenMetrics (via prometheus_client) and HTML.
 
 Called by ``gantry report kpis`` (``infra.commands.report``) and the sandbox demo. Stack and service names
-come from the journal, hence from users: every format escapes them for its medium (rich markup,
+come from the journal, hence from users: every format escapes them for its medium (literal rich Text,
 Markdown, HTML, OpenMetrics label values).
 """
 
@@ -13,9 +13,10 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 
 from rich.console import Group, RenderableType
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
+from infra.console import plain, visible
 from infra.rollout.kpis import BY_KEY, METRICS, KpiReport, MetricDef, MetricValue, Op, Scope, ScopeKind, Unit, Week
 
 JSONDoc = dict[str, object]
@@ -115,14 +116,15 @@ def distinct_scopes(report: KpiReport) -> list[Scope]:
 
 
 def scope_table(scope: Scope) -> Table:
-    # Stack and service names are user input: escaped, so "[red]" in a name is printed, not obeyed.
-    table = Table(title=escape(heading(scope)), title_justify="left")
+    # Stack and service names are user input: every cell is literal Text (``plain``: no markup, no control
+    # characters, secrets masked), so "[red]" in a name is printed, not obeyed, whatever the console.
+    table = Table(title=plain(heading(scope)), title_justify="left")
     for col in ("metric", "value", "target (seed)", "status", "basis"):
         table.add_column(col, no_wrap=col in ("value", "status"))
     for m in scope.metrics:
         style = {True: "green", False: "red", None: "dim"}[m.met]
-        table.add_row(m.definition.title, value_text(m), escape(target_text(m.definition)),
-                      f"[{style}]{_STATUS[m.met]}[/{style}]", escape(basis_text(m)))
+        table.add_row(plain(m.definition.title), plain(value_text(m)), plain(target_text(m.definition)),
+                      Text(_STATUS[m.met], style=style), plain(basis_text(m)))
     return table
 
 
@@ -130,7 +132,7 @@ def text(report: KpiReport, *, overall_only: bool = False) -> RenderableType:
     head = (f"delivery KPIs from {iso(report.period_start)} to {iso(report.until)}"
             + "".join(f", {k} {v}" for k, v in report.filters.items() if v))
     scopes = report.scopes[:1] if overall_only else distinct_scopes(report)
-    return Group(escape(head), *(scope_table(s) for s in scopes))
+    return Group(plain(head), *(scope_table(s) for s in scopes))
 
 
 # --------------------------------------------------------------------------- markdown
@@ -140,7 +142,7 @@ _MD_SPECIAL = re.compile(r"([\\`*_\[\]|~#])")
 
 def md_escape(value: str) -> str:
     """Text safe in a Markdown table cell: HTML entities, backslash-escaped syntax, one line."""
-    flat = " ".join(value.split())
+    flat = " ".join(visible(value).split())
     flat = flat.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return _MD_SPECIAL.sub(r"\\\1", flat)
 
@@ -216,7 +218,8 @@ class _KpiCollector:
         labels = ["scope", "stack", "service"]
 
         def scope_labels(s: Scope) -> list[str]:
-            return [s.kind.value, s.stack or "", s.service or ""]
+            # Control characters written out as \xNN: the exposition is often read on a terminal.
+            return [s.kind.value, visible(s.stack or ""), visible(s.service or "")]
 
         for d in METRICS:
             name, unit = _PROM_NAME[d.key]
@@ -325,7 +328,7 @@ def _html_table(scope: Scope) -> str:
         f"<td>{html.escape(value_text(m))}</td><td>{html.escape(target_text(m.definition))}</td>"
         f"<td>{_STATUS[m.met]}</td><td>{html.escape(basis_text(m))}</td></tr>"
         for m in scope.metrics)
-    return (f"<h2>{html.escape(heading(scope))}</h2>"
+    return (f"<h2>{html.escape(visible(heading(scope)))}</h2>"
             "<table><tr><th>metric</th><th>value</th><th>target (seed)</th><th>status</th><th>basis</th></tr>"
             f"{rows}</table>")
 
@@ -333,7 +336,7 @@ def _html_table(scope: Scope) -> str:
 def html_page(report: KpiReport, *, generated_at: float) -> str:
     """One self-contained page: per-scope tables and a weekly trend chart per metric (inline SVG)."""
     title = f"Delivery KPIs, {iso(report.period_start)} to {iso(report.until)}"
-    filters = ", ".join(f"{k} {v}" for k, v in report.filters.items() if v)
+    filters = visible(", ".join(f"{k} {v}" for k, v in report.filters.items() if v))
     charts = "".join(f"<figure>{_svg_trend(d, report.weeks)}</figure>" for d in METRICS) if report.weeks else (
         "<p>No rollouts in the window.</p>")
     defs = "".join(f"<dt>{html.escape(d.title)} (target {html.escape(d.target.seed)})</dt>"

@@ -28,6 +28,8 @@ ISSUE_DEFINITIONS = {
 }
 HOSTILE_STACK = "[bold red]prod[/bold red]|<script>alert(1)</script>"
 HOSTILE_SERVICE = "w*e_b`[x](y)#|&amp;"
+TERMINAL_STACK = "evil\x1b[2J\x1b]0;owned\x07"
+"""Clears the screen and retitles the terminal if printed raw."""
 
 
 def gantry(project: Path, *args: str) -> tuple[int, str, str]:
@@ -53,6 +55,7 @@ def hostile_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # are shown.
     rig.engine.start(stack=StackName(HOSTILE_STACK), service="web", image="app:3.0", plan=rig.plan)
     rig.engine.start(stack=StackName("plain"), service="web", image="app:2.0", plan=rig.plan)
+    rig.engine.start(stack=StackName(TERMINAL_STACK), service="web", image="app:2.0", plan=rig.plan)
     rig.journal.close()
     return project
 
@@ -154,8 +157,8 @@ def test_user_supplied_names_are_escaped_in_every_format(hostile_project: Path) 
     assert code == 0
     assert "[bold red]prod[/bold red]|<script>" in text, "rich markup in a stack name is printed, not obeyed"
     code, md, _ = gantry(hostile_project, "report", "kpis", "--format", "markdown", "--since", since_scenario())
-    # overall, the hostile stack and its two services, the plain stack (its one service is not repeated), definitions
-    assert md.count("## ") == 6
+    # overall, the hostile stack and its two services, two one-service stacks (not repeated), definitions
+    assert md.count("## ") == 7
     assert "<script>" not in md and "&lt;script&gt;" in md
     assert r"\[bold red\]prod\[/bold red\]\|" in md, "brackets and pipes cannot break the table"
     assert r"w\*e\_b\`\[x\](y)\#\|&amp;amp;" in md
@@ -164,6 +167,13 @@ def test_user_supplied_names_are_escaped_in_every_format(hostile_project: Path) 
     code, prom, _ = gantry(hostile_project, "report", "kpis", "--format", "prometheus", "--since", since_scenario())
     stacks = {s.labels.get("stack") for f in text_string_to_metric_families(prom) for s in f.samples}
     assert HOSTILE_STACK in stacks, "label values survive the exposition's escaping intact"
+    # Terminal control characters never reach the output raw, in any format.
+    for fmt in ("text", "markdown", "html", "prometheus", "json"):
+        code, out, _ = gantry(hostile_project, "report", "kpis", "--format", fmt, "--since", since_scenario())
+        assert code == 0 and "\x1b" not in out and "\x07" not in out, fmt
+        shown = {"json": "evil\\u001b[2J", "markdown": r"evil\\x1b\[2J", "prometheus": r'stack="evil\\x1b[2J'
+                 }.get(fmt, "evil\\x1b[2J")
+        assert shown in out, fmt  # written out, not dropped
 
 
 def test_no_journal_is_an_empty_report_and_creates_nothing(tmp_path: Path) -> None:
