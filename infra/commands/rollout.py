@@ -8,7 +8,9 @@ runs ``infra.rollout.engine.Engine`` and renders the outcome. Exit codes: 0 prom
 from __future__ import annotations
 
 import json
+import os
 import sys
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
@@ -77,11 +79,15 @@ def load_config(project: Path, stack: str) -> GantryConfig:
 
 
 def open_journal(project: Path) -> SqliteJournal:
+    from infra.errors import GantryError
     from infra.rollout.drills import kill_hook_from_env
     from infra.rollout.journal import SqliteJournal, journal_path
 
-    # GANTRY_DRILL_KILL_AT lets crash drills SIGKILL this process at an exact journal boundary.
-    return SqliteJournal(journal_path(project), on_append=kill_hook_from_env())
+    try:
+        # GANTRY_DRILL_KILL_AT lets crash drills SIGKILL this process at an exact journal boundary.
+        return SqliteJournal(journal_path(project), on_append=kill_hook_from_env())
+    except GantryError as exc:  # e.g. a journal written by a newer gantry: one line, exit 2
+        fail(exc)
 
 
 def _engine_for(project: Path, stack: str, service: str, image: str, strategy: Strategy, config: GantryConfig,
@@ -177,6 +183,11 @@ def register(app: typer.Typer) -> None:
         interval: Annotated[str | None, typer.Option(help="Wait before each analysis, e.g. 30s.")] = None,
         threshold: Annotated[int | None, typer.Option(help="Failed analyses before rollback.")] = None,
         force: Annotated[bool, typer.Option("--force", help="Start a quarantined (rolled-back) version.")] = False,
+        commit: Annotated[str | None, typer.Option(
+            "--commit", help="Commit SHA deployed (default: GITHUB_SHA, CI_COMMIT_SHA, else git HEAD).")] = None,
+        committed_at: Annotated[str | None, typer.Option(
+            "--committed-at", help="Its commit time, ISO 8601 or epoch seconds (default: CI_COMMIT_TIMESTAMP, "
+                                   "else git).")] = None,
         json_mode: JsonOpt = False,
         project: ProjectOpt = Path("."),
     ) -> None:
@@ -184,6 +195,7 @@ def register(app: typer.Typer) -> None:
         from components.validation import check_image
         from infra.config import ConfigError
         from infra.errors import GantryError
+        from infra.rollout.provenance import resolve as resolve_provenance
         from infra.rollout.seams import StackName
         from infra.rollout.settings import linear_violations, parse_duration
 
@@ -211,6 +223,12 @@ def register(app: typer.Typer) -> None:
             fail(exc)
         except KeyError as exc:
             usage(str(exc.args[0]))
+        try:
+            # Lead time needs the commit: resolved now, so a malformed one stops us before anything changes.
+            provenance = resolve_provenance(commit=commit, committed_at=committed_at, env=os.environ,
+                                            project=project, now=time.time())
+        except InputError as exc:
+            fail(exc)
         chosen = strategy or svc.strategy
         settings = config.rollout_for(service)
         update: dict[str, object] = {}
@@ -229,7 +247,7 @@ def register(app: typer.Typer) -> None:
             engine, parts = _engine_for(project, stack, service, image, chosen, config, settings, journal,
                                         observer, json_mode)
             outcome = _drive(observer, lambda: engine.start(stack=StackName(stack), service=service, image=image,
-                                                            plan=parts.plan, force=force))
+                                                            plan=parts.plan, force=force, provenance=provenance))
         except GantryError as exc:
             fail(exc)
         finally:
@@ -356,7 +374,9 @@ def register(app: typer.Typer) -> None:
             for r in records:
                 sys.stdout.write(json.dumps({"rollout": r.id, "stack": r.stack, "service": r.service,
                                              "image": r.image, "strategy": r.strategy.value, "phase": r.phase.value,
-                                             "created_at": iso(r.created_at)}, sort_keys=True) + "\n")
+                                             "created_at": iso(r.created_at), "commit": r.provenance.commit,
+                                             "committed_at": None if r.provenance.committed_at is None
+                                             else iso(r.provenance.committed_at)}, sort_keys=True) + "\n")
             return
         table = Table(title="rollouts")
         for col in ("id", "stack", "service", "image", "strategy", "phase", "started"):

@@ -179,6 +179,15 @@ def _read(traffic: TrafficSource, track: Track, window: float) -> TrafficCounts 
     return counts
 
 
+def _observe(traffic: TrafficSource, track: Track, window: float) -> TrafficCounts | None:
+    """Counts recorded as evidence only (the stable version's errors, for zero-downtime): never a gate,
+    so an unreadable baseline does not fail a judge that does not compare against it."""
+    try:
+        return traffic.counts(track, window)
+    except Exception:  # evidence, not a gate: whatever went wrong, the verdict must not change
+        return None
+
+
 def error_rate_check(counts: TrafficCounts, max_rate: float, min_samples: int) -> CheckResult:
     rate = counts.errors / counts.requests
     detail = f"{counts.errors}/{counts.requests} requests failed"
@@ -251,15 +260,20 @@ class ThresholdAnalysis:
 
     def analyse(self, ctx: AnalysisContext) -> AnalysisResult:
         checks: list[CheckResult] = []
+        seen: dict[Track, TrafficCounts] = {}
         if self.traffic is not None:
             read = _read(self.traffic, Track.CANARY, _window(ctx))
             if isinstance(read, CheckResult):
                 checks.append(read)
             else:
+                seen[Track.CANARY] = read
                 checks.append(error_rate_check(read, self.settings.max_error_rate, self.settings.min_samples))
                 checks.append(p95_check(read, self.settings.max_p95_ms, self.settings.min_samples))
+            stable = _observe(self.traffic, Track.BASELINE, _window(ctx))
+            if stable is not None:
+                seen[Track.BASELINE] = stable
         checks.extend(gate_check(g) for g in self.gates)
-        return AnalysisResult.combine(checks)
+        return AnalysisResult.combine(checks, seen)
 
 
 class SequentialAnalysis:
@@ -314,7 +328,9 @@ class SequentialAnalysis:
                 if self.judge_latency and baseline.requests > 0:
                     checks.append(self._latency(canary, baseline))
         checks.extend(gate_check(g) for g in self.gates)
-        return AnalysisResult.combine(checks)
+        seen = {track: read for track, read in ((Track.CANARY, canary), (Track.BASELINE, baseline))
+                if isinstance(read, TrafficCounts)}
+        return AnalysisResult.combine(checks, seen)
 
     def _latency(self, canary: TrafficCounts, baseline: TrafficCounts) -> CheckResult:
         enough = min(canary.requests, baseline.requests) >= self.settings.min_samples

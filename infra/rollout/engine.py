@@ -23,6 +23,7 @@ from infra.rollout.errors import QuarantinedVersion, StackLocked
 from infra.rollout.journal import Entry, EntryKind, Journal, Quarantine, RolloutRecord
 from infra.rollout.lock import Lease, Lock, iso
 from infra.rollout.masking import Masker
+from infra.rollout.provenance import UNKNOWN, Provenance
 from infra.rollout.scheduler import (
     Action,
     ActionKind,
@@ -143,8 +144,9 @@ class Engine:
 
     # ------------------------------------------------------------------ entry points
 
-    def start(self, *, stack: StackName, service: str, image: str, plan: Plan, force: bool = False) -> Outcome:
-        """Start a rollout of ``image``; inputs were validated by the caller."""
+    def start(self, *, stack: StackName, service: str, image: str, plan: Plan, force: bool = False,
+              provenance: Provenance = UNKNOWN) -> Outcome:
+        """Start a rollout of ``image`` built from ``provenance``'s commit; inputs were validated by the caller."""
         q = self.journal.quarantined(stack, service, image)
         if q is not None and not force:
             raise QuarantinedVersion(
@@ -164,7 +166,7 @@ class Engine:
             data = dict(started_data(stack=stack, service=service, image=image, baseline=baseline, plan=plan))
             data["forced"] = force and q is not None
             first = self.journal.create(
-                RolloutRecord(rid, stack, service, image, plan.strategy, Phase.PENDING, now, now), data)
+                RolloutRecord(rid, stack, service, image, plan.strategy, Phase.PENDING, now, now, provenance), data)
             state = replay([first])
             self._observe(state, [first])
             self._notify(state, EventKind.STARTED, f"rollout of {image} started ({plan.strategy.value})")
@@ -423,13 +425,16 @@ class Engine:
         if s.step_hook_failures:
             hook_checks = [CheckResult(f"hook:{n}", Verdict.FAIL, None, None, "step hook failed")
                            for n in s.step_hook_failures]
-            result = AnalysisResult(Verdict.FAIL, (*result.checks, *hook_checks))
+            result = AnalysisResult(Verdict.FAIL, (*result.checks, *hook_checks), result.traffic)
         checks: list[JSONValue] = [
             {"name": c.name, "verdict": c.verdict.value, "value": c.value, "limit": c.limit, "detail": c.detail}
             for c in result.checks]
+        # The request and error counts the judge read, per track: the KPI report's zero-downtime evidence.
+        traffic: dict[str, JSONValue] = {track.value: {"requests": c.requests, "errors": c.errors}
+                                         for track, c in sorted(result.traffic.items())}
         self._append(s, EntryKind.ANALYSIS, {"step": a.step, "weight": ps.weight, "label": ps.label,
                                              "verdict": result.verdict.value, "checks": checks,
-                                             "window": now - s.step_started_at})
+                                             "window": now - s.step_started_at, "traffic": traffic})
 
     def _decide(self, s: RolloutState, a: Action) -> None:
         decision = a.decision

@@ -21,6 +21,7 @@ from typing import Protocol, cast
 
 from components.spec import Strategy
 from infra.errors import InputError
+from infra.rollout.provenance import UNKNOWN, Provenance, Source
 from infra.rollout.seams import JSONObject, Phase, RolloutId, StackName
 
 DEFAULT_DIR = ".gantry"
@@ -76,6 +77,8 @@ class RolloutRecord:
     phase: Phase
     created_at: float
     updated_at: float
+    provenance: Provenance = UNKNOWN
+    """The commit deployed (schema version 1); rows written before it have none."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +148,45 @@ CREATE TABLE IF NOT EXISTS leases (
 );
 """
 
+# Forward-only migrations: step N takes a journal from schema version N to N+1 (PRAGMA user_version).
+# Each step only adds, so entries written by older versions stay readable and replay the same; a new
+# database is created at version 0 by _SCHEMA and brought forward by the same steps.
+MIGRATIONS: tuple[str, ...] = (
+    # 0 -> 1: commit provenance of each rollout (lead time).
+    "ALTER TABLE rollouts ADD COLUMN commit_sha TEXT;"
+    "ALTER TABLE rollouts ADD COLUMN committed_at REAL;"
+    "ALTER TABLE rollouts ADD COLUMN commit_source TEXT;",
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_ROLLOUT_COLUMNS = ("id, stack, service, image, strategy, phase, created_at, updated_at, commit_sha, committed_at, "
+                    "commit_source")
+
+
+class NewerJournal(InputError):
+    """The journal was written by a newer Gantry than this one."""
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the journal's schema to ``SCHEMA_VERSION``; returns the version it was at.
+
+    One write transaction reads the version and applies the missing steps, so two processes opening
+    an old journal at once migrate it exactly once, and a crash mid-step leaves it at the old version.
+    """
+    if int(conn.execute("PRAGMA user_version").fetchone()[0]) == SCHEMA_VERSION:
+        return SCHEMA_VERSION
+    with transaction(conn) as c:
+        found = int(c.execute("PRAGMA user_version").fetchone()[0])
+        if found > SCHEMA_VERSION:
+            raise NewerJournal(f"journal schema version must be at most {SCHEMA_VERSION}, but {found} was found; "
+                               "upgrade gantry to read it")
+        for step in MIGRATIONS[found:]:
+            for statement in filter(None, (part.strip() for part in step.split(";"))):
+                c.execute(statement)
+        c.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+    return found
+
+
 AppendHook = Callable[[str, EntryKind, int], None]
 """Called as ("before"|"after", kind, n) around the n-th append of this process (crash drills)."""
 
@@ -168,6 +210,7 @@ def connect(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA foreign_keys=ON")
     conn.executescript(_SCHEMA)
+    migrate(conn)
     return conn
 
 
@@ -201,11 +244,13 @@ class SqliteJournal:
         if self._on_append is not None:
             self._on_append("before", EntryKind.STARTED, self._appends)
         text = json.dumps(started, sort_keys=True, separators=(",", ":"))
+        p = record.provenance
         with transaction(self.conn) as c:
             c.execute(
-                "INSERT INTO rollouts VALUES (?,?,?,?,?,?,?,?)",
+                f"INSERT INTO rollouts ({_ROLLOUT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (record.id, record.stack, record.service, record.image, record.strategy.value,
-                 record.phase.value, record.created_at, record.updated_at),
+                 record.phase.value, record.created_at, record.updated_at, p.commit, p.committed_at,
+                 None if p.source is None else p.source.value),
             )
             cur = c.execute("INSERT INTO entries (rollout_id, kind, data, at) VALUES (?,?,?,?)",
                             (record.id, EntryKind.STARTED.value, text, record.created_at))
@@ -247,7 +292,7 @@ class SqliteJournal:
                       float(r[4])) for r in rows]
 
     def get(self, rollout_id: RolloutId) -> RolloutRecord:
-        row = self.conn.execute("SELECT * FROM rollouts WHERE id=?", (rollout_id,)).fetchone()
+        row = self.conn.execute(f"SELECT {_ROLLOUT_COLUMNS} FROM rollouts WHERE id=?", (rollout_id,)).fetchone()
         if row is None:
             raise UnknownRollout(f"rollout id must be one recorded in {self.path}, but {rollout_id!r} was given"
                                  "; list them with `gantry rollout history`")
@@ -255,18 +300,20 @@ class SqliteJournal:
 
     def history(self, stack: StackName | None = None, limit: int = 50) -> list[RolloutRecord]:
         if stack is None:
-            rows = self.conn.execute("SELECT * FROM rollouts ORDER BY created_at DESC, rowid DESC LIMIT ?",
-                                     (limit,)).fetchall()
+            rows = self.conn.execute(
+                f"SELECT {_ROLLOUT_COLUMNS} FROM rollouts ORDER BY created_at DESC, rowid DESC LIMIT ?",
+                (limit,)).fetchall()
         else:
             rows = self.conn.execute(
-                "SELECT * FROM rollouts WHERE stack=? ORDER BY created_at DESC, rowid DESC LIMIT ?",
+                f"SELECT {_ROLLOUT_COLUMNS} FROM rollouts WHERE stack=? ORDER BY created_at DESC, rowid DESC LIMIT ?",
                 (stack, limit)).fetchall()
         return [_record(r) for r in rows]
 
     def active(self, stack: StackName) -> list[RolloutRecord]:
         terminal = tuple(p.value for p in Phase if p.terminal)
         rows = self.conn.execute(
-            f"SELECT * FROM rollouts WHERE stack=? AND phase NOT IN ({','.join('?' * len(terminal))})"
+            f"SELECT {_ROLLOUT_COLUMNS} FROM rollouts WHERE stack=? "
+            f"AND phase NOT IN ({','.join('?' * len(terminal))})"
             " ORDER BY created_at", (stack, *terminal)).fetchall()
         return [_record(r) for r in rows]
 
@@ -286,6 +333,9 @@ def _record(row: Sequence[object]) -> RolloutRecord:
         id=RolloutId(str(row[0])), stack=StackName(str(row[1])), service=str(row[2]), image=str(row[3]),
         strategy=Strategy(str(row[4])), phase=Phase(str(row[5])), created_at=float(cast(float, row[6])),
         updated_at=float(cast(float, row[7])),
+        provenance=Provenance(commit=None if row[8] is None else str(row[8]),
+                              committed_at=None if row[9] is None else float(cast(float, row[9])),
+                              source=None if row[10] is None else Source(str(row[10]))),
     )
 
 

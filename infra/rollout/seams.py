@@ -184,20 +184,23 @@ class AnalysisResult:
 
     verdict: Verdict
     checks: tuple[CheckResult, ...] = ()
+    traffic: Mapping[Track, TrafficCounts] = field(default_factory=dict)
+    """The counts the judge read per track (journaled; zero-downtime is measured on BASELINE). Default: none."""
 
     @staticmethod
-    def combine(checks: Sequence[CheckResult]) -> AnalysisResult:
+    def combine(checks: Sequence[CheckResult], traffic: Mapping[Track, TrafficCounts] | None = None
+                ) -> AnalysisResult:
         verdicts = {c.verdict for c in checks}
         if not checks:
             # No gates means no evidence: missing data fails safe.
-            return AnalysisResult(Verdict.FAIL, ())
+            return AnalysisResult(Verdict.FAIL, (), dict(traffic or {}))
         if Verdict.FAIL in verdicts:
             overall = Verdict.FAIL
         elif Verdict.INCONCLUSIVE in verdicts:
             overall = Verdict.INCONCLUSIVE
         else:
             overall = Verdict.PASS
-        return AnalysisResult(overall, tuple(checks))
+        return AnalysisResult(overall, tuple(checks), dict(traffic or {}))
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,6 +6,7 @@ traffic returns to v2; (4) blue/green v4 is switched after its smoke hook passes
 Acts 2-4 run the real ``gantry rollout start`` (same CLI, engine, factory, HaproxyTarget and
 Prometheus provider as any stack) while the demo only watches: it sends load, samples HAProxy's
 weights and the error rate, and judges each act by what HAProxy and the load generator observed.
+It ends by printing the delivery KPIs of its own rollouts, computed from the journal (``infra.rollout.kpis``).
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from infra.sandbox.state import SandboxState, load, marker_for, sandbox_dir, ver
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
+    from infra.rollout.kpis import KpiReport
+
 STACK = "local"
 BUDGET_SECONDS = 170.0
 
@@ -62,6 +65,9 @@ class DemoOutcome:
     report: Path | None
     chart: Path | None
     seconds: float
+    kpis: KpiReport | None = None
+    """The delivery KPIs of the demo's own rollouts (None if none was journaled)."""
+    kpis_markdown: Path | None = None
 
     @property
     def ok(self) -> bool:
@@ -224,6 +230,7 @@ def run(project: Path, *, as_json: bool = False, report_path: Path | None = None
     ]
     view = _View(acts, as_json, echo)
     t0 = time.monotonic()
+    wall_start = time.time()
     loads: dict[str, LoadGenerator] = {}
     watch: _Watch | None = None
     extra = ("--interval", interval) if interval else ()
@@ -312,9 +319,34 @@ def run(project: Path, *, as_json: bool = False, report_path: Path | None = None
         report = html_report([x.row() for x in acts], png, report_path, "gantry sandbox demo",
                              f"{platform.node()} ({platform.machine()}, {os.cpu_count()} CPUs), "
                              f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')}")
-    outcome_all = DemoOutcome(tuple(acts), report, png, time.monotonic() - t0)
+    kpi_report = kpi_summary(project, [a.rollout for a in acts if a.rollout], wall_start)
+    kpi_md: Path | None = None
+    if kpi_report is not None:
+        from infra.rollout.kpi_formats import markdown
+
+        kpi_md = out_dir / "kpis.md"
+        kpi_md.parent.mkdir(parents=True, exist_ok=True)
+        kpi_md.write_text(markdown(kpi_report), encoding="utf-8")
+    outcome_all = DemoOutcome(tuple(acts), report, png, time.monotonic() - t0, kpi_report, kpi_md)
     view.summary(outcome_all)
     return outcome_all
+
+
+def kpi_summary(project: Path, rollout_ids: Sequence[str], since: float) -> KpiReport | None:
+    """The KPIs of the given rollouts (the demo's own), over the period since the first of them started."""
+    from infra.rollout import kpis
+    from infra.rollout.journal import SqliteJournal, journal_path
+    from infra.rollout.seams import RolloutId
+
+    path = journal_path(project)
+    if not rollout_ids or not path.is_file():
+        return None
+    journal = SqliteJournal(path)
+    try:
+        facts = kpis.load(journal)
+    finally:
+        journal.close()
+    return kpis.compute(facts, since=since, until=time.time(), only=frozenset(RolloutId(i) for i in rollout_ids))
 
 
 def _rate(project: Path) -> float:
@@ -397,10 +429,13 @@ class _View:
 
     def summary(self, outcome: DemoOutcome) -> None:
         if self.as_json:
+            kpis = None
+            if outcome.kpis is not None:
+                kpis = {m.key: {"value": m.value, "met": m.met} for m in outcome.kpis.overall.metrics}
             sys.stdout.write(json.dumps({"ok": outcome.ok, "seconds": round(outcome.seconds, 1),
                                          "report": str(outcome.report) if outcome.report else None,
-                                         "chart": str(outcome.chart) if outcome.chart else None},
-                                        sort_keys=True) + "\n")
+                                         "chart": str(outcome.chart) if outcome.chart else None,
+                                         "kpis": kpis}, sort_keys=True) + "\n")
             return
         from infra.console import make_console, styled
 
@@ -409,6 +444,13 @@ class _View:
         console.print(styled(f"{verdict} in {{}}s", f"{outcome.seconds:.0f}"))
         if outcome.report:
             console.print(f"report: {outcome.report}\nchart:  {outcome.chart}")
+        if outcome.kpis is not None:
+            from infra.rollout.kpi_formats import text
+
+            console.print(styled("\n[bold]Delivery KPIs of the demo's rollouts[/bold]"))
+            console.print(text(outcome.kpis))
+            if outcome.kpis_markdown is not None:
+                console.print(f"markdown: {outcome.kpis_markdown}")
 
 
 __all__ = ["DemoOutcome", "run", "version_of"]

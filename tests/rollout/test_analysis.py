@@ -88,8 +88,18 @@ def test_threshold_defaults_follow_the_seed_rules(errors: int, p95: float, expec
 
 def test_window_is_the_time_since_the_step_started() -> None:
     traffic = FakeTraffic({Track.CANARY: counts()})
-    ThresholdAnalysis(RolloutSettings(), traffic).analyse(ctx(window=45.0))
-    assert traffic.windows == [45.0]
+    result = ThresholdAnalysis(RolloutSettings(), traffic).analyse(ctx(window=45.0))
+    assert traffic.windows == [45.0, 45.0], "the canary is judged and the stable version observed on one window"
+    assert result.traffic == {Track.CANARY: counts()}, "an unreadable stable version is left out, not a failure"
+    assert result.verdict is Verdict.PASS
+
+
+def test_threshold_judge_records_the_stable_versions_counts_without_judging_them() -> None:
+    stable = counts(5000, 900)  # a terrible stable version is evidence for the KPI report, not a verdict
+    traffic = FakeTraffic({Track.CANARY: counts(), Track.BASELINE: stable})
+    result = ThresholdAnalysis(RolloutSettings(), traffic).analyse(ctx())
+    assert result.verdict is Verdict.PASS
+    assert result.traffic == {Track.CANARY: counts(), Track.BASELINE: stable}
 
 
 def test_limits_are_configurable_per_service() -> None:

@@ -19,6 +19,8 @@ def test_demo_runs_every_act_as_expected_and_leaves_nothing_behind(tmp_path: Pat
     project.mkdir()
     env = {**os.environ, "PYTHONPATH": str(REPO),
            "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")}
+    for ci in ("GITHUB_SHA", "CI_COMMIT_SHA", "CI_COMMIT_TIMESTAMP"):
+        env.pop(ci, None)  # the demo's rollouts must not claim the CI's commit
     try:
         res = subprocess.run([sys.executable, "-m", "infra.cli", "sandbox", "demo", "--json"], cwd=project,
                              env=env, capture_output=True, text=True, timeout=240)
@@ -35,6 +37,15 @@ def test_demo_runs_every_act_as_expected_and_leaves_nothing_behind(tmp_path: Pat
         html = report.read_text()
         assert "data:image/png;base64," in html and "<script" not in html and "http://" not in html.split("<img")[1]
         assert Path(summary["chart"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        # It ends with the KPIs of its own three rollouts: v2 and v4 promoted, v3 rolled back after failing.
+        kpis = summary["kpis"]
+        assert kpis["deployment_success_rate"]["value"] == 2 / 3
+        assert kpis["rollback_rate"]["value"] == kpis["change_failure_rate"]["value"] == 1 / 3
+        assert kpis["rollback_success_rate"] == {"value": 1.0, "met": True}
+        assert kpis["mttr"]["value"] is not None and kpis["mttr"]["value"] > 0
+        assert kpis["zero_downtime"]["value"] is not None  # the analyses read the stable version's counts
+        assert kpis["lead_time"]["value"] is None  # a fresh directory is no git repository: no commit time
+        assert (project / ".gantry" / "demo" / "kpis.md").read_text().startswith("# Delivery KPIs")
     finally:
         subprocess.run([sys.executable, "-m", "infra.cli", "sandbox", "down"], cwd=project, env=env,
                        capture_output=True, timeout=60)
