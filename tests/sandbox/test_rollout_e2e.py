@@ -168,7 +168,14 @@ def test_sigkill_mid_step_then_resume_leaves_haproxy_and_journal_in_agreement(
     assert sandbox_dir(project).is_dir()
 
 
-def test_abort_from_another_process_rolls_back_through_haproxy(sandbox: SandboxState, project: Path) -> None:
+def test_status_then_abort_from_other_processes_rolls_back_through_haproxy(
+        sandbox: SandboxState, project: Path) -> None:
+    """The by-hand race of issue 10 (D1): during a canary under load, `status` and then `abort` run from other
+    processes. `status` must not disturb the running engine's journal; the abort is acknowledged only once
+    journaled, and the running engine honours it."""
+    from infra.rollout.journal import EntryKind, SqliteJournal, journal_path
+    from infra.rollout.seams import RolloutId
+
     with LoadGenerator(sandbox.frontend_url("web"), rate_rps=200, max_seconds=60):
         proc = subprocess.Popen(
             [sys.executable, "-m", "infra.cli", "rollout", "start", "--stack", "local", "--service", "web",
@@ -183,9 +190,18 @@ def test_abort_from_another_process_rolls_back_through_haproxy(sandbox: SandboxS
             if doc.get("event") == "applied" and data.get("action") == "set_weight":
                 break
         assert live(sandbox)[0] == {"stable": 75, "canary": 25}
+        status = gantry(project, "rollout", "status", rollout_id, "--json")
+        assert status.returncode == 0 and json.loads(status.stdout)["weight"] == 25, status.stderr
         aborted = gantry(project, "rollout", "abort", rollout_id)
         rest, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 1 and aborted.returncode in (0, 1), aborted.stderr
+    assert "abort recorded" in aborted.stdout, aborted.stderr
+    # `abort` follows the running engine to the end: rolled back is exit 1 for both processes.
+    assert proc.returncode == 1 and aborted.returncode == 1, aborted.stdout + aborted.stderr
     end = outcome(rest)
     assert end["phase"] == "rolled_back" and "abort" in str(end["reason"]) and end["verified"] is True
     assert live(sandbox) == ({"stable": 100, "canary": 0}, "demo:v1")
+    journal = SqliteJournal(journal_path(project))
+    operator = [e.data for e in journal.entries(RolloutId(rollout_id)) if e.kind is EntryKind.OPERATOR]
+    assert [d["action"] for d in operator] == ["abort"]
+    assert journal.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    journal.close()
