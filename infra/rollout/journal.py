@@ -32,7 +32,7 @@ locks above are what tells it, so they must stay intact.
 entry is still ``seq``. The engine writes its decisions that way, so an operator entry written by
 another process between the engine's read and its write is never overtaken: the engine re-reads and
 decides again (an acknowledged abort is always honoured). The schema is versioned with
-``PRAGMA user_version``; add a migration by appending to ``MIGRATIONS``.
+``PRAGMA user_version``: add a migration by appending a step to ``MIGRATIONS``.
 """
 
 from __future__ import annotations
@@ -160,35 +160,34 @@ class Journal(Protocol):
 
 # --------------------------------------------------------------------------- SQLite backend
 
-_SCHEMA_V1 = (
-    """CREATE TABLE IF NOT EXISTS rollouts (
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS rollouts (
     id TEXT PRIMARY KEY, stack TEXT NOT NULL, service TEXT NOT NULL, image TEXT NOT NULL,
     strategy TEXT NOT NULL, phase TEXT NOT NULL, created_at REAL NOT NULL, updated_at REAL NOT NULL
-)""",
-    "CREATE INDEX IF NOT EXISTS rollouts_stack ON rollouts(stack, created_at)",
-    """CREATE TABLE IF NOT EXISTS entries (
+);
+CREATE INDEX IF NOT EXISTS rollouts_stack ON rollouts(stack, created_at);
+CREATE TABLE IF NOT EXISTS entries (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, rollout_id TEXT NOT NULL REFERENCES rollouts(id),
     kind TEXT NOT NULL, data TEXT NOT NULL, at REAL NOT NULL
-)""",
-    "CREATE INDEX IF NOT EXISTS entries_rollout ON entries(rollout_id, seq)",
-    """CREATE TABLE IF NOT EXISTS quarantine (
+);
+CREATE INDEX IF NOT EXISTS entries_rollout ON entries(rollout_id, seq);
+CREATE TABLE IF NOT EXISTS quarantine (
     stack TEXT NOT NULL, service TEXT NOT NULL, image TEXT NOT NULL, rollout_id TEXT NOT NULL,
     at REAL NOT NULL, reason TEXT NOT NULL, PRIMARY KEY (stack, service, image)
-)""",
-    """CREATE TABLE IF NOT EXISTS leases (
+);
+CREATE TABLE IF NOT EXISTS leases (
     stack TEXT PRIMARY KEY, rollout_id TEXT NOT NULL, holder TEXT NOT NULL, host TEXT NOT NULL,
     pid INTEGER NOT NULL, acquired_at REAL NOT NULL, expires_at REAL NOT NULL
-)""",
-)
+);
+"""
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    # 1: the original tables. IF NOT EXISTS: journals made before versioning (user_version 0) pass through.
-    _SCHEMA_V1,
-    # 2: the lease holder's process identity (boot id and start time), so a reused pid is not taken for it.
-    ("ALTER TABLE leases ADD COLUMN process TEXT NOT NULL DEFAULT ''",),
+# Forward-only migrations: step N takes a journal from schema version N to N+1 (PRAGMA user_version).
+# Each step only adds, so entries written by older versions stay readable and replay the same; a new
+# database is created at version 0 by _SCHEMA and brought forward by the same steps. Append a step here.
+MIGRATIONS: tuple[str, ...] = (
+    # 0 -> 1: the lease holder's process identity (boot id and start time), so a reused pid is not the holder.
+    "ALTER TABLE leases ADD COLUMN process TEXT NOT NULL DEFAULT '';",
 )
-"""Schema migrations, applied in order; ``PRAGMA user_version`` is the number applied. Append only."""
-
 SCHEMA_VERSION = len(MIGRATIONS)
 BUSY_TIMEOUT = 30.0
 """Seconds a statement waits for another process's write lock before failing."""
@@ -229,16 +228,11 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE ... COMMIT: the write lock up front, so read-check-write is atomic."""
+        """A ``transaction``: BEGIN IMMEDIATE ... COMMIT, one thread at a time."""
         with self.mutex:
             self._check_process()
-            self.conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self.conn
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
-            self.conn.execute("COMMIT")
+            with transaction(self.conn) as c:
+                yield c
 
 
 _registry: dict[str, Database] = {}
@@ -272,23 +266,55 @@ def _create_private(path: Path) -> None:
     os.chmod(path, 0o600)
 
 
-def _migrate(db: Database) -> None:
-    (version,) = db.read("PRAGMA user_version")[0]
-    if version == SCHEMA_VERSION:
-        return
-    with db.write() as c:
-        (version,) = c.execute("PRAGMA user_version").fetchone()  # another process may have migrated meanwhile
-        if int(version) > SCHEMA_VERSION:
-            raise InputError(f"journal {db.path} must have schema version {SCHEMA_VERSION} or older, but version "
-                             f"{version} was found; upgrade gantry to use it")
-        for number in range(int(version), SCHEMA_VERSION):
-            for statement in MIGRATIONS[number]:
-                try:
-                    c.execute(statement)
-                except sqlite3.OperationalError as exc:
-                    if "duplicate column" not in str(exc):  # an unversioned journal that already has it
-                        raise
-        c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+class NewerJournal(InputError):
+    """The journal was written by a newer Gantry than this one."""
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE ... COMMIT: takes the write lock up front, so read-check-write is atomic."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the journal's schema to ``SCHEMA_VERSION``; returns the version it was at.
+
+    One write transaction reads the version and applies the missing steps, so two processes opening
+    an old journal at once migrate it exactly once, and a crash mid-step leaves it at the old version.
+    """
+    if int(conn.execute("PRAGMA user_version").fetchone()[0]) == SCHEMA_VERSION:
+        return SCHEMA_VERSION
+    with transaction(conn) as c:
+        found = int(c.execute("PRAGMA user_version").fetchone()[0])
+        if found > SCHEMA_VERSION:
+            raise NewerJournal(f"journal schema version must be at most {SCHEMA_VERSION}, but {found} was found; "
+                               "upgrade gantry to read it")
+        for step in MIGRATIONS[found:]:
+            for statement in filter(None, (part.strip() for part in step.split(";"))):
+                c.execute(statement)
+        c.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+    return found
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        # FULL: an entry the engine acted on must survive power loss, not just a process crash.
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.executescript(_SCHEMA)
+        migrate(conn)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
 
 
 def open_database(path: Path) -> Database:
@@ -302,17 +328,7 @@ def open_database(path: Path) -> Database:
         db = _registry.get(key)
         if db is None or db.identity != identity:
             # A replaced file (same path, new inode) gets a new connection; the old one stays with its users.
-            conn = sqlite3.connect(key, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            # FULL: an entry the engine acted on must survive power loss, not just a process crash.
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            db = Database(path, conn, identity)
-            try:
-                _migrate(db)
-            except BaseException:
-                conn.close()
-                raise
+            db = Database(path, _connect(key), identity)
             _registry[key] = db
         db.users += 1
         return db

@@ -263,3 +263,92 @@ def test_a_holder_on_another_host_decides_by_lease_expiry(crashed: tuple[Path, s
     _set_lease(project, expires_at=time.time() - 1)
     result = _gantry(project, "rollout", "resume", rid, *flag)
     _assert_finished(project, rid, result)
+
+
+# --------------------------------------------------------------------------- one connection per process
+
+
+def test_journal_and_lock_share_one_connection_that_outlives_either_close(tmp_path: Path) -> None:
+    path = journal_path(tmp_path)
+    before = open_connections()
+    journal = SqliteJournal(path)
+    lock = SqliteLock(path, FakeClock(), host="a")
+    other = SqliteJournal(tmp_path / "other" / "journal.db")
+    assert journal.db is lock.db and other.db is not journal.db
+    assert open_connections() == before + 2
+    lease = lock.acquire(StackName("dev"), RolloutId("r-1"))
+    journal.close()
+    journal.close()  # twice: still one release
+    assert lock.holder(StackName("dev")) == lease, "closing the journal must not close the lock's connection"
+    lock.close()
+    other.close()
+    assert open_connections() == before
+
+
+def test_a_forked_child_opens_its_own_connection_and_never_closes_the_parents(tmp_path: Path) -> None:
+    from rollout_rig import make_rig
+
+    rig = make_rig(tmp_path)
+    outcome = rig.start()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: the inherited handle refuses; a fresh one works; exiting closes nothing of ours
+        code = 1
+        try:
+            os.close(read)
+            try:
+                rig.journal.entries(outcome.rollout_id)
+            except RuntimeError as exc:
+                refused = "forked child" in str(exc)
+            else:
+                refused = False
+            mine = SqliteJournal(journal_path(tmp_path))
+            mine.append(outcome.rollout_id, EntryKind.OPERATOR, {"action": "note", "from": "child"}, 1.0)
+            mine.close()
+            os.write(write, b"1" if refused else b"0")
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    assert os.read(read, 1) == b"1", "the child used the parent's connection"
+    os.close(read)
+    entries = rig.journal.entries(outcome.rollout_id)  # the parent's connection still works and sees the child
+    assert entries[-1].data == {"action": "note", "from": "child"}
+    assert _deleted_wal(os.getpid()) == []
+
+
+def test_a_journal_from_before_versioning_is_migrated_and_its_leases_still_count(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = journal_path(tmp_path)
+    path.parent.mkdir(parents=True)
+    old = sqlite3.connect(path)  # the schema as shipped before migrations, with a live lease in it
+    old.executescript("""
+        CREATE TABLE rollouts (id TEXT PRIMARY KEY, stack TEXT NOT NULL, service TEXT NOT NULL, image TEXT NOT NULL,
+            strategy TEXT NOT NULL, phase TEXT NOT NULL, created_at REAL NOT NULL, updated_at REAL NOT NULL);
+        CREATE TABLE entries (seq INTEGER PRIMARY KEY AUTOINCREMENT, rollout_id TEXT NOT NULL REFERENCES rollouts(id),
+            kind TEXT NOT NULL, data TEXT NOT NULL, at REAL NOT NULL);
+        CREATE TABLE quarantine (stack TEXT NOT NULL, service TEXT NOT NULL, image TEXT NOT NULL,
+            rollout_id TEXT NOT NULL, at REAL NOT NULL, reason TEXT NOT NULL, PRIMARY KEY (stack, service, image));
+        CREATE TABLE leases (stack TEXT PRIMARY KEY, rollout_id TEXT NOT NULL, holder TEXT NOT NULL,
+            host TEXT NOT NULL, pid INTEGER NOT NULL, acquired_at REAL NOT NULL, expires_at REAL NOT NULL);
+    """)
+    old.execute("INSERT INTO leases VALUES ('dev', 'r-old', 'bob', ?, ?, 0, 2e9)",
+                (socket.gethostname(), os.getppid()))
+    old.commit()
+    old.close()
+    from infra.errors import ExitCode
+    from infra.rollout.errors import StackLocked
+    from infra.rollout.journal import SCHEMA_VERSION
+
+    lock = SqliteLock(path, FakeClock())
+    assert lock.db.read("PRAGMA user_version")[0][0] == SCHEMA_VERSION
+    held = lock.holder(StackName("dev"))
+    assert held is not None and held.process == "" and held.pid == os.getppid()
+    # No recorded identity: a live pid on this host is trusted as the holder.
+    with pytest.raises(StackLocked) as info:
+        lock.acquire(StackName("dev"), RolloutId("r-new"))
+    assert info.value.exit_code is ExitCode.LOCKED
+    lock.close()
