@@ -236,7 +236,7 @@ def run(root: Path, *, engines: int = 3, operators: int = 3, readers: int = 2, m
         kill_gap: tuple[float, float] = (0.1, 0.4), seed: int = 0) -> StressResult:
     """Run the stress in ``root`` (a fresh directory) and check the journal afterwards.
 
-    Each writer is SIGKILLed after a random number (1..40) of its own operations, so kills land at
+    Each writer is SIGKILLed after a random number (1..60) of its own operations, so kills land at
     every point of its work however slow the machine is (a kill timed by the clock alone would mostly
     hit interpreters still starting on a loaded machine).
     """
@@ -245,7 +245,7 @@ def run(root: Path, *, engines: int = 3, operators: int = 3, readers: int = 2, m
     rng = random.Random(seed)
     counts = {"engine": engines, "operator": operators, "reader": readers}
     procs = {(role, i): _spawn(root, role, i, engines) for role in ROLES for i in range(counts[role])}
-    kill_after = {key: rng.randint(1, 40) for key in procs}
+    kill_after = {key: rng.randint(1, 60) for key in procs}
     kills = 0
     start = time.monotonic()
     next_kill = start
@@ -254,7 +254,7 @@ def run(root: Path, *, engines: int = 3, operators: int = 3, readers: int = 2, m
             now = time.monotonic()
             elapsed = now - start
             ops, writes = _count_ops(root)
-            enough = ops >= min_operations and writes >= min_operations // 3 and kills >= min_kills
+            enough = ops >= min_operations and writes >= min_operations // 5 and kills >= min_kills
             if (enough and elapsed >= min_seconds) or elapsed >= max_seconds:
                 break
             for key, proc in procs.items():
@@ -270,7 +270,7 @@ def run(root: Path, *, engines: int = 3, operators: int = 3, readers: int = 2, m
                     procs[key].wait()
                     kills += 1
                     procs[key] = _spawn(root, key[0], key[1], engines)
-                    kill_after[key] = rng.randint(1, 40)
+                    kill_after[key] = rng.randint(1, 60)
                     next_kill = now + rng.uniform(*kill_gap)
             time.sleep(0.02)
     finally:
