@@ -236,14 +236,19 @@ class Database:
 
 
 _registry: dict[str, Database] = {}
-_registry_mutex = threading.Lock()
+_registry_mutex = threading.RLock()
+_deferred: list[Database] = []
+"""Releases that arrived while this thread was inside the registry (a user collected by the GC mid-open)."""
+_inside = threading.local()
 _inherited: list[Database] = []
 """Connections a forked child inherited: kept referenced so they are never closed (or checkpointed) here."""
 
 
 def _after_fork_in_child() -> None:
     global _registry_mutex
-    _registry_mutex = threading.Lock()  # another thread may have held it at the fork
+    _registry_mutex = threading.RLock()  # another thread may have held it at the fork
+    _deferred.clear()
+    _inside.active = False
     _inherited.extend(_registry.values())
     _registry.clear()
 
@@ -320,7 +325,7 @@ def _connect(path: str) -> sqlite3.Connection:
 def open_database(path: Path) -> Database:
     """This process's connection to the journal at ``path``: opened (0700 directory, 0600 file, WAL,
     synchronous FULL, schema migrated) on first use, then shared. Pair every call with ``release``."""
-    with _registry_mutex:
+    with _registry_section():
         _create_private(path)
         st = os.stat(path)
         identity = (st.st_dev, st.st_ino)
@@ -334,19 +339,44 @@ def open_database(path: Path) -> Database:
         return db
 
 
+@contextmanager
+def _registry_section() -> Iterator[bool]:
+    """The registry, held by this thread; yields False when re-entered (a GC finalizer inside a section)."""
+    with _registry_mutex:
+        if getattr(_inside, "active", False):
+            yield False
+            return
+        _inside.active = True
+        try:
+            yield True
+        finally:
+            try:
+                while _deferred:
+                    _release(_deferred.pop())
+            finally:
+                _inside.active = False
+
+
 def release(db: Database) -> None:
     """One user is done; the connection closes with its last user (it then holds no lock anyone needs)."""
-    with _registry_mutex:
-        if db.pid != os.getpid() or db.users == 0:
-            return  # inherited across fork, or already closed: never close it here
-        db.users -= 1
-        if db.users:
+    with _registry_section() as outermost:
+        if not outermost:
+            _deferred.append(db)  # finish the section in progress first (it may be handing this db out)
             return
-        key = os.path.realpath(db.path)
-        if _registry.get(key) is db:
-            del _registry[key]
-        with db.mutex:
-            db.conn.close()
+        _release(db)
+
+
+def _release(db: Database) -> None:
+    if db.pid != os.getpid() or db.users == 0:
+        return  # inherited across fork, or already closed: never close it here
+    db.users -= 1
+    if db.users:
+        return
+    key = os.path.realpath(db.path)
+    if _registry.get(key) is db:
+        del _registry[key]
+    with db.mutex:
+        db.conn.close()
 
 
 def open_connections() -> int:

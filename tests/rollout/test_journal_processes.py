@@ -352,3 +352,21 @@ def test_a_journal_from_before_versioning_is_migrated_and_its_leases_still_count
         lock.acquire(StackName("dev"), RolloutId("r-new"))
     assert info.value.exit_code is ExitCode.LOCKED
     lock.close()
+
+
+def test_a_release_from_a_finalizer_inside_the_registry_waits_for_the_section_to_end(tmp_path: Path) -> None:
+    """The GC may collect a forgotten journal while this thread is opening another: its release is deferred,
+    never a deadlock and never a close of the connection being handed out."""
+    from infra.rollout import journal as journal_module
+
+    first = SqliteJournal(journal_path(tmp_path))
+    db = first.db
+    with journal_module._registry_section():
+        first.close()  # re-entrant: deferred
+        assert db.users == 1
+        again = journal_module.open_database(journal_path(tmp_path))
+        assert again is db and db.users == 2
+    assert db.users == 1, "the deferred release ran when the section ended"
+    assert db.read("SELECT COUNT(*) FROM rollouts") == [(0,)]
+    journal_module.release(db)
+    assert db.users == 0
