@@ -118,7 +118,8 @@ def test_the_engine_process_keeps_its_locks_while_other_processes_read_and_close
 def test_status_then_abort_during_a_canary_rolls_back(tmp_path: Path) -> None:
     """The issue's reproduction with the real CLI: a canary runs, `status` then `abort` run from other
     processes; the abort is acknowledged only when journaled and the running engine honours it."""
-    project = _project(tmp_path, interval="3s", steps="[10, 25, 50, 100]")
+    # 10 s steps: even a saturated machine cannot promote before the `abort` process has started.
+    project = _project(tmp_path, interval="10s", steps="[10, 25, 50, 100]")
     proc = subprocess.Popen([*GANTRY, "rollout", "start", "--stack", "drill", "--service", "web", "--image",
                              "app:2.0", "--json", "--project", str(project)], cwd=REPO, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
