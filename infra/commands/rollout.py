@@ -163,6 +163,45 @@ def _drive(observer: Observer, run: Callable[[], Outcome]) -> Outcome:
     return run()
 
 
+FOLLOW_POLL = 1.0
+"""Seconds between looks at the journal while another process runs the rollout."""
+
+
+def _run_or_follow(engine: Engine, rollout_id: str, *, wait: bool, json_mode: bool) -> Outcome:
+    """Resume the rollout here until it ends. When a live process holds it: with ``wait``, watch the journal
+    until that process ends it (or dies, and its lease can be taken over); without, raise ``StackLocked``."""
+    import time
+
+    from infra.rollout.errors import StackLocked
+    from infra.rollout.seams import RolloutId
+
+    told = False
+    while True:
+        try:
+            return engine.resume(RolloutId(rollout_id))
+        except StackLocked as exc:
+            if exc.rollout_id != rollout_id:
+                raise  # another rollout holds the stack
+            if not wait:
+                raise  # exit 3 naming the live holder: never 0, which means promoted
+            if not told:
+                told = True
+                (err if json_mode else out).print(plain(
+                    f"the running process ({exc.holder}, pid {exc.pid} on {exc.host}) is acting on it; "
+                    "waiting for the rollout to end"), highlight=False)
+        time.sleep(FOLLOW_POLL)
+
+
+def _locked_json(exc: BaseException, json_mode: bool) -> None:
+    """With --json, a locked stack is also one JSON line on stdout (pipelines read stdout, not stderr)."""
+    from infra.rollout.errors import StackLocked
+
+    if json_mode and isinstance(exc, StackLocked):
+        sys.stdout.write(json.dumps({"event": "locked", "stack": exc.stack, "holder": exc.holder, "host": exc.host,
+                                     "pid": exc.pid, "expires_at": exc.expires_at, "rollout": exc.rollout_id,
+                                     "message": str(exc), "exit_code": int(exc.exit_code)}, sort_keys=True) + "\n")
+
+
 def register(app: typer.Typer) -> None:
     """Add ``gantry rollout ...`` and ``gantry rollback``."""
     rollout = typer.Typer(
@@ -249,6 +288,7 @@ def register(app: typer.Typer) -> None:
             outcome = _drive(observer, lambda: engine.start(stack=StackName(stack), service=service, image=image,
                                                             plan=parts.plan, force=force, provenance=provenance))
         except GantryError as exc:
+            _locked_json(exc, json_mode)
             fail(exc)
         finally:
             journal.close()
@@ -288,7 +328,6 @@ def register(app: typer.Typer) -> None:
         from infra.errors import GantryError
         from infra.rollout.clock import SystemClock
         from infra.rollout.engine import OperatorAction, request
-        from infra.rollout.errors import StackLocked
         from infra.rollout.scheduler import replay
         from infra.rollout.seams import RolloutId
 
@@ -298,6 +337,7 @@ def register(app: typer.Typer) -> None:
             state = replay(journal.entries(record.id))
             # A resume needs no journal entry unless the rollout is paused: the engine replays and continues.
             if action != "resume" or state.paused:
+                # Printed only once request() returns: the entry is committed (synchronous=FULL) by then.
                 state = request(journal, SystemClock(), record.id, OperatorAction(action))
                 if not json_mode:
                     out.print(plain(f"{action} recorded for {record.id} (phase {state.phase.value})"))
@@ -308,17 +348,12 @@ def register(app: typer.Typer) -> None:
             settings = config.rollout_for(record.service)
             engine, _ = _engine_for(project, record.stack, record.service, record.image, record.strategy, config,
                                     settings, journal, observer, json_mode)
-            try:
-                outcome = _drive(observer, lambda: engine.resume(record.id))
-            except StackLocked as exc:
-                if exc.holder.endswith(f"(rollout {record.id})"):
-                    # Its own process is alive and will read the action from the journal.
-                    if not json_mode:
-                        out.print(plain(f"the running process ({exc.holder}, pid {exc.pid} on {exc.host}) "
-                                        "will act on it"))
-                    raise typer.Exit(0) from None
-                raise
+            # resume: run it to the end here, or exit 3 naming the live process that runs it. abort/promote:
+            # the action is journaled; follow the rollout until it ends, taking it over if its holder dies.
+            outcome = _drive(observer, lambda: _run_or_follow(engine, record.id, wait=action != "resume",
+                                                             json_mode=json_mode))
         except GantryError as exc:
+            _locked_json(exc, json_mode)
             fail(exc)
         finally:
             journal.close()

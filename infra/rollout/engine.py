@@ -5,7 +5,9 @@ and the crash drills. It holds the stack's lease for the whole run, asks ``sched
 to do, writes the journal entry that leads to the action, performs it, and folds the new entries
 (including operator actions other processes wrote) back into the state. ``resume`` rebuilds the state
 from the journal alone, checks the live target against it, and continues, or rolls back when the
-state is ambiguous.
+state is ambiguous. Its decisions (intents, decisions, the final phase) are compare-and-appends on
+the state they were based on: when another process wrote first (an operator's abort), the write is
+refused, the engine folds the new entries and decides again, so an acknowledged abort is honoured.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Protocol, cast
 
 from infra.errors import ExitCode, InputError
 from infra.rollout.errors import QuarantinedVersion, StackLocked
-from infra.rollout.journal import Entry, EntryKind, Journal, Quarantine, RolloutRecord
+from infra.rollout.journal import Entry, EntryKind, Journal, JournalConflict, Quarantine, RolloutRecord
 from infra.rollout.lock import Lease, Lock, iso
 from infra.rollout.masking import Masker
 from infra.rollout.provenance import UNKNOWN, Provenance
@@ -261,8 +263,11 @@ class Engine:
                 lease = self._beat(lease)
                 action = next_action(state, self.clock.now())
                 if action.kind is ActionKind.FINISH:
-                    return self._finish(state, action)
-                self._perform(state, action)
+                    outcome = self._finish(state, action)
+                    if outcome is not None:
+                        return outcome
+                else:
+                    self._perform(state, action)
                 state = self._refresh(state)
         finally:
             beat.stop()
@@ -279,7 +284,7 @@ class Engine:
                 self.observer.on_entry(state, e)
 
     def _append(self, state: RolloutState, kind: EntryKind, data: JSONObject, *, phase: Phase | None = None,
-                quarantine: bool = False) -> Entry:
+                quarantine: bool = False, expect_last: int | None = None) -> Entry:
         now = self.clock.now()
         if kind is not EntryKind.CHECKPOINT:  # a checkpoint is a restore artifact: byte-exact, never printed
             data = cast(JSONObject, self.masker.mask_json(data))
@@ -287,7 +292,17 @@ class Engine:
         if quarantine:
             q = Quarantine(state.stack, state.service, state.image, state.rollout_id, now,
                            _one_line(str(data.get("reason") or data.get("message") or "rolled back"), 200))
-        return self.journal.append(state.rollout_id, kind, data, now, phase=phase, quarantine=q)
+        return self.journal.append(state.rollout_id, kind, data, now, phase=phase, quarantine=q,
+                                   expect_last=expect_last)
+
+    def _decide_on(self, state: RolloutState, kind: EntryKind, data: JSONObject, *, phase: Phase | None = None,
+                   quarantine: bool = False) -> Entry | None:
+        """Journal a choice made on ``state``, unless another process wrote to the rollout since ``state``
+        was read (None): the loop then folds what it wrote (an abort, a pause) and chooses again."""
+        try:
+            return self._append(state, kind, data, phase=phase, quarantine=quarantine, expect_last=state.last_seq)
+        except JournalConflict:
+            return None
 
     def _beat(self, lease: Lease) -> Lease:
         now = self.clock.now()
@@ -348,7 +363,7 @@ class Engine:
         except Exception as exc:
             self._append(s, EntryKind.ERROR, {"action": "checkpoint", "message": _one_line(str(exc))})
             return
-        self._append(s, EntryKind.CHECKPOINT, {"state": cp}, phase=Phase.PROGRESSING)
+        self._decide_on(s, EntryKind.CHECKPOINT, {"state": cp}, phase=Phase.PROGRESSING)
 
     def _hook_payload(self, s: RolloutState, a: Action) -> JSONObject:
         step = s.plan.steps[s.step] if 0 <= s.step < len(s.plan.steps) else None
@@ -385,7 +400,8 @@ class Engine:
             self._append(s, EntryKind.APPLIED, {"action": "observe", "step": a.step})
 
     def _effect(self, s: RolloutState, action: str, data: dict[str, JSONValue], fn: Callable[[], None]) -> None:
-        self._append(s, EntryKind.INTENT, {"action": action, **data})
+        if self._decide_on(s, EntryKind.INTENT, {"action": action, **data}) is None:
+            return  # an operator wrote first: nothing was done, the loop reads it and decides again
         try:
             fn()
         except Exception as exc:
@@ -439,17 +455,20 @@ class Engine:
     def _decide(self, s: RolloutState, a: Action) -> None:
         decision = a.decision
         assert decision is not None
-        self._append(s, EntryKind.DECISION, {"decision": decision.value, "reason": a.reason,
-                                             "override": a.override, "step": s.step},
-                     phase=_DECISION_PHASE.get(decision))
+        if self._decide_on(s, EntryKind.DECISION, {"decision": decision.value, "reason": a.reason,
+                                                   "override": a.override, "step": s.step},
+                           phase=_DECISION_PHASE.get(decision)) is None:
+            return
         if decision is Decision.ADVANCE:
             self._notify(s, EventKind.STEP_PASSED, a.reason)
 
-    def _finish(self, s: RolloutState, a: Action) -> Outcome:
+    def _finish(self, s: RolloutState, a: Action) -> Outcome | None:
+        """End the rollout, or None when an operator wrote first (the loop folds it and goes on)."""
         phase = a.phase or s.phase
         if not s.phase.terminal:
-            self._append(s, EntryKind.PHASE, {"phase": phase.value, "reason": s.reason}, phase=phase,
-                         quarantine=phase is Phase.ROLLED_BACK)
+            if self._decide_on(s, EntryKind.PHASE, {"phase": phase.value, "reason": s.reason}, phase=phase,
+                               quarantine=phase is Phase.ROLLED_BACK) is None:
+                return None
             s = self._refresh(s)
         if s.verified is None:
             self._notify(s, _EVENT_FOR[s.phase], f"{s.phase.value}: {s.reason}")
@@ -500,23 +519,40 @@ class OperatorAction(StrEnum):
     """Always with --skip-analysis: an override, journaled as such."""
 
 
+REQUEST_ATTEMPTS = 1000
+"""Compare-and-append attempts before an operator action gives up (each loses only to a newer entry)."""
+
+
 def request(journal: Journal, clock: Clock, rollout_id: RolloutId, action: OperatorAction,
             reason: str = "") -> RolloutState:
-    """Journal an operator action for the engine running the rollout (or for the next ``resume``)."""
+    """Journal an operator action for the engine running the rollout (or for the next ``resume``).
+
+    The checks and the write are one compare-and-append on the state they read: an action is never
+    journaled against a rollout that finished meanwhile. It is durable (committed) when this returns,
+    so the CLI acknowledges it only then.
+    """
     record = journal.get(rollout_id)
-    state = replay(journal.entries(rollout_id))
-    if state.phase.terminal:
-        raise InputError(f"rollout {rollout_id} must be unfinished to {action} it, but it is already "
-                         f"{state.phase.value}")
-    phase: Phase | None = None
-    if action == OperatorAction.PAUSE:
-        if state.phase not in (Phase.PROGRESSING, Phase.PENDING):
-            raise InputError(f"rollout {rollout_id} must be progressing to pause it, but it is {state.phase.value}")
-        phase = Phase.PAUSED
-    if action == OperatorAction.RESUME and state.paused:
-        phase = Phase.PROGRESSING
-    data: dict[str, JSONValue] = {"action": action.value, "reason": reason or f"{action.value} by operator"}
-    if action == OperatorAction.PROMOTE:
-        data["skip_analysis"] = True
-    journal.append(record.id, EntryKind.OPERATOR, data, clock.now(), phase=phase)
-    return replay(journal.entries(rollout_id))
+    for _ in range(REQUEST_ATTEMPTS):
+        state = replay(journal.entries(rollout_id))
+        if state.phase.terminal:
+            raise InputError(f"rollout {rollout_id} must be unfinished to {action} it, but it is already "
+                             f"{state.phase.value}")
+        phase: Phase | None = None
+        if action == OperatorAction.PAUSE:
+            if state.phase not in (Phase.PROGRESSING, Phase.PENDING):
+                raise InputError(f"rollout {rollout_id} must be progressing to pause it, but it is "
+                                 f"{state.phase.value}")
+            phase = Phase.PAUSED
+        if action == OperatorAction.RESUME and state.paused:
+            phase = Phase.PROGRESSING
+        data: dict[str, JSONValue] = {"action": action.value, "reason": reason or f"{action.value} by operator"}
+        if action == OperatorAction.PROMOTE:
+            data["skip_analysis"] = True
+        try:
+            journal.append(record.id, EntryKind.OPERATOR, data, clock.now(), phase=phase,
+                           expect_last=state.last_seq)
+        except JournalConflict:
+            continue  # the engine wrote meanwhile: check again against what it wrote
+        return replay(journal.entries(rollout_id))
+    raise JournalConflict(f"rollout {rollout_id} changed on each of {REQUEST_ATTEMPTS} attempts to {action} it; "
+                          "try again")

@@ -13,8 +13,11 @@ class StackLocked(TemporaryError):
 
     exit_code = ExitCode.LOCKED
 
-    def __init__(self, stack: str, holder: str, host: str, pid: int | None, expires_at: str | None) -> None:
+    def __init__(self, stack: str, holder: str, host: str, pid: int | None, expires_at: str | None,
+                 *, rollout_id: str | None = None) -> None:
         self.stack, self.holder, self.host, self.pid, self.expires_at = stack, holder, host, pid, expires_at
+        self.rollout_id = rollout_id
+        """The rollout the holder runs, when the holder is a rollout's lease."""
         lease = f", lease expires {expires_at}" if expires_at else ""
         who = f"{holder} on {host}" + (f" (pid {pid})" if pid is not None else "")
         super().__init__(f"stack {stack} is locked by {who}{lease}")

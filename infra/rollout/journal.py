@@ -5,6 +5,34 @@ then acts, so a crashed run can be replayed to its exact state and resumed or ro
 reads it for ``status`` and ``history`` and writes operator actions (pause, abort, promote) into it.
 The embedded backend is SQLite in WAL mode at ``<project>/.gantry/journal.db`` with file mode 0600;
 a shared backend implements the same ``Journal`` protocol.
+
+Multi-process design: ONE SQLite connection per process and database file, opened once and shared
+(``Database``, from ``open_database``) by the journal, the lease lock and every other user in the
+process. SQLite locks the file with POSIX advisory locks, which belong to the process, and closing
+*any* descriptor of the file drops every lock the process holds on it, including those of another
+handle (sqlite.org/howtocorrupt.html, section 2.2). The earlier code opened and closed a raw
+descriptor in each ``connect()`` and the engine connected twice (journal, then lock): the second
+call silently dropped the first connection's locks, so another process's close-time checkpoint
+deleted the WAL under the running engine and its writes (an operator's abort, entries already shown)
+were lost. So: the process never opens the file outside SQLite except to create it (``O_EXCL``,
+when no connection to it can exist yet); the one connection is closed only when its last user
+closes it (it then holds no lock another handle needs); a forked child never uses or closes the
+connections it inherited (SQLite forbids carrying a connection across ``fork``) and opens its own.
+One connection per process is simpler to reason about than relying on SQLite's in-process lock
+sharing, and it also serialises the engine and its heartbeat thread through one mutex.
+
+Writes are ``BEGIN IMMEDIATE`` transactions (the write lock is taken up front, so read-check-write
+is atomic and the busy timeout, 30 s, applies instead of a deadlock error) with ``synchronous=FULL``:
+an append is on disk when it returns, so the CLI acknowledges an operator action only after commit.
+Checkpoints are SQLite's own: automatic (passive) ones after commits, and one when a process's last
+connection closes, which deletes the WAL only when no other process has the database open; the POSIX
+locks above are what tells it, so they must stay intact.
+
+``append(..., expect_last=seq)`` is a compare-and-append: it commits only if the rollout's newest
+entry is still ``seq``. The engine writes its decisions that way, so an operator entry written by
+another process between the engine's read and its write is never overtaken: the engine re-reads and
+decides again (an acknowledged abort is always honoured). The schema is versioned with
+``PRAGMA user_version``: add a migration by appending a step to ``MIGRATIONS``.
 """
 
 from __future__ import annotations
@@ -12,6 +40,8 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import threading
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,7 +50,7 @@ from pathlib import Path
 from typing import Protocol, cast
 
 from components.spec import Strategy
-from infra.errors import InputError
+from infra.errors import InputError, TemporaryError
 from infra.rollout.provenance import UNKNOWN, Provenance, Source
 from infra.rollout.seams import JSONObject, Phase, RolloutId, StackName
 
@@ -97,6 +127,10 @@ class UnknownRollout(InputError):
     """No rollout with that id is in the journal."""
 
 
+class JournalConflict(TemporaryError):
+    """The rollout got a newer entry than the one a compare-and-append expected: re-read, decide again."""
+
+
 class Journal(Protocol):
     """Where rollouts are recorded. Every method is atomic; ``append`` is durable when it returns."""
 
@@ -105,9 +139,11 @@ class Journal(Protocol):
         ...
 
     def append(self, rollout_id: RolloutId, kind: EntryKind, data: JSONObject, at: float,
-               *, phase: Phase | None = None, quarantine: Quarantine | None = None) -> Entry:
+               *, phase: Phase | None = None, quarantine: Quarantine | None = None,
+               expect_last: int | None = None) -> Entry:
         """Append one entry; ``phase`` also updates the summary row, ``quarantine`` records a bad version,
-        both in the same transaction so a crash cannot split them."""
+        both in the same transaction so a crash cannot split them. With ``expect_last``, raise
+        ``JournalConflict`` and write nothing unless the rollout's newest entry has that seq."""
         ...
 
     def entries(self, rollout_id: RolloutId, after: int = 0) -> list[Entry]: ...
@@ -150,21 +186,115 @@ CREATE TABLE IF NOT EXISTS leases (
 
 # Forward-only migrations: step N takes a journal from schema version N to N+1 (PRAGMA user_version).
 # Each step only adds, so entries written by older versions stay readable and replay the same; a new
-# database is created at version 0 by _SCHEMA and brought forward by the same steps.
+# database is created at version 0 by _SCHEMA and brought forward by the same steps. Append a step here.
 MIGRATIONS: tuple[str, ...] = (
     # 0 -> 1: commit provenance of each rollout (lead time).
     "ALTER TABLE rollouts ADD COLUMN commit_sha TEXT;"
     "ALTER TABLE rollouts ADD COLUMN committed_at REAL;"
     "ALTER TABLE rollouts ADD COLUMN commit_source TEXT;",
+    # 1 -> 2: the lease holder's process identity (boot id and start time), so a reused pid is not the holder.
+    "ALTER TABLE leases ADD COLUMN process TEXT NOT NULL DEFAULT '';",
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+BUSY_TIMEOUT = 30.0
+"""Seconds a statement waits for another process's write lock before failing."""
 
 _ROLLOUT_COLUMNS = ("id, stack, service, image, strategy, phase, created_at, updated_at, commit_sha, committed_at, "
                     "commit_source")
 
+AppendHook = Callable[[str, EntryKind, int], None]
+"""Called as ("before"|"after", kind, n) around the n-th append of this process (crash drills)."""
+
+
+def journal_path(project: Path) -> Path:
+    return project / DEFAULT_DIR / DB_NAME
+
+
+class Database:
+    """This process's one connection to a journal file, shared by every user in the process.
+
+    ``read`` and ``write`` serialise users (the engine, its heartbeat thread, the lock) through one
+    mutex, so one thread's transaction never absorbs another thread's statements.
+    """
+
+    def __init__(self, path: Path, conn: sqlite3.Connection, identity: tuple[int, int]) -> None:
+        self.path = path
+        self.conn = conn
+        self.identity = identity
+        self.mutex = threading.RLock()
+        self.users = 0
+        self.pid = os.getpid()
+
+    def _check_process(self) -> None:
+        if self.pid != os.getpid():
+            # SQLite: a connection must not be carried across fork(); the child opens its own.
+            raise RuntimeError(f"the journal connection to {self.path} was opened in process {self.pid}, "
+                               "not in this forked child; open the journal again in the child")
+
+    def read(self, sql: str, params: Sequence[object] = ()) -> list[tuple[object, ...]]:
+        with self.mutex:
+            self._check_process()
+            return list(self.conn.execute(sql, tuple(params)).fetchall())
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """A ``transaction``: BEGIN IMMEDIATE ... COMMIT, one thread at a time."""
+        with self.mutex:
+            self._check_process()
+            with transaction(self.conn) as c:
+                yield c
+
+
+_registry: dict[str, Database] = {}
+_registry_mutex = threading.RLock()
+_deferred: list[Database] = []
+"""Releases that arrived while this thread was inside the registry (a user collected by the GC mid-open)."""
+_inside = threading.local()
+_inherited: list[Database] = []
+"""Connections a forked child inherited: kept referenced so they are never closed (or checkpointed) here."""
+
+
+def _after_fork_in_child() -> None:
+    global _registry_mutex
+    _registry_mutex = threading.RLock()  # another thread may have held it at the fork
+    _deferred.clear()
+    _inside.active = False
+    _inherited.extend(_registry.values())
+    _registry.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _create_private(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o700)
+    try:
+        # Create the file ourselves so it is never world-readable, not even for an instant (SQLite gives its
+        # -wal and -shm files the database file's mode). O_EXCL: only a file that did not exist is opened
+        # here, so no SQLite connection of this process can have locks on it that this close would drop.
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        os.close(fd)
+    os.chmod(path, 0o600)
+
 
 class NewerJournal(InputError):
     """The journal was written by a newer Gantry than this one."""
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE ... COMMIT: takes the write lock up front, so read-check-write is atomic."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 def migrate(conn: sqlite3.Connection) -> int:
@@ -187,43 +317,93 @@ def migrate(conn: sqlite3.Connection) -> int:
     return found
 
 
-AppendHook = Callable[[str, EntryKind, int], None]
-"""Called as ("before"|"after", kind, n) around the n-th append of this process (crash drills)."""
-
-
-def journal_path(project: Path) -> Path:
-    return project / DEFAULT_DIR / DB_NAME
-
-
-def connect(path: Path) -> sqlite3.Connection:
-    """Open (creating if needed) the journal database: directory 0700, file 0600, WAL mode."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    os.chmod(path.parent, 0o700)
-    # Create the file ourselves so it is never world-readable, not even for an instant; SQLite gives
-    # its -wal and -shm files the database file's mode.
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    os.close(fd)
-    os.chmod(path, 0o600)
-    conn = sqlite3.connect(str(path), timeout=30.0, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    # FULL: an entry the engine acted on must survive power loss, not just a process crash.
-    conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("PRAGMA foreign_keys=ON")
-    conn.executescript(_SCHEMA)
-    migrate(conn)
+def _connect(path: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        # FULL: an entry the engine acted on must survive power loss, not just a process crash.
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.executescript(_SCHEMA)
+        migrate(conn)
+    except BaseException:
+        conn.close()
+        raise
     return conn
 
 
+def open_database(path: Path) -> Database:
+    """This process's connection to the journal at ``path``: opened (0700 directory, 0600 file, WAL,
+    synchronous FULL, schema migrated) on first use, then shared. Pair every call with ``release``."""
+    with _registry_section():
+        _create_private(path)
+        st = os.stat(path)
+        identity = (st.st_dev, st.st_ino)
+        key = os.path.realpath(path)
+        db = _registry.get(key)
+        if db is None or db.identity != identity:
+            # A replaced file (same path, new inode) gets a new connection; the old one stays with its users.
+            db = Database(path, _connect(key), identity)
+            _registry[key] = db
+        db.users += 1
+        return db
+
+
 @contextmanager
-def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """BEGIN IMMEDIATE ... COMMIT: takes the write lock up front, so read-check-write is atomic."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+def _registry_section() -> Iterator[bool]:
+    """The registry, held by this thread; yields False when re-entered (a GC finalizer inside a section)."""
+    with _registry_mutex:
+        if getattr(_inside, "active", False):
+            yield False
+            return
+        _inside.active = True
+        try:
+            yield True
+        finally:
+            try:
+                while _deferred:
+                    _release(_deferred.pop())
+            finally:
+                _inside.active = False
+
+
+def release(db: Database) -> None:
+    """One user is done; the connection closes with its last user (it then holds no lock anyone needs)."""
+    with _registry_section() as outermost:
+        if not outermost:
+            _deferred.append(db)  # finish the section in progress first (it may be handing this db out)
+            return
+        _release(db)
+
+
+def _release(db: Database) -> None:
+    if db.pid != os.getpid() or db.users == 0:
+        return  # inherited across fork, or already closed: never close it here
+    db.users -= 1
+    if db.users:
+        return
+    key = os.path.realpath(db.path)
+    if _registry.get(key) is db:
+        del _registry[key]
+    with db.mutex:
+        db.conn.close()
+
+
+def open_connections() -> int:
+    """How many journal connections this process has open (tests check there is one per file)."""
+    with _registry_mutex:
+        return len(_registry)
+
+
+class _Handle:
+    """One user's claim on a ``Database``; released once, by ``close`` or when the user is collected."""
+
+    def __init__(self, owner: object, path: Path) -> None:
+        self.db = open_database(path)
+        self._finalizer = weakref.finalize(owner, release, self.db)
+
+    def close(self) -> None:
+        self._finalizer()
 
 
 class SqliteJournal:
@@ -231,9 +411,15 @@ class SqliteJournal:
 
     def __init__(self, path: Path, *, on_append: AppendHook | None = None) -> None:
         self.path = path
-        self.conn = connect(path)
+        self._handle = _Handle(self, path)
+        self.db = self._handle.db
         self._on_append = on_append
         self._appends = 0
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """The process's shared connection (tests inspect it; code goes through ``self.db``)."""
+        return self.db.conn
 
     @classmethod
     def for_project(cls, project: Path) -> SqliteJournal:
@@ -245,7 +431,7 @@ class SqliteJournal:
             self._on_append("before", EntryKind.STARTED, self._appends)
         text = json.dumps(started, sort_keys=True, separators=(",", ":"))
         p = record.provenance
-        with transaction(self.conn) as c:
+        with self.db.write() as c:
             c.execute(
                 f"INSERT INTO rollouts ({_ROLLOUT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                 (record.id, record.stack, record.service, record.image, record.strategy.value,
@@ -260,12 +446,18 @@ class SqliteJournal:
         return Entry(seq, record.id, EntryKind.STARTED, cast(JSONObject, json.loads(text)), record.created_at)
 
     def append(self, rollout_id: RolloutId, kind: EntryKind, data: JSONObject, at: float,
-               *, phase: Phase | None = None, quarantine: Quarantine | None = None) -> Entry:
+               *, phase: Phase | None = None, quarantine: Quarantine | None = None,
+               expect_last: int | None = None) -> Entry:
         self._appends += 1
         if self._on_append is not None:
             self._on_append("before", kind, self._appends)
         text = json.dumps(data, sort_keys=True, separators=(",", ":"))
-        with transaction(self.conn) as c:
+        with self.db.write() as c:
+            if expect_last is not None:
+                (last,) = c.execute("SELECT MAX(seq) FROM entries WHERE rollout_id=?", (rollout_id,)).fetchone()
+                if last != expect_last:
+                    raise JournalConflict(f"rollout {rollout_id} has entry {last} newer than {expect_last}; "
+                                          "read it again")
             cur = c.execute("INSERT INTO entries (rollout_id, kind, data, at) VALUES (?,?,?,?)",
                             (rollout_id, kind.value, text, at))
             seq = int(cast(int, cur.lastrowid))
@@ -284,48 +476,49 @@ class SqliteJournal:
         return Entry(seq, rollout_id, kind, cast(JSONObject, json.loads(text)), at)
 
     def entries(self, rollout_id: RolloutId, after: int = 0) -> list[Entry]:
-        rows = self.conn.execute(
+        rows = self.db.read(
             "SELECT seq, rollout_id, kind, data, at FROM entries WHERE rollout_id=? AND seq>? ORDER BY seq",
             (rollout_id, after),
-        ).fetchall()
-        return [Entry(int(r[0]), RolloutId(r[1]), EntryKind(r[2]), cast(JSONObject, json.loads(r[3])),
-                      float(r[4])) for r in rows]
+        )
+        return [Entry(int(cast(int, r[0])), RolloutId(str(r[1])), EntryKind(str(r[2])),
+                      cast(JSONObject, json.loads(str(r[3]))), float(cast(float, r[4]))) for r in rows]
 
     def get(self, rollout_id: RolloutId) -> RolloutRecord:
-        row = self.conn.execute(f"SELECT {_ROLLOUT_COLUMNS} FROM rollouts WHERE id=?", (rollout_id,)).fetchone()
-        if row is None:
+        rows = self.db.read(f"SELECT {_ROLLOUT_COLUMNS} FROM rollouts WHERE id=?", (rollout_id,))
+        if not rows:
             raise UnknownRollout(f"rollout id must be one recorded in {self.path}, but {rollout_id!r} was given"
                                  "; list them with `gantry rollout history`")
-        return _record(row)
+        return _record(rows[0])
 
     def history(self, stack: StackName | None = None, limit: int = 50) -> list[RolloutRecord]:
         if stack is None:
-            rows = self.conn.execute(
-                f"SELECT {_ROLLOUT_COLUMNS} FROM rollouts ORDER BY created_at DESC, rowid DESC LIMIT ?",
-                (limit,)).fetchall()
+            rows = self.db.read(f"SELECT {_ROLLOUT_COLUMNS} FROM rollouts ORDER BY created_at DESC, rowid DESC LIMIT ?",
+                                (limit,))
         else:
-            rows = self.conn.execute(
+            rows = self.db.read(
                 f"SELECT {_ROLLOUT_COLUMNS} FROM rollouts WHERE stack=? ORDER BY created_at DESC, rowid DESC LIMIT ?",
-                (stack, limit)).fetchall()
+                (stack, limit))
         return [_record(r) for r in rows]
 
     def active(self, stack: StackName) -> list[RolloutRecord]:
         terminal = tuple(p.value for p in Phase if p.terminal)
-        rows = self.conn.execute(
+        rows = self.db.read(
             f"SELECT {_ROLLOUT_COLUMNS} FROM rollouts WHERE stack=? "
-            f"AND phase NOT IN ({','.join('?' * len(terminal))})"
-            " ORDER BY created_at", (stack, *terminal)).fetchall()
+            f"AND phase NOT IN ({','.join('?' * len(terminal))}) ORDER BY created_at", (stack, *terminal))
         return [_record(r) for r in rows]
 
     def quarantined(self, stack: StackName, service: str, image: str) -> Quarantine | None:
-        row = self.conn.execute("SELECT * FROM quarantine WHERE stack=? AND service=? AND image=?",
-                                (stack, service, image)).fetchone()
-        if row is None:
+        rows = self.db.read("SELECT * FROM quarantine WHERE stack=? AND service=? AND image=?",
+                            (stack, service, image))
+        if not rows:
             return None
-        return Quarantine(StackName(row[0]), row[1], row[2], RolloutId(row[3]), float(row[4]), row[5])
+        row = rows[0]
+        return Quarantine(StackName(str(row[0])), str(row[1]), str(row[2]), RolloutId(str(row[3])),
+                          float(cast(float, row[4])), str(row[5]))
 
     def close(self) -> None:
-        self.conn.close()
+        """Done with the journal; the process's connection closes with its last user."""
+        self._handle.close()
 
 
 def _record(row: Sequence[object]) -> RolloutRecord:

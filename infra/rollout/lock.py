@@ -4,7 +4,10 @@ The engine acquires the lease before touching a target, renews it while it works
 releases it at the end. A second rollout on the stack gets ``StackLocked`` (exit code 3) naming the
 holder, its host and pid and when the lease expires. An expired lease can be taken over, and so can
 one whose holder is provably dead (same host, pid gone): a SIGKILLed run cannot heartbeat, and
-making ``resume`` wait out its lease would buy nothing.
+making ``resume`` wait out its lease would buy nothing. "Provably dead" means: the pid is gone, or it
+now belongs to another process (a reused pid: its boot id and start time differ from the ones the
+lease recorded). A holder on another host cannot be checked from here: only its lease's expiry
+decides. The lock shares the process's one journal connection (see ``infra.rollout.journal``).
 """
 
 from __future__ import annotations
@@ -12,14 +15,13 @@ from __future__ import annotations
 import os
 import socket
 import sqlite3
-import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
 from infra.rollout.errors import StackLocked
-from infra.rollout.journal import connect, transaction
+from infra.rollout.journal import _Handle
 from infra.rollout.seams import Clock, RolloutId, StackName
 
 DEFAULT_TTL = 60.0
@@ -35,6 +37,8 @@ class Lease:
     pid: int
     acquired_at: float
     expires_at: float
+    process: str = ""
+    """The holder's boot id and start time (``process_identity``); empty when unknown."""
 
 
 class Lock(Protocol):
@@ -65,56 +69,99 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
+    except OSError:
+        return ""
+
+
+def process_identity(pid: int) -> str:
+    """``<boot id>:<start time>`` of a live process on this host, or "" when it is gone or unknowable.
+
+    A pid is reused once its process has died; the pair (boot, start time in clock ticks since boot)
+    is not, so a lease can tell its holder from a stranger that got the same pid.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return ""
+    # Field 22 (starttime); the command name (field 2) may contain spaces and parentheses.
+    fields = stat.rsplit(")", 1)[-1].split()
+    if len(fields) < 20:
+        return ""
+    return f"{_boot_id()}:{fields[19]}"
+
+
+def holder_alive(lease: Lease) -> bool:
+    """Whether the process that took ``lease`` on this host still runs (a reused pid does not count)."""
+    if not pid_alive(lease.pid):
+        return False
+    if not lease.process:
+        return True  # recorded without an identity (older gantry, no /proc): a live pid must be trusted
+    current = process_identity(lease.pid)
+    return current == "" or current == lease.process
+
+
 class SqliteLock:
     """Leases in the ``leases`` table of the journal database; atomic through BEGIN IMMEDIATE."""
 
     def __init__(self, path: Path, clock: Clock, *, ttl: float = DEFAULT_TTL, holder: str | None = None,
                  host: str | None = None, pid: int | None = None) -> None:
-        self.conn: sqlite3.Connection = connect(path)
-        # The engine's heartbeat thread shares this connection: one transaction at a time.
-        self._mutex = threading.RLock()
+        # The journal's connection in this process (never a second handle): see infra.rollout.journal.
+        self._handle = _Handle(self, path)
+        self.db = self._handle.db
         self.clock = clock
         self.ttl = ttl
         self.holder_name = holder or os.environ.get("USER") or "gantry"
         self.host = host or socket.gethostname()
         self.pid = pid if pid is not None else os.getpid()
+        self.process = process_identity(self.pid)
 
-    def _lease(self, row: tuple[str, str, str, str, int, float, float]) -> Lease:
-        return Lease(StackName(row[0]), RolloutId(row[1]), row[2], row[3], int(row[4]), float(row[5]),
-                     float(row[6]))
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """The process's shared journal connection (tests inspect it; code goes through ``self.db``)."""
+        return self.db.conn
+
+    _COLUMNS = "stack, rollout_id, holder, host, pid, acquired_at, expires_at, process"
+
+    def _lease(self, row: tuple[object, ...]) -> Lease:
+        return Lease(StackName(str(row[0])), RolloutId(str(row[1])), str(row[2]), str(row[3]), int(str(row[4])),
+                     float(str(row[5])), float(str(row[6])), str(row[7]))
 
     def holder(self, stack: StackName) -> Lease | None:
-        with self._mutex:
-            row = self.conn.execute("SELECT * FROM leases WHERE stack=?", (stack,)).fetchone()
-        return None if row is None else self._lease(row)
+        rows = self.db.read(f"SELECT {self._COLUMNS} FROM leases WHERE stack=?", (stack,))
+        return self._lease(rows[0]) if rows else None
 
     def _takeable(self, lease: Lease, now: float) -> bool:
         if lease.expires_at <= now:
-            return True
-        # Our own process re-entering (resume in the same process) or a dead holder on this host.
-        if lease.host == self.host:
-            return lease.pid == self.pid or not pid_alive(lease.pid)
-        return False
+            return True  # the only test that means anything for a holder on another host
+        if lease.host != self.host:
+            return False
+        if lease.pid == self.pid and lease.process in ("", self.process):
+            return True  # our own process re-entering (resume in the same process)
+        return not holder_alive(lease)  # dead, or its pid now belongs to another process
 
     def acquire(self, stack: StackName, rollout_id: RolloutId) -> Lease:
         now = self.clock.now()
-        with self._mutex, transaction(self.conn) as c:
-            row = c.execute("SELECT * FROM leases WHERE stack=?", (stack,)).fetchone()
+        with self.db.write() as c:
+            row = c.execute(f"SELECT {self._COLUMNS} FROM leases WHERE stack=?", (stack,)).fetchone()
             if row is not None:
                 current = self._lease(row)
                 if not self._takeable(current, now):
                     raise StackLocked(stack, f"{current.holder} (rollout {current.rollout_id})", current.host,
-                                      current.pid, iso(current.expires_at))
-            lease = Lease(stack, rollout_id, self.holder_name, self.host, self.pid, now, now + self.ttl)
-            c.execute("INSERT OR REPLACE INTO leases VALUES (?,?,?,?,?,?,?)",
+                                      current.pid, iso(current.expires_at), rollout_id=current.rollout_id)
+            lease = Lease(stack, rollout_id, self.holder_name, self.host, self.pid, now, now + self.ttl,
+                          self.process)
+            c.execute(f"INSERT OR REPLACE INTO leases ({self._COLUMNS}) VALUES (?,?,?,?,?,?,?,?)",
                       (lease.stack, lease.rollout_id, lease.holder, lease.host, lease.pid, lease.acquired_at,
-                       lease.expires_at))
+                       lease.expires_at, lease.process))
         return lease
 
     def heartbeat(self, lease: Lease) -> Lease:
         now = self.clock.now()
-        with self._mutex, transaction(self.conn) as c:
-            row = c.execute("SELECT * FROM leases WHERE stack=?", (lease.stack,)).fetchone()
+        with self.db.write() as c:
+            row = c.execute(f"SELECT {self._COLUMNS} FROM leases WHERE stack=?", (lease.stack,)).fetchone()
             current = None if row is None else self._lease(row)
             if current is None or (current.host, current.pid, current.rollout_id) != (
                     lease.host, lease.pid, lease.rollout_id):
@@ -122,16 +169,17 @@ class SqliteLock:
                 if current is None:
                     raise StackLocked(lease.stack, "nobody (our lease was released)", lease.host, None, None)
                 raise StackLocked(lease.stack, f"{current.holder} (rollout {current.rollout_id})", current.host,
-                                  current.pid, iso(current.expires_at))
+                                  current.pid, iso(current.expires_at), rollout_id=current.rollout_id)
             renewed = Lease(lease.stack, lease.rollout_id, lease.holder, lease.host, lease.pid,
-                            lease.acquired_at, now + self.ttl)
+                            lease.acquired_at, now + self.ttl, lease.process)
             c.execute("UPDATE leases SET expires_at=? WHERE stack=?", (renewed.expires_at, lease.stack))
         return renewed
 
     def release(self, lease: Lease) -> None:
-        with self._mutex, transaction(self.conn) as c:
+        with self.db.write() as c:
             c.execute("DELETE FROM leases WHERE stack=? AND host=? AND pid=? AND rollout_id=?",
                       (lease.stack, lease.host, lease.pid, lease.rollout_id))
 
     def close(self) -> None:
-        self.conn.close()
+        """Done with the lock; the process's journal connection closes with its last user."""
+        self._handle.close()

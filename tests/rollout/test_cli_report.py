@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from infra.cli import app
 from infra.rollout import kpis
-from infra.rollout.journal import SqliteJournal, journal_path
+from infra.rollout.journal import SCHEMA_VERSION, SqliteJournal, journal_path
 from infra.rollout.seams import StackName
 
 runner = CliRunner()
@@ -281,6 +281,6 @@ def test_a_journal_from_a_newer_gantry_is_one_line_exit_2(tmp_path: Path) -> Non
     for args in (["report", "kpis"], ["rollout", "history"]):
         code, out, err = gantry(tmp_path, *args)
         assert code == 2, args
-        assert err.strip() == ("error: journal schema version must be at most 1, but 9 was found; "
+        assert err.strip() == (f"error: journal schema version must be at most {SCHEMA_VERSION}, but 9 was found; "
                                "upgrade gantry to read it")
         assert "Traceback" not in out + err

@@ -254,7 +254,7 @@ def test_a_target_that_cannot_be_reached_is_exit_2_not_a_rollback(project: Path,
     assert SqliteJournal(journal_path(project)).history() == []
 
 
-def test_resume_of_a_paused_rollout_whose_process_lives_only_records_the_resume(project: Path) -> None:
+def test_resume_of_a_paused_rollout_whose_process_lives_records_the_resume_and_exits_3(project: Path) -> None:
     import os
     import socket
 
@@ -263,8 +263,10 @@ def test_resume_of_a_paused_rollout_whose_process_lives_only_records_the_resume(
     # Its engine is alive on this host (our parent process stands in for it) and holds the lease.
     SqliteLock(journal_path(project), SystemClock(), holder="ci", host=socket.gethostname(),
                pid=os.getppid()).acquire(StackName("drill"), RolloutId(rid))
-    code, out, _ = gantry(project, "rollout", "resume", rid)
-    assert code == 0 and "will act on it" in out
+    code, out, err = gantry(project, "rollout", "resume", rid)
+    # Recorded for the live engine to act on, but nothing ran here: exit 3 naming it, never 0 (promoted).
+    assert "resume recorded" in out
+    assert code == 3 and f"pid {os.getppid()}" in err and socket.gethostname() in err
     journal = SqliteJournal(journal_path(project))
     operator = [e.data["action"] for e in journal.entries(RolloutId(rid)) if e.kind is EntryKind.OPERATOR]
     assert operator == ["pause", "resume"]

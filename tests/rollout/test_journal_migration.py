@@ -51,7 +51,7 @@ def test_a_v0_journal_is_migrated_and_keeps_every_entry(tmp_path: Path) -> None:
     assert len(entries_before) > 30 and len(rollouts_before) == 3
 
     journal = SqliteJournal(path)
-    assert raw(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)] == [(1,)]
+    assert raw(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
     assert raw(path, "SELECT * FROM entries ORDER BY seq") == entries_before
     # The old columns keep their values; the new ones are NULL (unknown), appended after them.
     after = raw(path, "SELECT * FROM rollouts ORDER BY created_at, id")
@@ -94,9 +94,9 @@ def test_reopening_a_current_journal_does_not_migrate_again(tmp_path: Path) -> N
     path = tmp_path / "j.db"
     SqliteJournal(path).close()
     assert raw(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
-    conn = journal_mod.connect(path)
-    assert migrate(conn) == SCHEMA_VERSION
-    conn.close()
+    again = SqliteJournal(path)
+    assert migrate(again.conn) == SCHEMA_VERSION  # already current: nothing to do
+    again.close()
 
 
 def test_concurrent_processes_migrate_an_old_journal_exactly_once(tmp_path: Path) -> None:
@@ -108,7 +108,7 @@ def test_concurrent_processes_migrate_an_old_journal_exactly_once(tmp_path: Path
     results = [p.communicate(timeout=60) for p in procs]
     assert [p.returncode for p in procs] == [0] * 6, [r[1] for r in results]
     assert [r[0].strip() for r in results] == ["3"] * 6
-    assert raw(path, "PRAGMA user_version") == [(1,)]
+    assert raw(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
     columns = [row[1] for row in raw(path, "PRAGMA table_info(rollouts)")]
     assert columns.count("commit_sha") == 1 and columns[-3:] == ["commit_sha", "committed_at", "commit_source"]
 
@@ -134,7 +134,8 @@ def test_a_journal_from_a_newer_gantry_is_refused_not_damaged(tmp_path: Path) ->
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA user_version=7")
     conn.close()
-    with pytest.raises(NewerJournal, match="journal schema version must be at most 1, but 7 was found") as info:
+    expected = f"journal schema version must be at most {SCHEMA_VERSION}, but 7 was found"
+    with pytest.raises(NewerJournal, match=expected) as info:
         SqliteJournal(path)
     assert info.value.exit_code is ExitCode.USAGE
     assert raw(path, "PRAGMA user_version") == [(7,)]

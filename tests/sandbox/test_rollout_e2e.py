@@ -168,11 +168,18 @@ def test_sigkill_mid_step_then_resume_leaves_haproxy_and_journal_in_agreement(
     assert sandbox_dir(project).is_dir()
 
 
-def test_abort_from_another_process_rolls_back_through_haproxy(sandbox: SandboxState, project: Path) -> None:
+def test_status_then_abort_from_other_processes_rolls_back_through_haproxy(
+        sandbox: SandboxState, project: Path) -> None:
+    """The by-hand race of issue 10 (D1): during a canary under load, `status` and then `abort` run from other
+    processes. `status` must not disturb the running engine's journal; the abort is acknowledged only once
+    journaled, and the running engine honours it."""
+    from infra.rollout.journal import EntryKind, SqliteJournal, journal_path
+    from infra.rollout.seams import RolloutId
+
     with LoadGenerator(sandbox.frontend_url("web"), rate_rps=200, max_seconds=60):
         proc = subprocess.Popen(
             [sys.executable, "-m", "infra.cli", "rollout", "start", "--stack", "local", "--service", "web",
-             "--image", "demo:v2", "--steps", "25,50,100", "--interval", "5s", "--json"],
+             "--image", "demo:v2", "--steps", "25,50,100", "--interval", "10s", "--json"],
             cwd=project, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert proc.stdout is not None
         rollout_id = ""
@@ -183,9 +190,19 @@ def test_abort_from_another_process_rolls_back_through_haproxy(sandbox: SandboxS
             if doc.get("event") == "applied" and data.get("action") == "set_weight":
                 break
         assert live(sandbox)[0] == {"stable": 75, "canary": 25}
+        status = gantry(project, "rollout", "status", rollout_id, "--json")
+        # (On a loaded machine the canary may have reached its next step by the time `status` answers.)
+        assert status.returncode == 0 and json.loads(status.stdout)["phase"] == "progressing", status.stderr
         aborted = gantry(project, "rollout", "abort", rollout_id)
         rest, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 1 and aborted.returncode in (0, 1), aborted.stderr
+    assert "abort recorded" in aborted.stdout, aborted.stderr
+    # `abort` follows the running engine to the end: rolled back is exit 1 for both processes.
+    assert proc.returncode == 1 and aborted.returncode == 1, aborted.stdout + aborted.stderr
     end = outcome(rest)
     assert end["phase"] == "rolled_back" and "abort" in str(end["reason"]) and end["verified"] is True
     assert live(sandbox) == ({"stable": 100, "canary": 0}, "demo:v1")
+    journal = SqliteJournal(journal_path(project))
+    operator = [e.data for e in journal.entries(RolloutId(rollout_id)) if e.kind is EntryKind.OPERATOR]
+    assert [d["action"] for d in operator] == ["abort"]
+    assert journal.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    journal.close()
