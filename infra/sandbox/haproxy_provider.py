@@ -10,7 +10,8 @@ rollout target is ``pulumi``; the provider methods run inside ``pulumi up``/``re
   version (or adopts the process already serving it, so an interrupted create can be redone) and
   points the slot, and its metrics port, at it; delete detaches the slot and stops the process.
 - ``SandboxWeights`` (one per service): the backend's server weights, applied so that the slot
-  gaining traffic is raised first and the backend never has every weight at 0.
+  gaining traffic is raised first and the backend never has every weight at 0; it also stops a slot
+  that runs a version no ``SandboxServer`` wants (what a cleared pending create leaves behind).
 
 Both implement ``read`` from the live sandbox, so ``pulumi refresh`` (the documented recovery after
 an interrupted update) records what really serves traffic, and ``diff`` notices a slot whose process
@@ -249,21 +250,42 @@ def _weights_in(props: Mapping[str, object]) -> dict[str, int]:
     return out
 
 
+def strays(sandbox_dir: Path, service: str, servers: object) -> list[str]:
+    """Slots that run a version although no ``SandboxServer`` wants one.
+
+    That happens after an interrupted create: the process was started and attached, but the engine
+    never recorded the resource, and clearing the pending create drops it from the state for good.
+    """
+    st = load(sandbox_dir)
+    if st is None or service not in st.services or not isinstance(servers, list | tuple):
+        return []
+    wanted = {str(s) for s in servers}
+    return sorted(name for name, slot in st.services[service].slots.items()
+                  if slot is not None and name not in wanted)
+
+
 class WeightsProvider(ResourceProvider):
-    """CRUD for ``SandboxWeights``: one service's HAProxy backend weights."""
+    """CRUD for ``SandboxWeights``: one service's HAProxy backend weights (and its stray slots' cleanup)."""
 
     serialize_as_secret_always = False
 
     def _apply(self, props: Props) -> Props:
-        applied = apply_weights(Path(str(props["sandboxDir"])), str(props["service"]), _weights_in(props))
-        return {"sandboxDir": props["sandboxDir"], "service": props["service"], "weights": applied}
+        directory, service = Path(str(props["sandboxDir"])), str(props["service"])
+        applied = apply_weights(directory, service, _weights_in(props))
+        # Weights first: a stray slot carries no traffic by now, so it can go without a dropped request.
+        for slot in strays(directory, service, props.get("servers")):
+            remove_server(ServerProps(directory, service, slot, "", FaultSpec()))
+        return {"sandboxDir": props["sandboxDir"], "service": props["service"], "weights": applied,
+                "servers": props.get("servers")}
 
     def create(self, props: Props) -> CreateResult:
         return CreateResult(f"{props['service']}/weights", self._apply(props))
 
     def diff(self, _id: str, olds: Props, news: Props) -> DiffResult:
         replaces = [k for k in ("sandboxDir", "service") if olds.get(k) != news.get(k)]
-        return DiffResult(changes=bool(replaces) or _weights_in(olds) != _weights_in(news), replaces=replaces)
+        stray = strays(Path(str(news["sandboxDir"])), str(news["service"]), news.get("servers"))
+        changes = bool(replaces) or _weights_in(olds) != _weights_in(news) or bool(stray)
+        return DiffResult(changes=changes, replaces=replaces)
 
     def update(self, _id: str, _olds: Props, news: Props) -> UpdateResult:
         return UpdateResult(self._apply(news))
@@ -305,9 +327,9 @@ class SandboxWeights(Resource, module="gantry", name="SandboxWeights"):
     weights: pulumi.Output[dict[str, int]]
 
     def __init__(self, name: str, *, sandbox_dir: str, service: str, weights: Mapping[str, int],
-                 opts: pulumi.ResourceOptions | None = None) -> None:
+                 servers: list[str], opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(WeightsProvider(), name, {"sandboxDir": sandbox_dir, "service": service,
-                                                   "weights": dict(weights)}, opts)
+                                                   "weights": dict(weights), "servers": servers}, opts)
 
 
 def sandbox_dir_of_project() -> str:
@@ -338,6 +360,7 @@ class SandboxRouting(pulumi.ComponentResource):
         # Weights after the servers: a slot is attached to its version before it can take traffic.
         weights = SandboxWeights(f"{name}-weights", sandbox_dir=sandbox_dir, service=name,
                                  weights={slot: want.weight for slot, want in plan.items()},
+                                 servers=sorted(servers),
                                  opts=pulumi.ResourceOptions(parent=self, depends_on=list(servers.values())))
         self.weights = weights.weights
         self.addresses = pulumi.Output.all(*(s.address for s in servers.values())).apply(

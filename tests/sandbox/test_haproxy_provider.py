@@ -42,9 +42,10 @@ def server(project: Path, slot: str, image: str, **fault: float) -> dict[str, ob
             "fault": {"errorRate": float(fault.get("errorRate", 0.0)), "latencyMs": 0.0, "crashAfter": 0.0}}
 
 
-def weights(project: Path, stable: int, canary: int) -> dict[str, object]:
+def weights(project: Path, stable: int, canary: int, servers: tuple[str, ...] = ("canary", "stable")
+            ) -> dict[str, object]:
     return {"sandboxDir": str(sandbox_dir(project)), "service": "web",
-            "weights": {"stable": float(stable), "canary": float(canary)}}
+            "weights": {"stable": float(stable), "canary": float(canary)}, "servers": list(servers)}
 
 
 def addr(api: RuntimeApi, backend: str, slot: str) -> tuple[str, str]:
@@ -213,3 +214,23 @@ def test_bad_input_and_a_stopped_sandbox(engine_sandbox: SandboxState, project: 
         provider.create(server(project, "canary", "demo:v2"))
     provider.delete("web/canary", outs)  # nothing left to delete: no error
     assert provider.read("web/canary", outs).id == ""
+
+
+def test_weights_stop_a_slot_left_running_by_a_forgotten_create(engine_sandbox: SandboxState, project: Path) -> None:
+    # An interrupted `up` started the canary, then its pending create was cleared from the state: no
+    # resource owns the process any more. The next up's weights notice it and take it down.
+    outs = hp.ServerProvider().create(server(project, "canary", "demo:v2")).outs
+    assert outs is not None
+    orphan = int(str(outs["pid"]))
+    provider = hp.WeightsProvider()
+    current = provider.create(weights(project, 100, 0)).outs
+    assert current is not None
+    wanted = weights(project, 100, 0, servers=("stable",))
+    assert provider.diff("web/weights", current, wanted).changes is True
+    provider.update("web/weights", current, wanted)
+    assert not procs.alive(orphan)
+    state = load(sandbox_dir(project))
+    assert state is not None and state.services["web"].slots["canary"] is None
+    assert state.services["web"].slots["stable"] is not None  # the wanted slot is untouched
+    assert provider.diff("web/weights", provider.read("web/weights", wanted).outs or {}, wanted).changes is False
+    assert set(versions_served(engine_sandbox, 50)) == {"v1"}
