@@ -203,7 +203,7 @@ class FakeStack:
            **_: object) -> object:
         self.calls.append("up")
         self._check_lock()
-        pending = self.deployment.get("pending_operations")
+        pending = self.deployment.get("pending_operations") or []
         assert isinstance(pending, list)
         if on_output is not None:
             on_output(f"Updating ({self.name}):\n")
