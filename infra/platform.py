@@ -20,8 +20,19 @@ def build_platform(cfg: GantryConfig) -> dict[str, pulumi.Input[object]]:
         "tier": cfg.tier.value,
     }
     if cfg.cloud is Cloud.LOCAL or cfg.cluster is None or cfg.region is None:
-        # The local sandbox serves services from HAProxy, outside Pulumi: report the config view only.
+        # The local sandbox serves services from HAProxy. Services the rollout engine drives through
+        # `pulumi up` (rollout target pulumi, e.g. stack local-engine) get their HAProxy slots and weights
+        # as dynamic-provider resources; the others are shifted by HaproxyTarget outside Pulumi.
         exports["services"] = {name: _local_view(svc) for name, svc in cfg.services.items()}
+        engine_driven = {name: svc for name, svc in cfg.services.items() if cfg.rollout_for(name).target == "pulumi"}
+        if engine_driven:
+            from infra.sandbox.haproxy_provider import SandboxRouting, sandbox_dir_of_project
+
+            directory = sandbox_dir_of_project()
+            routing = {name: SandboxRouting(name, svc, sandbox_dir=directory, faults=cfg.sandbox.faults)
+                       for name, svc in sorted(engine_driven.items())}
+            exports["routing"] = {name: {"weights": r.weights, "addresses": r.addresses}
+                                  for name, r in routing.items()}
         return exports
 
     from components.cluster import build_cluster
@@ -54,4 +65,6 @@ def _local_view(svc: ServiceConfig) -> dict[str, object]:
         "canaryImage": svc.canary_image,
         "canaryWeight": svc.canary_weight,
         "activeColor": svc.active_color.value,
+        "blueImage": svc.blue_image,
+        "greenImage": svc.green_image,
     }

@@ -16,7 +16,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     reason = "needs the pulumi CLI on PATH (marker 'engine')"
     for item in items:
-        if "engine" in item.keywords:
+        # The marker itself, not `"engine" in item.keywords`: keywords also hold every parent node's
+        # name, so a checkout in a directory called "engine" would skip the whole suite.
+        if item.get_closest_marker("engine") is not None:
             item.add_marker(pytest.mark.skip(reason=reason))
 
 

@@ -408,6 +408,10 @@ class Engine:
             # Any failure of the target (a failed `pulumi up`, a dead HAProxy socket) ends in a rollback.
             self._append(s, EntryKind.ERROR, {"action": action, "message": _one_line(str(exc)),
                                               "type": type(exc).__name__})
+            if isinstance(exc, StackLocked):
+                # Another update holds the stack (Pulumi's ConcurrentUpdateError): no rollback can run
+                # until it ends, so stop with exit 3; `gantry rollout resume` rolls back afterwards.
+                raise
             return
         self._append(s, EntryKind.APPLIED, {"action": action, **data})
 
@@ -420,6 +424,10 @@ class Engine:
         self._append(s, EntryKind.INTENT, {"action": "revert"})
         try:
             self.target.revert(checkpoint)
+        except StackLocked:
+            # A live update that is not ours holds the stack: the rollback is not failed, only blocked.
+            # The revert intent stays pending, so `gantry rollout resume` runs it again (exit 3 now).
+            raise
         except Exception as exc:
             # Keep the lines: a failed rollback's message carries the checkpoint file and recovery commands.
             self._append(s, EntryKind.ERROR, {"action": "revert", "message": str(exc)[-4000:],

@@ -107,6 +107,14 @@ def metrics_endpoint(settings: RolloutSettings, config: GantryConfig,
     return MetricsEndpoint(None, m.auth or "none", region, "none")
 
 
+def on_sandbox(settings: RolloutSettings) -> bool:
+    """Metrics come from the local sandbox's Prometheus: the haproxy target, or ``metrics.url: sandbox``
+    (the engine-driven sandbox stack local-engine, whose target is pulumi, judges the same series)."""
+    from infra.sandbox.settings import PROMETHEUS_SENTINEL
+
+    return settings.target == "haproxy" or settings.metrics.url == PROMETHEUS_SENTINEL
+
+
 def make_metrics(settings: RolloutSettings, project: Path, endpoint: MetricsEndpoint | None = None, *,
                  kubeconfig: str | None = None, namespace: str | None = None) -> MetricsProvider:
     """The stack's metrics provider, at the resolved endpoint and with the resolved auth."""
@@ -120,7 +128,7 @@ def make_metrics(settings: RolloutSettings, project: Path, endpoint: MetricsEndp
             raise InputError("rollout.metrics.url must be set, or exported by the cluster stack as output "
                              "metrics.url (run `pulumi up` first), but neither was found")
         url = endpoint.url
-        if m.provider == "prometheus" and settings.target == "haproxy":
+        if m.provider == "prometheus" and on_sandbox(settings):
             from infra.sandbox.state import resolve_prometheus_url
 
             url = resolve_prometheus_url(url, project)
@@ -146,7 +154,7 @@ def traffic_source(settings: RolloutSettings, provider: MetricsProvider, *, serv
 
     if settings.metrics.provider != "prometheus" or not isinstance(provider, PrometheusProvider):
         return None
-    if settings.target == "haproxy":
+    if on_sandbox(settings):
         # The sandbox labels series by demo version and status, scoped to the service's scrape targets.
         from infra.sandbox.target import sandbox_traffic
 

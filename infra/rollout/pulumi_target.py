@@ -6,15 +6,15 @@ Built by the rollout factory for ``target: pulumi``. It drives the stack from ou
 
 Pulumi has no rollback (pulumi/pulumi#96), so ``checkpoint`` snapshots the stack's config and its
 exported deployment before the first mutation, and ``revert`` restores the service's keys and runs
-``up``. When that ``up`` fails, the documented recovery is automated once: cancel our own lock,
-clear ``pending_operations`` (export, edit, import), refresh, retry. If the retry fails too,
+``up``. When that ``up`` fails, the documented recovery is automated once: cancel a stale lock (one
+whose ``pulumi`` process is gone), clear ``pending_operations`` (export, edit, import), refresh,
+retry. A live update that is not ours is never cancelled: it raises ``StackLocked`` (exit 3). If the retry fails too,
 ``RollbackFailed`` names the checkpoint file and the exact commands an operator should run.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import getpass
 import json
 import logging
 import os
@@ -89,6 +89,16 @@ def _redact_deployment(value: object) -> object:
     if isinstance(value, list):
         return [_redact_deployment(v) for v in value]
     return value
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
+    return True
 
 
 def _coerce_int(key: str, value: object) -> int:
@@ -299,16 +309,27 @@ class PulumiStackTarget:
             self._restore(keys)
             return
         except GantryError as first:
+            self._refuse_foreign_lock(first)
             self._emit(f"rollback up failed: {first}; recovering (cancel, clear pending operations, refresh)")
             log.warning("rollback of %s/%s failed once: %s", self.stack_name, self.service, first)
             self._recover(first)
         try:
             self._restore(keys)
         except GantryError as second:
+            self._refuse_foreign_lock(second)
             raise RollbackFailed(
                 f"rollback of {self.service} on stack {self.stack_name} failed twice ({second}); "
                 f"the checkpoint is {checkpoint.get('file', '(not written)')}. Recover with:\n"
                 + self.recovery_commands(checkpoint)) from second
+
+    def _refuse_foreign_lock(self, error: GantryError) -> None:
+        """A live update that is not ours holds the stack: stop (exit 3) rather than cancel or retry.
+
+        Cancelling would delete its lock under it (the file backend's cancel removes every lock), and
+        any retry would hit the same lock; ``gantry rollout resume`` finishes the rollback later.
+        """
+        if isinstance(error, StackLocked) and not self._ours(error):
+            raise error
 
     def finalize(self) -> None:
         """Nothing is held between calls: each ``up`` releases Pulumi's own lock when it ends."""
@@ -331,36 +352,58 @@ class PulumiStackTarget:
         self._up(f"roll back {self.service}")
 
     def _ours(self, error: GantryError) -> bool:
-        """Is the lock ours (an update we started, interrupted)? Never cancel somebody else's update."""
+        """May we cancel this lock? Only a stale one: never somebody else's update that is still running.
+
+        The lock names the ``pulumi`` process that took it as user@host (pid). user@host cannot tell
+        our interrupted update from an outside ``pulumi up`` by the same user on the same machine
+        (the real engine showed this), so the test is liveness: the holder is on this host and its
+        pid is gone. Another host's lock, or an unreadable one, is never ours.
+        """
         if not isinstance(error, StackLocked):
-            return True  # our own up failed: any lock left behind is ours
-        return error.host in (socket.gethostname(), "unknown host") and error.holder in (
-            getpass.getuser(), "another pulumi update")
+            # Our own up failed and released its lock; any lock there now belongs to someone else.
+            return False
+        return error.host == socket.gethostname() and error.pid is not None and not _pid_alive(error.pid)
 
     def _recover(self, error: GantryError) -> None:
-        if self._ours(error):
-            try:
-                self._call("cancel", self._stack.cancel)
-                self._point("cancel")
-                self._emit("cancelled our interrupted update")
-            except GantryError as exc:
-                # "no update in progress" is the usual answer, and fine: there was no lock to release.
-                log.info("cancel on %s: %s", self.stack_name, exc)
+        """The documented recovery (cancel, export, fix, import, refresh), cancelling only a stale lock.
+
+        A lock can also surface only at the import or the refresh (our ``pulumi`` was killed while
+        gantry lived on, so the first failure was not a lock error): each is retried once after the
+        stale lock is cancelled. Pending operations never block an ``up`` (the engine only warns),
+        but a pending create survives both an ``up`` and a non-interactive refresh, so it is cleared
+        by hand; the provider's create adopts whatever the interrupted create had already started.
+        """
+        if isinstance(error, StackLocked):
+            self._cancel_stale(error)
         try:
             state = self._call("export", self._stack.export_stack)
             deployment = dict(state.deployment or {})
             if deployment.get("pending_operations"):
                 count = len(deployment["pending_operations"])
                 deployment["pending_operations"] = []
-                self._call("import", lambda: self._stack.import_stack(
+                self._unlocked("import", lambda: self._stack.import_stack(
                     auto.Deployment(version=state.version, deployment=deployment)))
                 self._point("import")
                 self._emit(f"cleared {count} pending operation(s)")
-            self._call("refresh", lambda: self._stack.refresh(on_output=self._emit))
+            self._unlocked("refresh", lambda: self._stack.refresh(on_output=self._emit))
             self._point("refresh")
         except GantryError as exc:
             # The retry below will fail too and report everything; log why recovery was partial.
             log.warning("recovery of %s incomplete: %s", self.stack_name, exc)
+
+    def _cancel_stale(self, locked: StackLocked) -> None:
+        self._refuse_foreign_lock(locked)
+        # The file backend's cancel deletes every lock of the stack, so it runs only for a proven-stale one.
+        self._call("cancel", self._stack.cancel)
+        self._point("cancel")
+        self._emit(f"cancelled the stale lock of pid {locked.pid} (that update was interrupted)")
+
+    def _unlocked(self, operation: str, fn: Callable[[], object]) -> None:
+        try:
+            self._call(operation, fn)
+        except StackLocked as locked:
+            self._cancel_stale(locked)
+            self._call(operation, fn)
 
     def recovery_commands(self, checkpoint: JSONObject) -> str:
         s = self.stack_name

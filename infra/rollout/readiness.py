@@ -27,12 +27,21 @@ def exports_metrics(cfg: GantryConfig) -> bool:
     return cfg.cloud is not Cloud.LOCAL and cfg.cluster is not None and cfg.cluster.managed_prometheus
 
 
+def engine_sandbox(cfg: GantryConfig, settings: RolloutSettings) -> bool:
+    """The engine-driven sandbox (stack local-engine): a local stack whose program routes the sandbox's
+    HAProxy (target ``pulumi``) and whose metrics are the sandbox's Prometheus (``metrics.url: sandbox``)."""
+    from infra.sandbox.settings import PROMETHEUS_SENTINEL
+
+    return cfg.cloud is Cloud.LOCAL and settings.target == "pulumi" and settings.metrics.url == PROMETHEUS_SENTINEL
+
+
 def offline_only(cfg: GantryConfig, settings: RolloutSettings) -> bool:
     """A local stack driven through Pulumi has nothing to roll out (no cluster): only render and check apply.
 
     Its settings are not load errors, so such a stack still renders; ``readiness`` reports it not ready.
+    The engine-driven sandbox is the exception: its program's resources are the sandbox's routing.
     """
-    return cfg.cloud is Cloud.LOCAL and settings.target == "pulumi"
+    return cfg.cloud is Cloud.LOCAL and settings.target == "pulumi" and not engine_sandbox(cfg, settings)
 
 
 def settings_violations(cfg: GantryConfig, settings: RolloutSettings, prefix: str) -> list[Violation]:
@@ -62,7 +71,7 @@ def template_violations(cfg: GantryConfig, service: str, settings: RolloutSettin
 
     if settings.metrics.provider != "prometheus" or settings.metrics.queries != "router":
         return []
-    if settings.target == "haproxy" or offline_only(cfg, settings):
+    if settings.target == "haproxy" or engine_sandbox(cfg, settings) or offline_only(cfg, settings):
         return []  # the sandbox's own series (demo app metrics by version), or nothing to roll out
     svc = cfg.services[service]
     try:
@@ -92,7 +101,8 @@ def readiness(cfg: GantryConfig) -> list[str]:
     for name in cfg.services:
         if offline_only(cfg, cfg.rollout_for(name)):
             problems.append(f"services.{name}.rollout.target must be haproxy (the sandbox) on a local stack, "
-                            "but 'pulumi' was given")
+                            "or pulumi with metrics.url sandbox (the engine-driven sandbox), but 'pulumi' "
+                            "was given")
     if not cfg.services:
         problems.append("services must name at least one service to roll out, but none was given")
     return problems

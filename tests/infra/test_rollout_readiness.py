@@ -99,4 +99,11 @@ def test_a_local_stack_without_the_sandbox_target_renders_but_is_not_ready() -> 
     cfg = parse({"cloud": "local", "environment": "dev", "tier": "dev",
                  "services": {"web": {"namespace": "web", "image": "ghcr.io/acme/web:1.0.0"}}}, source="x")
     assert readiness(cfg) == ["services.web.rollout.target must be haproxy (the sandbox) on a local stack, "
-                              "but 'pulumi' was given"]
+                              "or pulumi with metrics.url sandbox (the engine-driven sandbox), but 'pulumi' "
+                              "was given"]
+
+
+def test_the_engine_driven_sandbox_stack_is_ready() -> None:
+    from infra.config import load_stack
+
+    assert readiness(load_stack("local-engine", Path(__file__).resolve().parents[2] / "stacks")) == []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import os
 import socket
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from rollout_rig import make_plan, make_rig
 
 from components.spec import Strategy
 from infra.errors import ExitCode
+from infra.rollout.errors import StackLocked
 from infra.rollout.fakes import FakeAnalysis
 from infra.rollout.journal import EntryKind
 from infra.rollout.pulumi_target import PulumiStackTarget
@@ -106,17 +108,52 @@ def test_an_interrupted_step_up_is_recovered_by_the_rollback(tmp_path: Path, sta
     assert _web(stack)["image"] == "ghcr.io/acme/web:1.0" and _web(stack)["canaryWeight"] == 0
 
 
-def test_someone_elses_lock_is_never_cancelled_and_ends_failed(tmp_path: Path, stack: FakeStack) -> None:
+def test_someone_elses_lock_is_never_cancelled_it_exits_3_and_resume_rolls_back(
+        tmp_path: Path, stack: FakeStack) -> None:
     class LockedByBob:
         def analyse(self, ctx: AnalysisContext) -> AnalysisResult:
             stack.lock_by("bob", "other-runner", 77)  # a human's `pulumi up` holds the stack
             return AnalysisResult(Verdict.FAIL, ())
 
     rig = _rig(tmp_path, stack, LockedByBob())
-    outcome = rig.engine.start(stack="dev", service="web", image="ghcr.io/acme/web:1.1", plan=rig.plan)  # type: ignore[arg-type]
-    assert outcome.phase is Phase.FAILED and outcome.exit_code is ExitCode.OPERATOR
-    assert "bob" in outcome.reason and "cancel" not in stack.calls
-    assert stack.lock == ("bob", "other-runner", 77)
+    with pytest.raises(StackLocked) as info:
+        rig.engine.start(stack="dev", service="web", image="ghcr.io/acme/web:1.1", plan=rig.plan)  # type: ignore[arg-type]
+    # Exit 3, not a failed rollback (4): nothing is broken, the stack is only busy. Nothing was cancelled.
+    assert info.value.exit_code is ExitCode.LOCKED and "bob" in str(info.value)
+    assert "cancel" not in stack.calls and stack.lock == ("bob", "other-runner", 77)
+    (record,) = rig.engine.journal.active("dev")  # type: ignore[arg-type]
+    assert record.phase is Phase.ROLLING_BACK
+
+    stack.lock = None  # bob's update ended
+    outcome = rig.engine.resume(record.id)
+    assert outcome.phase is Phase.ROLLED_BACK and outcome.verified
+    assert _web(stack)["image"] == "ghcr.io/acme/web:1.0" and _web(stack)["canaryWeight"] == 0
+    assert "cancel" not in stack.calls
+
+
+def test_a_live_update_on_this_host_blocking_a_step_exits_3_without_a_cancel(tmp_path: Path, stack: FakeStack
+                                                                           ) -> None:
+    # Same user, same host as our own updates: only the holder's live pid says it is not ours.
+    live = (getpass.getuser(), socket.gethostname(), os.getpid())
+
+    class LockedAfterFirstStep:
+        def analyse(self, ctx: AnalysisContext) -> AnalysisResult:
+            stack.lock_by(*live)
+            return AnalysisResult(Verdict.PASS, ())
+
+    rig = _rig(tmp_path, stack, LockedAfterFirstStep())
+    with pytest.raises(StackLocked) as info:
+        rig.engine.start(stack="dev", service="web", image="ghcr.io/acme/web:1.1", plan=rig.plan)  # type: ignore[arg-type]
+    assert info.value.exit_code is ExitCode.LOCKED and info.value.pid == os.getpid()
+    assert "cancel" not in stack.calls and stack.lock == live
+    (record,) = rig.engine.journal.active("dev")  # type: ignore[arg-type]
+    errors = rig.of(record.id, EntryKind.ERROR)
+    assert [e.data["action"] for e in errors] == ["set_weight"] and errors[0].data["type"] == "StackLocked"
+
+    stack.lock = None
+    outcome = rig.engine.resume(record.id)
+    assert outcome.phase is Phase.ROLLED_BACK and outcome.verified and "cancel" not in stack.calls
+    assert _web(stack)["image"] == "ghcr.io/acme/web:1.0" and _web(stack)["canaryWeight"] == 0
 
 
 def test_a_rollback_whose_up_fails_twice_ends_failed_with_recovery_steps(tmp_path: Path, stack: FakeStack) -> None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import getpass
 import json
+import os
+import socket
 import stat
 from pathlib import Path
 
 import pytest
-from fake_automation import FakeStack, FakeWorkspace, lock_stderr, services_program
+from fake_automation import FakeStack, FakeWorkspace, dead_pid, lock_stderr, services_program
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -191,7 +194,9 @@ def test_revert_recovers_from_an_interrupted_up_then_retries_once(ws: FakeWorksp
     stack.fail("up", "error: update canceled", interrupt=True)
     t.revert(cp)
     tail = [c for c in stack.calls if c in ("up", "cancel", "export_stack", "import_stack", "refresh")]
-    assert tail[-6:] == ["up", "cancel", "export_stack", "import_stack", "refresh", "up"]
+    # The failed up is not a lock error, so nothing is cancelled blindly: the import meets the lock,
+    # whose pulumi process is gone (stale), and only then is it cancelled and the import redone.
+    assert tail[-7:] == ["up", "export_stack", "import_stack", "cancel", "import_stack", "refresh", "up"]
     assert stack.lock is None and stack.deployment["pending_operations"] == []
     assert web(stack)["canaryWeight"] == 0
     assert any("cleared 1 pending operation" in ln for ln in lines)
@@ -217,15 +222,32 @@ def test_revert_that_fails_twice_names_checkpoint_and_recovery_commands(ws: Fake
     assert stack.calls.count("up") == 3  # the step, the rollback, the one retry
 
 
-def test_revert_never_cancels_another_hosts_update(ws: FakeWorkspace, tmp_path: Path) -> None:
+@pytest.mark.parametrize("holder", ["other-host", "same-host-live-pid"])
+def test_revert_never_cancels_a_live_foreign_update(ws: FakeWorkspace, tmp_path: Path, holder: str) -> None:
+    # An outside `pulumi up` by the same user on the same machine writes the same user@host as ours would:
+    # only a dead pid proves a lock stale. Another host's lock is never ours.
     stack = ws.stacks["dev"]
     t = target(ws, tmp_path)
     cp = t.checkpoint()
-    stack.lock_by("bob", "other-runner", 77)
-    with pytest.raises(RollbackFailed, match="locked by bob on other-runner"):
+    lock = ("bob", "other-runner", 77) if holder == "other-host" else (getpass.getuser(), socket.gethostname(),
+                                                                       os.getpid())
+    stack.lock_by(*lock)
+    with pytest.raises(StackLocked) as info:
         t.revert(cp)
-    assert "cancel" not in stack.calls
-    assert stack.lock == ("bob", "other-runner", 77)
+    assert info.value.exit_code is ExitCode.LOCKED and info.value.pid == lock[2]
+    assert "cancel" not in stack.calls and "refresh" not in stack.calls
+    assert stack.lock == lock
+
+
+def test_revert_cancels_a_stale_lock_of_this_host(ws: FakeWorkspace, tmp_path: Path) -> None:
+    stack = ws.stacks["dev"]
+    t = target(ws, tmp_path)
+    cp = t.checkpoint()
+    t.set_weights(50)
+    stack.lock_by(getpass.getuser(), socket.gethostname(), dead_pid())  # a killed gantry's pulumi up
+    t.revert(cp)
+    assert stack.lock is None and "cancel" in stack.calls
+    assert web(stack)["canaryWeight"] == 0
 
 
 def test_lock_message_parses_like_the_cli_prints_it() -> None:
