@@ -124,7 +124,8 @@ def _engine_for(project: Path, stack: str, service: str, image: str, strategy: S
     lock = SqliteLock(journal.path, clock, ttl=parse_duration(settings.lock_ttl))
     engine = Engine(target=parts.target, analysis=parts.analysis, journal=journal, lock=lock, clock=clock,
                     hooks=parts.hooks, notifier=parts.notifier, observer=observer, poll=1.0,
-                    masker=Masker(parts.secrets))
+                    masker=Masker(parts.secrets),
+                    look_every=parse_duration(settings.poll_interval))
     return engine, parts
 
 

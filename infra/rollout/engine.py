@@ -8,6 +8,8 @@ from the journal alone, checks the live target against it, and continues, or rol
 state is ambiguous. Its decisions (intents, decisions, the final phase) are compare-and-appends on
 the state they were based on: when another process wrote first (an operator's abort), the write is
 refused, the engine folds the new entries and decides again, so an acknowledged abort is honoured.
+While a step's interval runs, a streaming judge looks at the evidence every
+``look_every`` seconds (``rollout.pollInterval``); only a look that fails the step is journaled.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ from infra.rollout.seams import (
     RolloutId,
     ServingCheck,
     StackName,
+    StreamingAnalysis,
     Target,
     Verdict,
 )
@@ -129,7 +132,7 @@ class Engine:
 
     def __init__(self, *, target: Target, analysis: Analysis, journal: Journal, lock: Lock, clock: Clock,
                  hooks: Sequence[Hook] = (), notifier: Notifier | None = None, observer: Observer | None = None,
-                 poll: float = 1.0, masker: Masker | None = None) -> None:
+                 poll: float = 1.0, masker: Masker | None = None, look_every: float = 1.0) -> None:
         self.target = target
         self.analysis = analysis
         self.journal = journal
@@ -142,7 +145,10 @@ class Engine:
         # Every secret the config made Gantry hold is masked in what is journaled, so it cannot reach the
         # journal, `status`, `--json` stdout or the live view, whichever effect's text carried it.
         self.masker = masker or Masker()
+        self.look_every = look_every
+        """Seconds between a streaming judge's looks during a step (``rollout.pollInterval``)."""
         self._last_beat = 0.0
+        self._next_look = 0.0
 
     # ------------------------------------------------------------------ entry points
 
@@ -341,6 +347,13 @@ class Engine:
                 now = self.clock.now()
                 if self.observer is not None:
                     self.observer.on_wait(s, a.until, now)
+                if a.look and isinstance(self.analysis, StreamingAnalysis):
+                    if now >= self._next_look:
+                        self._next_look = now + self.look_every
+                        self._look(s, a, self.analysis)
+                        return
+                    self._sleep(min(a.until, self._next_look) - now)
+                    return
                 self._sleep(a.until - now)
             case ActionKind.PAUSED:
                 if self.observer is not None:
@@ -435,12 +448,33 @@ class Engine:
             return
         self._append(s, EntryKind.APPLIED, {"action": "revert"})
 
+    def _context(self, s: RolloutState, step: int, now: float) -> AnalysisContext:
+        return AnalysisContext(rollout_id=s.rollout_id, step_index=step, weight=s.plan.steps[step].weight,
+                               step_started_at=s.window_started_at, now=now, canary_version=s.image,
+                               baseline_version=s.baseline_image, final=s.holds + 1 >= s.plan.max_holds)
+
+    def _look(self, s: RolloutState, a: Action, judge: StreamingAnalysis) -> None:
+        """A look within the interval: journaled only when it fails the step (looks that find nothing change
+        nothing, so they leave no trace and a crash between them loses nothing)."""
+        now = self.clock.now()
+        try:
+            result = judge.look(self._context(s, a.step, now))
+        except Exception:  # a look that cannot answer proves nothing; the interval's analysis fails safe
+            return
+        if result.verdict is not Verdict.FAIL:
+            return
+        ps = s.plan.steps[a.step]
+        checks: list[JSONValue] = [
+            {"name": c.name, "verdict": c.verdict.value, "value": c.value, "limit": c.limit, "detail": c.detail}
+            for c in result.checks]
+        self._append(s, EntryKind.ANALYSIS, {"step": a.step, "weight": ps.weight, "label": ps.label,
+                                             "verdict": Verdict.FAIL.value, "checks": checks, "early": True,
+                                             "window": now - s.window_started_at})
+
     def _analyse(self, s: RolloutState, a: Action) -> None:
         now = self.clock.now()
         ps = s.plan.steps[a.step]
-        ctx = AnalysisContext(rollout_id=s.rollout_id, step_index=a.step, weight=ps.weight,
-                              step_started_at=s.step_started_at, now=now, canary_version=s.image,
-                              baseline_version=s.baseline_image)
+        ctx = self._context(s, a.step, now)
         try:
             result = self.analysis.analyse(ctx)
         except Exception as exc:  # an analysis that cannot answer fails safe
@@ -458,7 +492,7 @@ class Engine:
                                          for track, c in sorted(result.traffic.items())}
         self._append(s, EntryKind.ANALYSIS, {"step": a.step, "weight": ps.weight, "label": ps.label,
                                              "verdict": result.verdict.value, "checks": checks,
-                                             "window": now - s.step_started_at, "traffic": traffic})
+                                             "window": now - s.window_started_at, "traffic": traffic})
 
     def _decide(self, s: RolloutState, a: Action) -> None:
         decision = a.decision

@@ -219,7 +219,8 @@ def make_analysis(settings: RolloutSettings, *, project: Path, image: str, basel
                   provider: MetricsProvider | None = None, service: str | None = None,
                   svc: ServiceConfig | None = None, endpoint: MetricsEndpoint | None = None,
                   extra_gates: Sequence[judges.MetricGate] = (), new_color: Color | None = None,
-                  kubeconfig: str | None = None) -> Analysis:
+                  kubeconfig: str | None = None,
+                  strategy: Strategy = Strategy.CANARY) -> Analysis:
     """The judge ``settings.judge`` names, fed by the stack's provider, its template and every gate."""
     from infra.rollout import analysis as judges
 
@@ -234,7 +235,8 @@ def make_analysis(settings: RolloutSettings, *, project: Path, image: str, basel
         raise InputError(f"rollout.gates must be non-empty when metrics.provider is {settings.metrics.provider} "
                          "(it gives no per-version traffic), but [] was given")
     judge = settings.judge if traffic is not None else "threshold"
-    return judges.make_analysis(settings.model_copy(update={"judge": judge}), traffic, gates)
+    return judges.make_analysis(settings.model_copy(update={"judge": judge}), traffic, gates,
+                                strategy=strategy.value)
 
 
 def hook_env(settings: RolloutSettings, environ: Mapping[str, str] | None = None) -> list[dict[str, str]]:
@@ -371,7 +373,7 @@ def build(*, project: Path, stack: StackName, service: str, config: GantryConfig
         target=target,
         analysis=make_analysis(settings, project=project, image=image, baseline_image=baseline, service=service,
                                svc=svc, endpoint=metrics_endpoint(settings, config, outputs), extra_gates=extra,
-                               new_color=new_color, kubeconfig=kube),
+                               new_color=new_color, kubeconfig=kube, strategy=strategy),
         hooks=hooks,
         notifier=make_notifier(settings, secrets=secrets),
         plan=make_plan(settings, strategy, sorted({h.phase for h in hooks})),

@@ -169,6 +169,10 @@ class RolloutState:
     weight: int = 0
     active_color: Color | None = None
     step_started_at: float = 0.0
+    """When the current interval began: the step was applied, or the last hold was decided."""
+    window_started_at: float = 0.0
+    """Start of the analysis window: the step was applied, or the last failed analysis was held. Inconclusive
+    holds do not move it, so evidence accumulates across them (the counts are cumulative within the step)."""
     attempt: int = 0
     last_verdict: Verdict | None = None
     last_failed: tuple[str, ...] = ()
@@ -315,7 +319,8 @@ def _applied(s: RolloutState, d: JSONObject, at: float) -> Changes:
         out["active_color"] = Color(str(d["color"]))
     if "step" in d:
         # A plan step is now live: its analysis window starts here.
-        out.update(applied=True, step=int(cast(int, d["step"])), step_started_at=at, attempt=0)
+        out.update(applied=True, step=int(cast(int, d["step"])), step_started_at=at, window_started_at=at,
+                   attempt=0)
     return out
 
 
@@ -353,7 +358,12 @@ def _decided(s: RolloutState, decision: Decision, reason: str, override: bool, a
         case Decision.ADVANCE:
             out.update(step=s.step + 1, applied=False)
         case Decision.HOLD:
+            # A new interval starts either way. The window restarts only after a failed analysis (a fresh
+            # test: the old evidence already crossed the failure boundary); an inconclusive one keeps it,
+            # so a hold adds evidence instead of throwing it away.
             out.update(step_started_at=at)
+            if s.last_verdict is Verdict.FAIL:
+                out.update(window_started_at=at)
         case Decision.PROMOTE:
             out.update(phase=Phase.PROMOTING, promoting_since=at, override=s.override or override,
                        skip_requested=False, paused=False, reason=reason)
@@ -441,6 +451,8 @@ class Action:
     reason: str = ""
     override: bool = False
     phase: Phase | None = None
+    look: bool = False
+    """A WAIT within a step's interval, during which a streaming judge looks at the evidence so far."""
 
 
 def _hooks(s: RolloutState, phase: HookPhase, key: str) -> Action | None:
@@ -495,7 +507,8 @@ def next_action(s: RolloutState, now: float) -> Action:
         return Action(ActionKind.DECIDE, decision=v.decision, reason=v.reason, step=s.step)
     until = s.step_started_at + s.plan.interval
     if now < until:
-        return Action(ActionKind.WAIT, until=until, step=s.step)
+        # A step's wait: a streaming judge may look at the evidence meanwhile and fail the step early.
+        return Action(ActionKind.WAIT, until=until, step=s.step, look=True)
     return _hooks(s, HookPhase.STEP, f"step:{s.step}:{s.attempt}") or Action(ActionKind.ANALYSE, step=s.step)
 
 

@@ -205,7 +205,11 @@ class AnalysisResult:
 
 @dataclass(frozen=True, slots=True)
 class AnalysisContext:
-    """What an analysis is about: the step, its weight and the window since the step was applied."""
+    """What an analysis is about: the step, its weight and the window ``step_started_at``..``now``.
+
+    The window starts when the step was applied (or after a failed analysis was held) and grows across
+    inconclusive holds, so the counts a judge reads are cumulative within the step.
+    """
 
     rollout_id: RolloutId
     step_index: int
@@ -214,12 +218,26 @@ class AnalysisContext:
     now: float
     canary_version: str
     baseline_version: str
+    final: bool = False
+    """The last analysis the step's hold budget allows: one more INCONCLUSIVE counts as a failure, so a
+    sequential judge decides here by truncation instead of holding."""
 
 
 class Analysis(Protocol):
     """Judges one step from metrics (threshold gates, or the sequential statistical judge)."""
 
     def analyse(self, ctx: AnalysisContext) -> AnalysisResult: ...
+
+
+@runtime_checkable
+class StreamingAnalysis(Analysis, Protocol):
+    """A judge that also looks at the evidence while a step's interval runs, to fail it the moment it is bad.
+
+    ``look`` returns FAIL only on conclusive evidence of a bad canary, and INCONCLUSIVE otherwise (missing
+    data included: the end-of-interval ``analyse`` is the one that fails safe on it). It never passes.
+    """
+
+    def look(self, ctx: AnalysisContext) -> AnalysisResult: ...
 
 
 # --------------------------------------------------------------------------- hooks and notifications

@@ -184,6 +184,37 @@ class GateSettings(Spec):
     min_count: int = Field(default=1, ge=1, description="Data points needed; fewer fails safe. Default: 1.")
 
 
+class SprtSettings(Spec):
+    """The sequential judge's hypotheses and error probabilities (see ``infra.rollout.analysis``).
+
+    By default the hypotheses straddle the strategy's error gate ``L`` (``1 - minSuccessRate`` for a canary,
+    ``blueGreenMaxErrorRate`` for blue/green): ``p0 = 0.6 L`` and ``p1 = 4 L`` for a canary, which is 0.3%
+    against 2% for the seed's 99.5% gate; ``p0 = L / 2`` and ``p1 = 2 L`` for blue/green (0.5% against 2%),
+    whose windows after the switch see all the traffic and can afford a test that is indifferent at the gate.
+    """
+
+    p0: float | None = Field(default=None, gt=0, lt=1,
+                             description="Healthy error probability (H0). Default: 0.6 x the canary gate, "
+                                         "0.5 x the blue/green gate.")
+    p1: float | None = Field(default=None, gt=0, lt=1,
+                             description="Bad error probability (H1). Default: 4 x the canary gate, "
+                                         "2 x the blue/green gate.")
+    alpha: float = Field(default=0.01, gt=0, lt=0.5,
+                         description="Chance a step fails a canary at p0 (a needless rollback). Default: 0.01.")
+    beta: float = Field(default=0.05, gt=0, lt=0.5,
+                        description="Chance a step passes a canary at p1 (a missed rollback). Default: 0.05.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SprtSettings:
+        if self.p0 is not None and self.p1 is not None and not self.p0 < self.p1:
+            raise_first([Violation("sprt.p1", f"greater than p0 ({self.p0})", self.p1)])
+        return self
+
+
+HYPOTHESES_PER_GATE = {"canary": (0.6, 4.0), "bluegreen": (0.5, 2.0)}
+"""Default (H0, H1) as multiples of the strategy's error gate (see ``SprtSettings``)."""
+
+
 class RolloutSettings(Spec):
     """How a rollout proceeds and when it is judged failed. Defaults follow Flagger and the seed rules."""
 
@@ -193,6 +224,20 @@ class RolloutSettings(Spec):
     max_error_rate: float = Field(default=0.05, ge=0, le=1, description="Error-rate limit. Default: 0.05.")
     max_p95_ms: float = Field(default=2000, gt=0, description="p95 latency limit in ms. Default: 2000.")
     max_restarts: int = Field(default=5, ge=0, description="Container restarts limit. Default: 5.")
+    min_success_rate: float = Field(
+        default=0.995, gt=0, le=1,
+        description="Canary gate (the seed's): the canary's success rate must stay at or above this. "
+                    "Default: 0.995.")
+    blue_green_max_error_rate: float = Field(
+        default=0.01, ge=0, le=1,
+        description="Blue/green gate (the seed's): more errors than this after the switch switches back. "
+                    "Default: 0.01.")
+    sprt: SprtSettings = Field(default_factory=SprtSettings,
+                               description="Sequential judge hypotheses. Default: derived from the gate.")
+    poll_interval: Duration = Field(
+        default="1s",
+        description="How often the sequential judge looks at new evidence during a step, to fail it the moment "
+                    "Wald's boundary is crossed. Default: 1s (the sandbox's scrape interval).")
     judge: Literal["sprt", "threshold"] = Field(default="sprt", description="Analysis judge. Default: sprt.")
     min_samples: int = Field(default=50, ge=1, description="Requests needed for a verdict. Default: 50.")
     post_promotion_window: Duration = Field(default="60s", description="Blue/green watch window. Default: 60s.")
@@ -224,7 +269,26 @@ class RolloutSettings(Spec):
         names = [h.name for h in self.hooks]
         if len(set(names)) != len(names):
             raise_first([Violation("hooks", "uniquely named", names)])
+        for strategy in ("canary", "bluegreen"):
+            self.sprt_hypotheses(strategy)  # conflicting overrides fail at load, not at the first analysis
         return self
+
+    def error_gate(self, strategy: str) -> float:
+        """The error-rate gate for ``strategy`` ("canary" or "bluegreen"), never above the absolute limit."""
+        # Rounded: 1 - 0.995 is 0.0050000000000000044 in binary floating point, and limits are shown to users.
+        gate = round(1.0 - self.min_success_rate, 12) if strategy == "canary" else self.blue_green_max_error_rate
+        return min(gate, self.max_error_rate)
+
+    def sprt_hypotheses(self, strategy: str) -> tuple[float, float]:
+        """(p0, p1) of the sequential judge for ``strategy``: the stack's values, else derived from the gate."""
+        gate = self.error_gate(strategy)
+        low, high = HYPOTHESES_PER_GATE["canary" if strategy == "canary" else "bluegreen"]
+        p0 = self.sprt.p0 if self.sprt.p0 is not None else low * gate
+        p1 = self.sprt.p1 if self.sprt.p1 is not None else high * gate
+        if not 0 < p0 < p1 < 1:
+            raise_first([Violation("sprt", f"hypotheses 0 < p0 < p1 < 1 for the {strategy} gate of {gate:g}",
+                                   {"p0": p0, "p1": p1})])
+        return p0, p1
 
     def weights(self) -> list[int]:
         """The canary weights: the linear series when stepWeight is set, else ``steps``."""

@@ -75,15 +75,24 @@ def by_name(result: AnalysisResult) -> dict[str, Verdict]:
 # --------------------------------------------------------------------------- threshold defaults
 
 
-@pytest.mark.parametrize(("errors", "p95", "expected"), [
-    (10, 100.0, Verdict.PASS),     # 5% is at the limit, not above it
-    (11, 100.0, Verdict.FAIL),     # 5.5% > 5%
-    (0, 2000.0, Verdict.PASS),
-    (0, 2000.1, Verdict.FAIL),     # p95 above 2000 ms
+@pytest.mark.parametrize(("strategy", "errors", "p95", "expected"), [
+    ("canary", 1, 100.0, Verdict.PASS),      # 99.5% success is at the canary gate, not below it
+    ("canary", 2, 100.0, Verdict.FAIL),      # 99.0% < 99.5%
+    ("bluegreen", 2, 100.0, Verdict.PASS),   # 1% errors is at the blue/green gate, not above it
+    ("bluegreen", 3, 100.0, Verdict.FAIL),   # 1.5% > 1%: switch back
+    ("canary", 0, 2000.0, Verdict.PASS),
+    ("canary", 0, 2000.1, Verdict.FAIL),     # p95 above 2000 ms
 ])
-def test_threshold_defaults_follow_the_seed_rules(errors: int, p95: float, expected: Verdict) -> None:
+def test_threshold_defaults_follow_the_seed_rules(strategy: str, errors: int, p95: float, expected: Verdict) -> None:
     traffic = FakeTraffic({Track.CANARY: counts(200, errors, p95)})
-    assert ThresholdAnalysis(RolloutSettings(), traffic).analyse(ctx()).verdict is expected
+    assert ThresholdAnalysis(RolloutSettings(), traffic, strategy=strategy).analyse(ctx()).verdict is expected
+
+
+def test_the_absolute_error_limit_caps_a_relaxed_gate() -> None:
+    relaxed = RolloutSettings(min_success_rate=0.5, blue_green_max_error_rate=0.5)
+    traffic = FakeTraffic({Track.CANARY: counts(200, 12)})  # 6% > the absolute 5%
+    for strategy in ("canary", "bluegreen"):
+        assert ThresholdAnalysis(relaxed, traffic, strategy=strategy).analyse(ctx()).verdict is Verdict.FAIL
 
 
 def test_window_is_the_time_since_the_step_started() -> None:
@@ -103,7 +112,7 @@ def test_threshold_judge_records_the_stable_versions_counts_without_judging_them
 
 
 def test_limits_are_configurable_per_service() -> None:
-    lenient = RolloutSettings(max_error_rate=0.10, max_p95_ms=3000)
+    lenient = RolloutSettings(min_success_rate=0.9, max_error_rate=0.10, max_p95_ms=3000)
     traffic = FakeTraffic({Track.CANARY: counts(200, 16, 2500.0)})  # 8%, 2.5 s
     assert ThresholdAnalysis(RolloutSettings(), traffic).analyse(ctx()).verdict is Verdict.FAIL
     assert ThresholdAnalysis(lenient, traffic).analyse(ctx()).verdict is Verdict.PASS
@@ -173,19 +182,19 @@ def test_no_source_and_no_gates_is_refused() -> None:
 
 
 def test_min_sample_guard_holds_what_the_sprt_would_pass() -> None:
-    lat = tuple(float(i % 50 + 50) for i in range(80))
-    data = {Track.CANARY: counts(80, 0, latencies=lat), Track.BASELINE: counts(5000, 50, latencies=lat * 10)}
-    settings = RolloutSettings(min_samples=100)
+    lat = tuple(float(i % 50 + 50) for i in range(200))
+    data = {Track.CANARY: counts(200, 0, latencies=lat), Track.BASELINE: counts(5000, 50, latencies=lat * 10)}
+    settings = RolloutSettings(min_samples=300)
     analysis = SequentialAnalysis(settings, FakeTraffic(data))
     sprt = analysis.sprt_check(data[Track.CANARY], data[Track.BASELINE])
     plan = analysis.plan_for(0.01)
-    assert plan.llr(80, 0) <= plan.lower, "the SPRT alone would accept H0 here"
+    assert plan.llr(200, 0) <= plan.lower, "the SPRT alone would accept H0 here"
     assert sprt.verdict is Verdict.INCONCLUSIVE
     assert analysis.analyse(ctx()).verdict is Verdict.INCONCLUSIVE, "inconclusive holds, it never passes"
 
 
 def test_sprt_fail_is_honoured_below_min_samples() -> None:
-    data = {Track.CANARY: counts(5, 4), Track.BASELINE: counts(5000, 50)}
+    data = {Track.CANARY: counts(5, 4), Track.BASELINE: counts(5000, 5)}
     result = SequentialAnalysis(RolloutSettings(), FakeTraffic(data)).analyse(ctx())
     assert by_name(result)["error-rate-sprt"] is Verdict.FAIL and result.verdict is Verdict.FAIL
 
@@ -194,8 +203,9 @@ def test_baseline_rate_sets_h0_only_with_enough_baseline_data() -> None:
     analysis = SequentialAnalysis(RolloutSettings(), FakeTraffic({}))
     trusted = analysis.sprt_check(counts(100, 0), counts(1000, 30))
     untrusted = analysis.sprt_check(counts(100, 0), counts(10, 3))
-    assert "H0 p=0.030" in trusted.detail and "H1 p=0.060" in trusted.detail
-    assert "H0 p=0.010" in untrusted.detail and "H1 p=0.050" in untrusted.detail
+    # A failing baseline (3%) lifts H0 to its own rate, H1 keeps the default distance (2% - 0.3%) above it.
+    assert "H0 p=0.030" in trusted.detail and "H1 p=0.047" in trusted.detail
+    assert "H0 p=0.003" in untrusted.detail and "H1 p=0.020" in untrusted.detail
 
 
 # --------------------------------------------------------------------------- factory

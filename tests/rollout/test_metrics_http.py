@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-import time
+import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 
@@ -16,6 +16,26 @@ from infra.rollout.metrics.http import HttpProvider, HttpTraffic
 from infra.rollout.seams import MetricQuery, Sample, Track
 
 
+class ServerTime:
+    """A clock that only the test app's handlers move: each request takes exactly the time its route declares,
+    however loaded the machine is (the provider reads it before and after each request, as its timer)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            return self.now
+
+    def spend(self, seconds: float) -> None:
+        with self._lock:
+            self.now += seconds
+
+
+SERVER_TIME = ServerTime()
+
+
 @pytest.fixture
 def app() -> Iterator[App]:
     counter = itertools.count()
@@ -23,11 +43,15 @@ def app() -> Iterator[App]:
     def flaky(_: BaseHTTPRequestHandler) -> tuple[int, str]:
         return (500, "boom") if next(counter) % 4 == 0 else (200, "ok")
 
-    def slow(_: BaseHTTPRequestHandler) -> tuple[int, str]:
-        time.sleep(0.03)
+    def ok(_: BaseHTTPRequestHandler) -> tuple[int, str]:
+        SERVER_TIME.spend(0.002)
         return 200, "ok"
 
-    routes = {"/ok": lambda _: (200, "ok"), "/flaky": flaky, "/slow": slow, "/down": lambda _: (503, "down"),
+    def slow(_: BaseHTTPRequestHandler) -> tuple[int, str]:
+        SERVER_TIME.spend(0.03)
+        return 200, "ok"
+
+    routes = {"/ok": ok, "/flaky": flaky, "/slow": slow, "/down": lambda _: (503, "down"),
               "/notfound-is-ok": lambda _: (404, "nope")}
     with serve(App(routes=routes)) as running:
         yield running
@@ -48,12 +72,13 @@ def test_4xx_is_not_a_server_failure(app: App) -> None:
 
 
 def test_latency_percentiles_reflect_a_slow_endpoint(app: App) -> None:
-    p = HttpProvider(probes=10)
+    # The timer is injected: a stall of the loaded machine between two reads cannot make /ok look slow.
+    p = HttpProvider(probes=10, timer=SERVER_TIME)
     fast = p.query(MetricQuery("p95", f"{app.url}/ok"))
     slow = p.query(MetricQuery("p50", f"{app.url}/slow"))
     assert isinstance(fast, Sample) and isinstance(slow, Sample)
-    assert slow.value >= 30.0, "every /slow request sleeps 30 ms"
-    assert slow.value > fast.value
+    assert fast.observations == pytest.approx((2.0,) * 10) and fast.value == pytest.approx(2.0)
+    assert slow.observations == pytest.approx((30.0,) * 10) and slow.value == pytest.approx(30.0)
 
 
 def test_all_probes_failing_makes_latency_unavailable(app: App) -> None:
@@ -102,7 +127,7 @@ def test_sequential_judge_on_live_probes(app: App) -> None:
     from infra.rollout.settings import RolloutSettings
 
     ctx = AnalysisContext(RolloutId("r"), 0, 10, 0.0, 30.0, "web:1.1", "web:1.0")
-    provider = HttpProvider(probes=80)
+    provider = HttpProvider(probes=200)  # a clean canary passes after 174 requests at the 0.3%/2% hypotheses
     bad = HttpTraffic(provider, {Track.CANARY: f"{app.url}/flaky", Track.BASELINE: f"{app.url}/ok"})
     checks = {c.name: c for c in SequentialAnalysis(RolloutSettings(), bad).analyse(ctx).checks}
     assert checks["error-rate-sprt"].verdict is Verdict.FAIL, checks["error-rate-sprt"].detail

@@ -133,7 +133,18 @@ def test_sequential_judge_passes_stable_against_itself(prom: PrometheusProvider)
 def test_threshold_judge_on_real_prometheus(prom: PrometheusProvider) -> None:
     result = ThresholdAnalysis(RolloutSettings(), PrometheusTraffic(prom)).analyse(ctx())
     by_name = {c.name: c for c in result.checks}
-    assert by_name["error-rate"].verdict is Verdict.FAIL and math.isclose(by_name["error-rate"].limit or 0, 0.05)
+    # The limit is the canary gate: a 99.5% success rate.
+    assert by_name["error-rate"].verdict is Verdict.FAIL and by_name["error-rate"].limit == 0.005
+
+
+def test_request_counts_are_exact_counter_differences_over_the_window(prom: PrometheusProvider) -> None:
+    traffic = PrometheusTraffic(prom)
+    # increase() would extrapolate 400 to the range's edges (about 10% more here); the judge needs whole requests.
+    assert traffic.requests(Track.CANARY, 600.0) == (CANARY[0], CANARY[1])
+    assert traffic.requests(Track.BASELINE, 600.0) == (STABLE[0], STABLE[1])
+    # Nothing was served since well after the last scrape of the traffic: a short window counts nothing.
+    assert traffic.requests(Track.CANARY, 0.5) == (0, 0)
+    assert traffic.buckets(Track.CANARY, 600.0)[-1] == (math.inf, float(CANARY[0]))
 
 
 def test_online_and_offline() -> None:

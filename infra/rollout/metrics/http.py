@@ -6,6 +6,7 @@ Used by the analysis when no metrics backend exists (smoke checks, the sandbox);
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
@@ -50,7 +51,8 @@ class HttpProvider:
     name = "http"
 
     def __init__(self, url: str | None = None, probes: int = 20, timeout: float = 5.0,
-                 error_status: int = 500, client: httpx.Client | None = None) -> None:
+                 error_status: int = 500, client: httpx.Client | None = None,
+                 timer: Callable[[], float] = time.perf_counter) -> None:
         if probes < 1:
             raise InputError(f"probes must be at least 1, but {probes} was given")
         self.url = url
@@ -58,18 +60,20 @@ class HttpProvider:
         self.timeout = timeout
         self.error_status = error_status
         self._client = client or httpx.Client(timeout=timeout, follow_redirects=False)
+        self._timer = timer
+        """Seconds, monotonic; injected by tests so latency figures do not depend on the machine's load."""
 
     def probe(self, url: str, n: int | None = None) -> ProbeStats:
         """Request ``url`` n times in sequence, timing each request."""
         latencies: list[float] = []
         errors = 0
         for _ in range(n or self.probes):
-            start = time.perf_counter()
+            start = self._timer()
             try:
                 status = self._client.get(url).status_code
             except httpx.HTTPError:
                 status = None
-            latencies.append((time.perf_counter() - start) * 1000.0)
+            latencies.append((self._timer() - start) * 1000.0)
             if status is None or status >= self.error_status:
                 errors += 1
         return ProbeStats(len(latencies), errors, tuple(latencies))

@@ -117,30 +117,42 @@ class PrometheusTraffic:
         values = [s.value for s in series if not math.isnan(s.value)]
         return sum(values) if values else None
 
+    @staticmethod
+    def counted(series: str, window_seconds: float) -> str:
+        """PromQL for what counter ``series`` counted between the last scrape before the window opened and the
+        latest scrape, per series.
+
+        Exact whole counts, unlike ``increase()``, which extrapolates to the range's edges and can inflate a
+        short window's counts (and with them a likelihood ratio) by up to twice, and which sees nothing in a
+        range holding a single scrape. Per series: the difference from its value ``window`` ago, or its whole
+        value for a series born since (counters start at 0); a counter that went down (a restart) gives 0.
+        """
+        ago = f"{max(1, round(window_seconds * 1000))}ms"
+        return f"(clamp_min({series} - {series} offset {ago}, 0) or ({series} unless {series} offset {ago}))"
+
+    def _counted(self, selector: str, window_seconds: float) -> float | None:
+        """Requests counted in the window (see ``counted``); None when no series exists at all."""
+        return self._scalar(f"sum({self.counted(self.requests_metric + selector, window_seconds)})")
+
     def requests(self, track: Track, window_seconds: float) -> tuple[int, int]:
-        """(requests, errors) in the window, from ``increase`` of the counter."""
-        w = duration(window_seconds)
-        total = self._scalar(f"sum(increase({self.requests_metric}{self._selector(track)}[{w}]))")
+        """(requests, errors) scraped since the window opened: exact counter differences (see ``_counted``)."""
+        total = self._counted(self._selector(track), window_seconds)
         if total is None:
             raise MetricsUnavailable(f"prometheus has no {self.requests_metric} series for {self.versions[track]}")
-        err_sel = self._selector(track, f'{self.status_label}=~"{self.error_status_regex}"')
-        errors = self._scalar(f"sum(increase({self.requests_metric}{err_sel}[{w}]))") or 0.0
-        # increase() extrapolates to the window edges; round to whole requests and never exceed the total.
+        errors = self._counted(self._selector(track, f'{self.status_label}=~"{self.error_status_regex}"'),
+                               window_seconds) or 0.0
         n = round(total)
         return n, min(n, round(errors))
 
     def quantile_ms(self, track: Track, q: float, window_seconds: float) -> float | None:
-        w = duration(window_seconds)
-        sel = self._selector(track)
-        v = self._scalar(f"histogram_quantile({q}, sum by (le) "
-                         f"(rate({self.latency_histogram}_bucket{sel}[{w}])))")
-        return None if v is None or math.isinf(v) else v * 1000.0
+        buckets = self.counted(f"{self.latency_histogram}_bucket{self._selector(track)}", window_seconds)
+        v = self._scalar(f"histogram_quantile({q}, sum by (le) ({buckets}))")
+        return None if v is None or math.isinf(v) or math.isnan(v) else v * 1000.0
 
     def buckets(self, track: Track, window_seconds: float) -> list[tuple[float, float]]:
-        """(upper bound in seconds, cumulative count) per bucket, increase over the window, sorted by bound."""
-        w = duration(window_seconds)
-        series = self.provider.vector(
-            f"sum by (le) (increase({self.latency_histogram}_bucket{self._selector(track)}[{w}]))")
+        """(upper bound in seconds, cumulative count) per bucket over the window (exact, see ``counted``)."""
+        counted = self.counted(f"{self.latency_histogram}_bucket{self._selector(track)}", window_seconds)
+        series = self.provider.vector(f"sum by (le) ({counted})")
         out = [(float(s.labels["le"]), s.value) for s in series if "le" in s.labels and not math.isnan(s.value)]
         return sorted(out)
 
