@@ -3,7 +3,7 @@
 The drill forks an engine over PulumiStackTarget on the file-backed fake Automation API, SIGKILLs it
 after every single effect (config set, config rm, up) of every operation, resumes it in this process and
 checks what the stack really runs. The HaproxyTarget drill (real CLI, real sandbox) is in
-tests/sandbox/test_op_drill.py.
+tests/sandbox/test_haproxy_op_drill.py.
 """
 
 from __future__ import annotations
