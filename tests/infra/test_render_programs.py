@@ -336,11 +336,21 @@ def old_sdk_venv() -> Path:
     .pth to the shared site-packages for the heavy binary dependencies, and only the two pinned SDKs
     installed into it (pip's download cache keeps repeat builds offline).
     """
+    import fcntl
+
     cache = Path(os.environ.get("GANTRY_TEST_VENV_CACHE", Path.home() / ".cache" / "gantry-tests"))
     venv = cache / f"pulumi-{OLD_PULUMI}-aws-{OLD_AWS}-py{sys.version_info[0]}{sys.version_info[1]}"
     ready = venv / ".gantry-ready"
-    if ready.exists():
-        return venv
+    cache.mkdir(parents=True, exist_ok=True)
+    # Parallel test workers share the cache: one builds, the others wait for it.
+    with open(cache / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not ready.exists():
+            _build_old_sdk_venv(venv, ready)
+    return venv
+
+
+def _build_old_sdk_venv(venv: Path, ready: Path) -> None:
     shutil.rmtree(venv, ignore_errors=True)
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     site = Path(subprocess.run([str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()"
@@ -349,7 +359,6 @@ def old_sdk_venv() -> Path:
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site),
                     f"pulumi=={OLD_PULUMI}", f"pulumi_aws=={OLD_AWS}"], check=True, timeout=1200)
     ready.write_text("ok\n")
-    return venv
 
 
 def _project_with_env(tmp_path: Path, venv: Path, runtime: str, env_dir: str) -> Path:
