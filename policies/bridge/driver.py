@@ -1,0 +1,73 @@
+"""Runs inside Checkov's own interpreter (``.venv-checkov``): scans a directory with Checkov's runner API.
+
+Started by ``policies.bridge.runner`` before the program is rendered, so Checkov's imports overlap the
+render. Protocol: it prints ``ready`` once imported, then reads one JSON request from stdin
+(``{"root": dir, "frameworks": [...]}``) and writes one JSON document to stdout: failed and passed checks
+with their resource ids, file and lines, plus Checkov's version. Only stdlib and Checkov are imported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import sys
+from typing import Any
+
+
+def _runners() -> dict[str, Any]:
+    from checkov.arm.runner import Runner as ArmRunner  # type: ignore[import-not-found,unused-ignore]
+    from checkov.kubernetes.runner import Runner as K8sRunner  # type: ignore[import-not-found,unused-ignore]
+    from checkov.terraform_json.runner import (  # type: ignore[import-not-found,unused-ignore]
+        TerraformJsonRunner,
+    )
+
+    return {"terraform_json": TerraformJsonRunner, "arm": ArmRunner, "kubernetes": K8sRunner}
+
+
+def _record(r: Any, framework: str) -> dict[str, Any]:
+    lines = list(getattr(r, "file_line_range", None) or [0, 0])
+    return {"check_id": r.check_id, "check_name": r.check_name, "resource": r.resource, "framework": framework,
+            "file": os.path.basename(str(r.file_path or "")), "path": str(r.file_path or ""),
+            "lines": lines, "guideline": getattr(r, "guideline", None) or ""}
+
+
+def main() -> int:
+    logging.disable(logging.CRITICAL)  # Checkov logs parse noise at WARNING; our caller reports what matters
+    os.environ.setdefault("CHECKOV_RUN_SCA_PACKAGE_SCAN_V2", "false")
+    os.environ.setdefault("BC_SKIP_MAPPING", "TRUE")
+    from checkov.common.util.banner import version  # type: ignore[import-not-found,unused-ignore]
+    from checkov.runner_filter import RunnerFilter  # type: ignore[import-not-found,unused-ignore]
+
+    runners = _runners()
+    print("ready", flush=True)
+    request = json.loads(sys.stdin.readline() or "{}")
+    root = str(request.get("root") or "")
+    frameworks = [f for f in request.get("frameworks", []) if f in runners]
+    failed: list[dict[str, Any]] = []
+    passed: list[dict[str, Any]] = []
+    errors: list[str] = []
+    for framework in frameworks:
+        sub = os.path.join(root, {"terraform_json": "", "arm": "azure", "kubernetes": "k8s"}[framework])
+        try:
+            runner = runners[framework]()
+            rf = RunnerFilter(framework=[framework], show_progress_bar=False, download_external_modules=False)
+            # Checkov prints progress and warnings on stdout; our stdout is the protocol.
+            with contextlib.redirect_stdout(io.StringIO()):
+                report = runner.run(root_folder=sub, runner_filter=rf)
+            reports = report if isinstance(report, list) else [report]
+            for rep in reports:
+                failed += [_record(r, framework) for r in rep.failed_checks]
+                passed += [_record(r, framework) for r in rep.passed_checks]
+        except Exception as exc:  # report and keep the other frameworks
+            errors.append(f"{framework}: {type(exc).__name__}: {' '.join(str(exc).split())}")
+    json.dump({"version": version, "failed": failed, "passed": passed, "errors": errors}, sys.stdout)
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
