@@ -29,7 +29,6 @@ RULE_PROPERTIES: dict[str, dict[str, dict[str, object]]] = {
     "kms-deletion-protection": {"minDays": {"type": "integer", "minimum": 7, "maximum": 30}},
     "kms-key-rotation": {"maxDays": {"type": "integer", "minimum": 1, "maximum": 365}},
     "workload-ha": {},
-    "secrets-plain-input": {"names": {"type": "array", "items": {"type": "string"}}},
 }
 LEVELS = [lv.value for lv in Level]
 COMMON_PROPERTIES: dict[str, dict[str, object]] = {

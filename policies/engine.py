@@ -236,7 +236,8 @@ def resources_from_render(result: RenderResult) -> list[Resource]:
         location = SourceLocation(r.location.file, r.location.line) if r.location else None
         views.append(Resource(urn=r.urn, type=r.type, name=r.name, props=r.inputs, parent=r.parent,
                               dependencies=tuple(r.dependencies), provider_props=provider_props,
-                              ignore_changes=tuple(r.ignore_changes), protect=r.protect, location=location))
+                              ignore_changes=tuple(r.ignore_changes), protect=r.protect, custom=r.custom,
+                              location=location))
     return views
 
 
