@@ -62,7 +62,9 @@ def tag_input(type_token: str) -> str | None:
     cls = resource_class(type_token)
     if cls is None:
         return None
-    init = getattr(cls, "_internal_init", None) or cls.__init__
+    init = getattr(cls, "_internal_init", None) or getattr(cls, "__init__", None)
+    if init is None:
+        return None
     try:
         param = inspect.signature(init).parameters.get(field)
     except (TypeError, ValueError):

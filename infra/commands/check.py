@@ -173,7 +173,8 @@ def _print_rules(tier: TierName, config: PolicyConfig) -> None:
     from policies.bridge.runner import available
     from policies.pack import RULES
 
-    rows = [(r.id, config.level_for(r.id, tier).value, r.kind, r.description) for r in RULES]
+    rows: list[tuple[str, str, str, str]] = [(str(r.id), config.level_for(r.id, tier).value, r.kind, r.description)
+                                          for r in RULES]
     checks = sorted(MANDATORY_IN_PROD, key=lambda c: (c.split("_")[0], c.split("_")[1], int(c.rsplit("_", 1)[1])))
     rows += [(c, config.check_level(c, tier).value, BRIDGE_ID, "curated Checkov check (mandatory in prod)")
              for c in checks]

@@ -2,8 +2,9 @@
 
 Started by ``policies.bridge.runner`` before the program is rendered, so Checkov's imports overlap the
 render. Protocol: it prints ``ready`` once imported, then reads one JSON request from stdin
-(``{"root": dir, "frameworks": [...]}``) and writes one JSON document to stdout: failed and passed checks
-with their resource ids, file and lines, plus Checkov's version. Only stdlib and Checkov are imported.
+(``{"jobs": [{"root": dir, "frameworks": [...]}, ...]}``) and writes one JSON document to stdout: per job,
+failed and passed checks with their resource ids, file and lines; plus Checkov's version. With
+``{"catalogue": true}`` it lists every check id and name instead. Only stdlib and Checkov are imported.
 """
 
 from __future__ import annotations
@@ -44,11 +45,49 @@ def main() -> int:
     runners = _runners()
     print("ready", flush=True)
     request = json.loads(sys.stdin.readline() or "{}")
-    root = str(request.get("root") or "")
-    frameworks = [f for f in request.get("frameworks", []) if f in runners]
+    if request.get("catalogue"):
+        json.dump({"version": version, "checks": _catalogue()}, sys.stdout)
+        sys.stdout.write("\n")
+        return 0
+    results = [_scan(runners, RunnerFilter, job) for job in request.get("jobs", [])]
+    json.dump({"version": version, "results": results}, sys.stdout)
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+    return 0
+
+
+def _catalogue() -> dict[str, str]:
+    from checkov.arm.registry import arm_resource_registry  # type: ignore[import-not-found,unused-ignore]
+    from checkov.common.checks_infra.registry import (  # type: ignore[import-not-found,unused-ignore]
+        get_graph_checks_registry,
+    )
+    from checkov.kubernetes.checks.resource.registry import (  # type: ignore[import-not-found,unused-ignore]
+        registry as k8s_registry,
+    )
+    from checkov.terraform.checks.resource.registry import (  # type: ignore[import-not-found,unused-ignore]
+        resource_registry,
+    )
+
+    out: dict[str, str] = {}
+    for registry in (resource_registry, arm_resource_registry, k8s_registry):
+        for checks in registry.checks.values():
+            for c in checks:
+                out[c.id] = c.name
+    for framework in ("terraform", "kubernetes"):
+        graph = get_graph_checks_registry(framework)
+        graph.load_checks()
+        for c in graph.checks:
+            out[c.id] = c.name
+    return out
+
+
+def _scan(runners: dict[str, Any], runner_filter: Any, job: dict[str, Any]) -> dict[str, Any]:
+    root = str(job.get("root") or "")
+    frameworks = [f for f in job.get("frameworks", []) if f in runners]
     failed: list[dict[str, Any]] = []
     passed: list[dict[str, Any]] = []
     errors: list[str] = []
+    RunnerFilter = runner_filter
     for framework in frameworks:
         sub = os.path.join(root, {"terraform_json": "", "arm": "azure", "kubernetes": "k8s"}[framework])
         try:
@@ -63,10 +102,7 @@ def main() -> int:
                 passed += [_record(r, framework) for r in rep.passed_checks]
         except Exception as exc:  # report and keep the other frameworks
             errors.append(f"{framework}: {type(exc).__name__}: {' '.join(str(exc).split())}")
-    json.dump({"version": version, "failed": failed, "passed": passed, "errors": errors}, sys.stdout)
-    sys.stdout.write("\n")
-    sys.stdout.flush()
-    return 0
+    return {"failed": failed, "passed": passed, "errors": errors}
 
 
 if __name__ == "__main__":

@@ -110,34 +110,66 @@ class CheckovSession:
 
     def scan(self, bundle: Bundle) -> ScanResult:
         """Write the bundle to a private temp dir, have the driver scan it, and parse the result."""
+        return self.scan_many([bundle])[0]
+
+    def scan_many(self, bundles: list[Bundle]) -> list[ScanResult]:
+        """Several bundles in one Checkov process (one import for many small graphs, as in the tests)."""
         import time
 
+        started = time.perf_counter()
+        with tempfile.TemporaryDirectory(prefix="gantry-checkov-") as tmp:
+            jobs = []
+            for i, bundle in enumerate(bundles):
+                root = Path(tmp) / f"{i:03d}"
+                for rel, text in bundle.files.items():
+                    path = root / rel
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_text(text, encoding="utf-8")
+                jobs.append({"root": str(root), "frameworks": [f.value for f in bundle.frameworks]})
+            stdout, stderr, code = self._exchange({"jobs": jobs})
+        results = parse_output(stdout, stderr, code, len(bundles))
+        for r in results:
+            r.seconds = time.perf_counter() - started
+        return results
+
+    def catalogue(self) -> dict[str, str]:
+        """Every check id Checkov knows, with its name."""
+        stdout, stderr, code = self._exchange({"catalogue": True})
+        doc = _document(stdout, stderr, code)
+        checks = doc.get("checks")
+        return {str(k): str(v) for k, v in checks.items()} if isinstance(checks, dict) else {}
+
+    def _exchange(self, request: dict[str, object]) -> tuple[str, str, int | None]:
         if self.proc is None:
             self.start()
         proc = self.proc
         assert proc is not None
-        started = time.perf_counter()
-        with tempfile.TemporaryDirectory(prefix="gantry-checkov-") as tmp:
-            for rel, text in bundle.files.items():
-                path = Path(tmp) / rel
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(text, encoding="utf-8")
-            request = json.dumps({"root": tmp, "frameworks": [f.value for f in bundle.frameworks]}) + "\n"
-            try:
-                stdout, stderr = proc.communicate(request, timeout=_timeout())
-            except subprocess.TimeoutExpired:
-                self.close()
-                raise BridgeFailed(f"Checkov did not finish within {_timeout():.0f} s (set {ENV_TIMEOUT} to wait "
-                                   "longer)") from None
-            finally:
-                self.proc = None
-        result = parse_output(stdout, stderr, proc.returncode)
-        result.seconds = time.perf_counter() - started
-        return result
+        try:
+            stdout, stderr = proc.communicate(json.dumps(request) + "\n", timeout=_timeout())
+        except subprocess.TimeoutExpired:
+            self.close()
+            raise BridgeFailed(f"Checkov did not finish within {_timeout():.0f} s (set {ENV_TIMEOUT} to wait "
+                               "longer)") from None
+        finally:
+            self.proc = None
+        return stdout, stderr, proc.returncode
 
 
-def parse_output(stdout: str, stderr: str, returncode: int | None) -> ScanResult:
-    """The driver's ``ready`` line then one JSON document; anything else is a failed run with its reason."""
+def parse_output(stdout: str, stderr: str, returncode: int | None, jobs: int = 1) -> list[ScanResult]:
+    """The driver's ``ready`` line then one JSON document with a result per job; anything else is a failed
+    run with its reason."""
+    doc = _document(stdout, stderr, returncode)
+    results = doc.get("results")
+    if not isinstance(results, list) or len(results) != jobs:
+        raise BridgeFailed(f"Checkov's driver returned {len(results) if isinstance(results, list) else 'no'} "
+                           f"result(s) for {jobs} job(s)")
+    version = str(doc.get("version", "?"))
+    return [ScanResult(version=version, failed=_records(r.get("failed")), passed=_records(r.get("passed")),
+                       errors=[str(e) for e in r.get("errors") or []]) if isinstance(r, dict)
+            else ScanResult(version, [], [], ["malformed result"]) for r in results]
+
+
+def _document(stdout: str, stderr: str, returncode: int | None) -> dict[str, object]:
     lines = [ln for ln in stdout.splitlines() if ln.strip()]
     if not lines or lines[0] != "ready":
         tail = " ".join(stderr.strip().splitlines()[-1:]) or f"exit {returncode}"
@@ -152,8 +184,7 @@ def parse_output(stdout: str, stderr: str, returncode: int | None) -> ScanResult
                            f"{' '.join(stderr.strip().splitlines()[-1:])}") from None
     if not isinstance(doc, dict):
         raise BridgeFailed("Checkov's driver returned a non-object result")
-    return ScanResult(version=str(doc.get("version", "?")), failed=_records(doc.get("failed")),
-                      passed=_records(doc.get("passed")), errors=[str(e) for e in doc.get("errors") or []])
+    return doc
 
 
 def _records(raw: object) -> list[CheckRecord]:

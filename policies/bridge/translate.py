@@ -434,8 +434,12 @@ def _manifest(node: Node) -> tuple[dict[str, Any], str] | None:
 # --------------------------------------------------------------------------- bundle
 
 
-def translate(nodes: Sequence[Node]) -> Bundle:
-    """Everything translatable in the graph, as files for one Checkov run."""
+def translate(nodes: Sequence[Node], *, references: bool = True) -> Bundle:
+    """Everything translatable in the graph, as files for one Checkov run.
+
+    ``references=False`` writes literal ids instead of Terraform references (what a naive translation does:
+    the tests use it to show that Checkov's graph checks then misjudge wired resources).
+    """
     bundle = Bundle()
     tf_nodes: list[tuple[Node, str, str]] = []
     used: set[str] = set()
@@ -468,7 +472,7 @@ def translate(nodes: Sequence[Node]) -> Bundle:
                 continue
         bundle.skipped.setdefault(node.type, "no Checkov framework reads this provider")
     if tf_nodes:
-        index = _reference_index((n, a) for n, _, a in tf_nodes)
+        index = _reference_index((n, a) for n, _, a in tf_nodes) if references else {}
         doc: dict[str, dict[str, dict[str, Any]]] = {}
         for node, tf, address in tf_nodes:
             refs = _Refs(index, node.urn, node.property_dependencies)

@@ -352,8 +352,8 @@ ok("secrets-not-in-env", "ecs-secrets-list", r(T_ECS, _ecs({"name": "web", "imag
     "environment": [{"name": "LOG_LEVEL", "value": "info"}]})))
 bad("secrets-not-in-env", "ecs-env-password", r(T_ECS, _ecs({"name": "web", "image": "nginx:1.27", "environment": [
     {"name": "DB_PASSWORD", "value": "hunter2"}]})))
-bad("secrets-not-in-env", "ecs-env-masked-secret", r(T_ECS, _ecs({"name": "web", "image": "nginx:1.27",
-                                                                  "environment": [{"name": "DSN", "value": "[secret]"}]})))
+bad("secrets-not-in-env", "ecs-env-masked-secret", r(T_ECS, _ecs(
+    {"name": "web", "image": "nginx:1.27", "environment": [{"name": "DSN", "value": "[secret]"}]})))
 
 # --- secrets in plain inputs
 T_RDS = "aws:rds/instance:Instance"
