@@ -94,7 +94,7 @@ MANDATORY_IN_PROD: frozenset[str] = frozenset({
     "CKV_AWS_16", "CKV_AWS_19", "CKV_AWS_96", "CKV_AWS_42", "CKV_AWS_8", "CKV_AWS_3", "CKV_AWS_140",
     "CKV_AZURE_3", "CKV_AZURE_44", "CKV_AWS_103", "CKV_AWS_2",
     # wildcard IAM
-    "CKV_AWS_62", "CKV_AWS_63", "CKV_AWS_1", "CKV_AWS_355", "CKV2_AWS_40", "CKV_AWS_274", "CKV_AWS_286",
+    "CKV_AWS_62", "CKV_AWS_63", "CKV_AWS_355", "CKV2_AWS_40", "CKV_AWS_274", "CKV_AWS_286",
     "CKV_GCP_117", "CKV_GCP_42",
     # admin and database ports open to the internet
     "CKV_AWS_24", "CKV_AWS_25", "CKV_AWS_277", "CKV_AWS_260",

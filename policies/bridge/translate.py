@@ -104,6 +104,7 @@ TF_TYPE_EXCEPTIONS: dict[str, str] = {
     "aws:elb/loadBalancer:LoadBalancer": "aws_elb",
     "aws:cloudtrail/trail:Trail": "aws_cloudtrail",
     "aws:s3/bucketV2:BucketV2": "aws_s3_bucket",
+    "aws:s3/bucketReplicationConfig:BucketReplicationConfig": "aws_s3_bucket_replication_configuration",
     "aws:apigateway/restApi:RestApi": "aws_api_gateway_rest_api",
     "aws:apigateway/stage:Stage": "aws_api_gateway_stage",
     "aws:elasticache/cluster:Cluster": "aws_elasticache_cluster",
@@ -176,7 +177,13 @@ BLOCK_RENAMES: dict[str, dict[str, str]] = {
     "aws_cloudfront_distribution": {"origins": "origin", "orderedCacheBehaviors": "ordered_cache_behavior"},
     "aws_s3_bucket_server_side_encryption_configuration": {"rules": "rule"},
     "aws_s3_bucket_lifecycle_configuration": {"rules": "rule"},
-    "aws_sfn_state_machine": {},
+    "aws_s3_bucket_server_side_encryption_configuration_v2": {"rules": "rule"},
+    "aws_db_parameter_group": {"parameters": "parameter"},
+    "aws_rds_cluster_parameter_group": {"parameters": "parameter"},
+    "aws_db_option_group": {"options": "option"},
+    "aws_s3_bucket_replication_configuration": {"rules": "rule"},
+    "aws_s3_bucket_notification": {"topics": "topic", "queues": "queue", "lambdaFunctions": "lambda_function"},
+    "aws_security_group": {},
 }
 # Inputs whose keys are the user's own (tags, labels, environment variables): never renamed.
 FREEFORM = frozenset({"tags", "tagsAll", "labels", "effectiveLabels", "resourceLabels", "variables", "parameters",
