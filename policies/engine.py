@@ -323,7 +323,7 @@ def check_stack(
     session: CheckovSession | None = None
     summary: BridgeSummary | None = None
     if bridge is BridgeMode.OFF:
-        summary = BridgeSummary(status="off (--no-checkov)")
+        summary = BridgeSummary(status="off (--checkov off)")
     elif not config.bridge_enabled(effective):
         summary = BridgeSummary(status=f"off (policy config disables it in {effective.value})")
     else:

@@ -19,9 +19,9 @@ from typing import Any
 
 
 def _runners() -> dict[str, Any]:
-    from checkov.arm.runner import Runner as ArmRunner  # type: ignore[import-not-found,unused-ignore]
-    from checkov.kubernetes.runner import Runner as K8sRunner  # type: ignore[import-not-found,unused-ignore]
-    from checkov.terraform_json.runner import (  # type: ignore[import-not-found,unused-ignore]
+    from checkov.arm.runner import Runner as ArmRunner
+    from checkov.kubernetes.runner import Runner as K8sRunner
+    from checkov.terraform_json.runner import (
         TerraformJsonRunner,
     )
 
@@ -39,8 +39,8 @@ def main() -> int:
     logging.disable(logging.CRITICAL)  # Checkov logs parse noise at WARNING; our caller reports what matters
     os.environ.setdefault("CHECKOV_RUN_SCA_PACKAGE_SCAN_V2", "false")
     os.environ.setdefault("BC_SKIP_MAPPING", "TRUE")
-    from checkov.common.util.banner import version  # type: ignore[import-not-found,unused-ignore]
-    from checkov.runner_filter import RunnerFilter  # type: ignore[import-not-found,unused-ignore]
+    from checkov.common.util.banner import version
+    from checkov.runner_filter import RunnerFilter
 
     runners = _runners()
     print("ready", flush=True)
@@ -57,14 +57,14 @@ def main() -> int:
 
 
 def _catalogue() -> dict[str, str]:
-    from checkov.arm.registry import arm_resource_registry  # type: ignore[import-not-found,unused-ignore]
-    from checkov.common.checks_infra.registry import (  # type: ignore[import-not-found,unused-ignore]
+    from checkov.arm.registry import arm_resource_registry
+    from checkov.common.checks_infra.registry import (
         get_graph_checks_registry,
     )
-    from checkov.kubernetes.checks.resource.registry import (  # type: ignore[import-not-found,unused-ignore]
+    from checkov.kubernetes.checks.resource.registry import (
         registry as k8s_registry,
     )
-    from checkov.terraform.checks.resource.registry import (  # type: ignore[import-not-found,unused-ignore]
+    from checkov.terraform.checks.resource.registry import (
         resource_registry,
     )
 

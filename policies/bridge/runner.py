@@ -64,7 +64,7 @@ def checkov_python() -> Path:
         where = f"{ENV_PYTHON}={raw}" if raw else str(candidate)
         raise BridgeUnavailable(
             f"the Checkov bridge is unavailable: no Checkov interpreter at {where}; run scripts/setup.sh (it "
-            f"creates .venv-checkov) or set {ENV_PYTHON}, or pass --no-checkov to check Gantry's rules only")
+            f"creates .venv-checkov) or set {ENV_PYTHON}, or pass --checkov off to check Gantry's rules only")
     return candidate
 
 
