@@ -233,7 +233,7 @@ def test_a_hanging_checkov_times_out_and_is_reaped(tmp_path: Path, monkeypatch: 
 ])
 def test_garbled_driver_output_is_a_clear_failure(stdout: str, stderr: str, fragment: str | None) -> None:
     if fragment is None:
-        with pytest.raises(BridgeUnavailable, match="run scripts/setup.sh"):
+        with pytest.raises(BridgeUnavailable, match=r"run scripts/setup\.sh"):
             parse_output(stdout, stderr, 1)
         return
     with pytest.raises(BridgeFailed, match=fragment):
