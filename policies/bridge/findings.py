@@ -34,11 +34,14 @@ class BridgeSummary:
     errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
     references: int = 0
+    import_cpu_seconds: float = 0.0
+    scan_cpu_seconds: float = 0.0
 
     def to_json(self) -> dict[str, object]:
         return {"status": self.status, "version": self.version, "failed": self.failed, "passed": self.passed,
                 "aliased": self.aliased, "unmapped": list(self.unmapped), "skippedTypes": dict(self.skipped_types),
-                "errors": list(self.errors), "seconds": round(self.seconds, 3), "references": self.references}
+                "errors": list(self.errors), "seconds": round(self.seconds, 3), "references": self.references,
+                "importCpuSeconds": self.import_cpu_seconds, "scanCpuSeconds": self.scan_cpu_seconds}
 
 
 def _message(rec: CheckRecord) -> str:
@@ -60,7 +63,8 @@ def merge(
     """Gantry's findings with Checkov's added: aliases attached, levels and waivers applied, no duplicates."""
     by_urn = {v.urn: v for v in views}
     summary = BridgeSummary(status="ran", version=scan.version, passed=len(scan.passed), errors=list(scan.errors),
-                            seconds=scan.seconds, references=bundle.references, skipped_types=dict(bundle.skipped))
+                            seconds=scan.seconds, references=bundle.references, skipped_types=dict(bundle.skipped),
+                            import_cpu_seconds=scan.import_cpu_seconds, scan_cpu_seconds=scan.scan_cpu_seconds)
     out = list(gantry)
     index = {(f.policy, f.urn): i for i, f in enumerate(out)}
     seen: set[tuple[str, str]] = set()

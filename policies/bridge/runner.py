@@ -54,6 +54,9 @@ class ScanResult:
     passed: list[CheckRecord]
     errors: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    import_cpu_seconds: float = 0.0
+    """CPU the driver spent importing Checkov (overlapping the render when started early)."""
+    scan_cpu_seconds: float = 0.0
 
 
 def checkov_python() -> Path:
@@ -164,9 +167,14 @@ def parse_output(stdout: str, stderr: str, returncode: int | None, jobs: int = 1
         raise BridgeFailed(f"Checkov's driver returned {len(results) if isinstance(results, list) else 'no'} "
                            f"result(s) for {jobs} job(s)")
     version = str(doc.get("version", "?"))
-    return [ScanResult(version=version, failed=_records(r.get("failed")), passed=_records(r.get("passed")),
-                       errors=[str(e) for e in r.get("errors") or []]) if isinstance(r, dict)
-            else ScanResult(version, [], [], ["malformed result"]) for r in results]
+    imp, scan = doc.get("importCpuSeconds"), doc.get("scanCpuSeconds")
+    out = [ScanResult(version=version, failed=_records(r.get("failed")), passed=_records(r.get("passed")),
+                      errors=[str(e) for e in r.get("errors") or []]) if isinstance(r, dict)
+           else ScanResult(version, [], [], ["malformed result"]) for r in results]
+    for r in out:
+        r.import_cpu_seconds = float(imp) if isinstance(imp, int | float) else 0.0
+        r.scan_cpu_seconds = float(scan) if isinstance(scan, int | float) else 0.0
+    return out
 
 
 def _document(stdout: str, stderr: str, returncode: int | None) -> dict[str, object]:
