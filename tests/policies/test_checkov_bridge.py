@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sarif_shape import sarif_problems
 
 from infra.render import RenderResult, render_callable
 from policies.bridge.catalog import ALIASES, MANDATORY_IN_PROD
@@ -22,9 +25,10 @@ from policies.bridge.findings import BridgeSummary, merge
 from policies.bridge.runner import CheckovSession, ScanResult
 from policies.bridge.translate import Bundle, nodes_from_render, translate
 from policies.config import PolicyConfig, build_settings, load_policy_config
-from policies.engine import Finding, FindingStatus, evaluate, resources_from_render
+from policies.engine import BridgeMode, Finding, FindingStatus, StackReport, evaluate, resources_from_render
 from policies.model import Level, TierName
 from policies.pack import BY_ID
+from policies.report import Format, render
 from policies.waivers import Waiver
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "bridge"
@@ -209,3 +213,89 @@ def test_the_catalogue_holds_every_id_the_bridge_names() -> None:
     missing = sorted((set(ALIASES) | MANDATORY_IN_PROD) - set(catalogue))
     assert missing == []
     assert set(ALIASES.values()) <= set(BY_ID)
+
+
+PROJECT = Path(__file__).resolve().parents[1] / "fixtures" / "bridge_project"
+
+
+@pytest.fixture(scope="module")
+def foreign_report() -> StackReport:
+    from policies.engine import check_stack
+
+    return check_stack(PROJECT, "production-eu", load_policy_config(), [], bridge=BridgeMode.ON, today=TODAY)
+
+
+def test_a_foreign_stack_named_production_is_prod_and_blocks_on_curated_checks(foreign_report: StackReport) -> None:
+    r = foreign_report
+    assert r.tier is TierName.PROD and r.tier_source == "stack name" and not r.passed
+    by_id = {f.policy: f for f in r.findings}
+    assert by_id["CKV_AWS_62"].blocking and by_id["CKV_AWS_62"].name == "admin"
+    # The bucket's tag waives CKV_AWS_20 with a reason and an expiry: reported, not blocking.
+    waived = by_id["CKV_AWS_20"]
+    assert waived.status is FindingStatus.WAIVED and "public website by design" in (waived.waiver or "")
+    assert r.bridge is not None and r.bridge.status == "ran" and r.bridge.unmapped == []
+
+
+@pytest.mark.parametrize("fmt", list(Format))
+def test_every_format_carries_the_check_id_and_name(foreign_report: StackReport, fmt: Format) -> None:
+    text = render(fmt, [foreign_report])
+    name = next(f.check_name for f in foreign_report.findings if f.policy == "CKV_AWS_62")
+    assert name
+    flat = " ".join(text.split())
+    assert "CKV_AWS_62" in flat
+    # Text and Markdown fold long cells; JSON escapes quotes: compare a quote-free prefix of the name.
+    assert name.split('"')[0].strip() in flat
+    if fmt is Format.SARIF:
+        doc = json.loads(text)
+        rules = {d["id"]: d for d in doc["runs"][0]["tool"]["driver"]["rules"]}
+        assert rules["CKV_AWS_62"]["shortDescription"]["text"] == name
+        assert sarif_problems(doc) == []
+
+
+def test_cli_prints_the_tier_and_exits_1(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from infra.cli import app
+
+    result = CliRunner().invoke(app, ["check", "--project", str(PROJECT), "--stack", "feature-x", "--checkov",
+                                      "on", "--format", "json"])
+    # feature-x is dev by its name: the curated checks only advise, nothing blocks.
+    assert result.exit_code == 0, result.output
+    assert "feature-x: tier dev (from stack name); checkov bridge: ran" in result.stderr
+    doc = json.loads(result.stdout)
+    assert {f["level"] for f in doc["findings"] if f["source"] == "checkov"} == {"advisory"}
+    assert doc["stacks"][0]["checkov"]["status"] == "ran"
+
+
+def test_crossguard_runs_the_same_bridge_as_a_stack_policy(judged: dict[tuple[str, str], Judged]) -> None:
+    from pulumi_policy import PolicyProviderResource, PolicyResource, StackValidationArgs
+
+    from policies.crossguard import build_policies
+
+    j = judged[("aws_iam", "noncompliant")]
+    provider = PolicyProviderResource("pulumi:providers:aws", {}, "urn:p", "default")
+    resources = [PolicyResource(r.type, r.inputs, r.urn, r.name, _opts(), provider if r.custom else None, None, [],
+                                {}) for r in j.render.resources if r.type != "pulumi:pulumi:Stack"]
+    policies = {p.name: p for p in build_policies(load_policy_config(), TierName.PROD)}
+    reported: list[tuple[str, str | None]] = []
+    policies["checkov"].validate(StackValidationArgs(resources, {}), lambda m, urn=None: reported.append((m, urn)))
+    offline = {(f.policy, f.urn) for f in j.findings if f.source == "checkov" and f.blocking}
+    assert {(m.split(":", 1)[0], urn) for m, urn in reported} == offline
+    assert policies["checkov"].enforcement_level.value == "mandatory"
+
+
+def _opts() -> Any:
+    from pulumi_policy import PolicyCustomTimeouts, PolicyResourceOptions
+
+    return PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), [])
+
+
+def test_gantrys_own_prod_stack_passes_with_the_bridge() -> None:
+    from policies.engine import check_stack
+    from policies.waivers import DEFAULT_PATH, load_waivers
+
+    repo = Path(__file__).resolve().parents[2]
+    report = check_stack(repo, "prod", load_policy_config(), load_waivers(DEFAULT_PATH), bridge=BridgeMode.ON)
+    blocking = [f"{f.policy} {f.name}: {f.message}" for f in report.findings if f.blocking]
+    assert blocking == [] and report.bridge is not None and report.bridge.status == "ran"
+    assert report.bridge.unmapped == [] and report.bridge.references > 0
