@@ -267,3 +267,36 @@ def test_a_crashing_checkov_fails_closed_in_prod(monkeypatch: pytest.MonkeyPatch
     assert error.status is FindingStatus.ERROR and error.blocking and "Checkov's driver returned no result" in \
         error.message
     assert prod.bridge is not None and prod.bridge.status.startswith("failed:")
+
+
+def test_ecs_container_definitions_mask_only_their_secret_values() -> None:
+    def program() -> None:
+        import pulumi
+        import pulumi_aws as aws
+
+        from infra.config import SecretValue
+
+        password = pulumi.Output.secret(SecretValue("shop:dbPassword"))  # how a secure: config value renders
+        defs = password.apply(lambda p: json.dumps([{"name": "web", "image": "nginx:latest", "environment": [
+            {"name": "DB_HOST", "value": "orders.internal"}, {"name": "DB_PASSWORD", "value": p},
+            {"name": "DSN", "value": f"postgres://app:{p}@orders/db"}]}]))
+        aws.ecs.TaskDefinition("web", family="web", container_definitions=defs)
+        # Secret text that is not a container-definitions document stays wholly masked.
+        aws.ssm.Parameter("blob", type="String", value=password.apply(lambda p: f"[{{\"k\": \"{p}\"}}]"))
+
+    result = render_callable(program, project="shop", stack="prod")
+    task = result.one("aws:ecs/taskDefinition:TaskDefinition").inputs["containerDefinitions"]
+    assert "[secret:" not in task and "shop:dbPassword" not in task
+    [container] = json.loads(task)
+    assert container["image"] == "nginx:latest"
+    assert {e["name"]: e["value"] for e in container["environment"]} == {
+        "DB_HOST": "orders.internal", "DB_PASSWORD": "[secret]", "DSN": "postgres://app:[secret]@orders/db"}
+    assert result.one("aws:ssm/parameter:Parameter").inputs["value"] == "[secret]"
+    # And the rules see the unpinned image and the secret in plain environment.
+    from policies.config import build_settings, load_policy_config
+    from policies.engine import evaluate, resources_from_render
+
+    views = [v for v in resources_from_render(result) if v.type.startswith("aws:ecs")]
+    config = load_policy_config()
+    found = {f.policy for f in evaluate(views, build_settings(config, TierName.PROD), config.levels(TierName.PROD))}
+    assert {"image-pinned", "secrets-not-in-env"} <= found
