@@ -117,6 +117,7 @@ def main() -> None:
             "medianSeconds": round(bridge_median, 3),
             "medianCpuSeconds": round(statistics.median(bridge_cpus), 3),
             "ratioToWithout": round(ratio, 2),
+            "cpuRatioToWithout": round(statistics.median(bridge_cpus) / statistics.median(cpus), 2),
             "ratioTarget": BRIDGE_RATIO_TARGET,
             "withinRatioTarget": ratio < BRIDGE_RATIO_TARGET,
             "checkov": bridge_info,
