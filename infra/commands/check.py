@@ -17,14 +17,12 @@ import typer
 
 from infra.commands.common import err, out
 from infra.console import plain, styled
-
-if TYPE_CHECKING:
-    from policies.config import PolicyConfig
 from policies.engine_modes import BridgeMode
 from policies.model import TierName
 from policies.report import Format
 
 if TYPE_CHECKING:
+    from policies.config import PolicyConfig
     from policies.engine import StackReport
 
 DEFAULT_TIER_HELP = (

@@ -1,10 +1,11 @@
 """Partial masking of secret JSON text: only the secret values inside an ECS ``containerDefinitions`` document.
 
-Used by the render harness's masking (``capture.mask``), so it imports only the standard library. A task definition built with ``json.dumps`` over a secret becomes one secret
-string, and masking it whole hides the images and environment that policy rules must see. Offline, the only
-secret values are Gantry's ``[secret:<key>]`` placeholders for config that cannot be decrypted; so inside a
-container-definitions document the placeholders, and every environment value whose name marks a secret, are
-masked, and the rest stays readable. Anything else secret stays wholly masked.
+Used by the render harness's masking (``capture.reveal_secret_text``), so it imports only the standard
+library. A task definition built with ``json.dumps`` over a secret becomes one secret string, and masking it
+whole hides the images and environment that policy rules must see. Offline, the only secret values are
+Gantry's ``[secret:<key>]`` placeholders for config that cannot be decrypted; so inside a container-definitions
+document the placeholders, and every environment value whose name marks a secret, are masked, and the rest
+stays readable. Anything else secret stays wholly masked.
 """
 
 from __future__ import annotations

@@ -92,7 +92,8 @@ def merge(
         view = by_urn.get(urn)
         type_, name = (view.type, view.name) if view is not None else ("?", urn.rsplit("::", 1)[-1])
         finding = Finding(rec.check_id, FindingStatus.VIOLATION, level, urn, type_, name, _message(rec),
-                          check_name=rec.check_name, source="checkov")
+                          check_name=rec.check_name, source="checkov",
+                          location=view.location if view is not None else None)
         waiver = find([*resource_waivers.get(urn, []), *waivers], rec.check_id, urn, today)
         if waiver is not None and not waiver.expired(today):
             finding = replace(finding, status=FindingStatus.WAIVED,
