@@ -230,6 +230,11 @@ def test_a_foreign_stack_named_production_is_prod_and_blocks_on_curated_checks(f
     assert r.tier is TierName.PROD and r.tier_source == "stack name" and not r.passed
     by_id = {f.policy: f for f in r.findings}
     assert by_id["CKV_AWS_62"].blocking and by_id["CKV_AWS_62"].name == "admin"
+    # Checkov's findings point where the program constructed the resource, as Gantry's do.
+    where = by_id["CKV_AWS_62"].location
+    assert where is not None and where.file == "__main__.py"
+    constructor = (PROJECT / where.file).read_text().splitlines()[where.line - 1]
+    assert constructor.startswith('aws.iam.RolePolicy("admin"'), constructor
     # The bucket's tag waives CKV_AWS_20 with a reason and an expiry: reported, not blocking.
     waived = by_id["CKV_AWS_20"]
     assert waived.status is FindingStatus.WAIVED and "public website by design" in (waived.waiver or "")
@@ -249,6 +254,10 @@ def test_every_format_carries_the_check_id_and_name(foreign_report: StackReport,
         doc = json.loads(text)
         rules = {d["id"]: d for d in doc["runs"][0]["tool"]["driver"]["rules"]}
         assert rules["CKV_AWS_62"]["shortDescription"]["text"] == name
+        [result] = [x for x in doc["runs"][0]["results"] if x["ruleId"] == "CKV_AWS_62"]
+        region = result["locations"][0]["physicalLocation"]["region"]
+        assert region["startLine"] == next(f.location.line for f in foreign_report.findings
+                                           if f.policy == "CKV_AWS_62" and f.location)
         assert sarif_problems(doc) == []
 
 
