@@ -37,10 +37,14 @@ def build_platform(cfg: GantryConfig) -> dict[str, pulumi.Input[object]]:
 
     from components.cluster import build_cluster
     from components.k8s import build_service
+    from components.spec import Tier
 
+    # In prod the cluster, its keys and everything under them are protected (children inherit protect):
+    # deleting them loses data; tearing prod down takes an explicit `pulumi state unprotect`.
     cluster = build_cluster(
         cfg.cluster.name, cfg.cluster, cloud=cfg.cloud, region=cfg.region, tier=cfg.tier,
         tags=cfg.tags, project=cfg.project,
+        opts=pulumi.ResourceOptions(protect=True) if cfg.tier is Tier.PROD else None,
     )
     exports["clusterName"] = cluster.cluster_name
     exports["clusterEndpoint"] = cluster.endpoint

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from policies.bridge.catalog import BRIDGE_ID, CHECK_ID, default_level, is_check_id
 from policies.model import Level, Settings, TierName
 from policies.pack import BY_ID, RULES
 
@@ -34,6 +35,15 @@ COMMON_PROPERTIES: dict[str, dict[str, object]] = {
     "level": {"type": "string", "enum": LEVELS},
     "tiers": {"type": "object", "additionalProperties": False,
               "properties": {t.value: {"type": "string", "enum": LEVELS} for t in TierName}},
+}
+# The Checkov bridge: ``level`` is the level of checks outside the curated prod set ("disabled" turns the
+# bridge off), ``checks`` sets levels per check id, with the same shape as a rule's level and tiers.
+BRIDGE_PROPERTIES: dict[str, dict[str, object]] = {
+    "checks": {"type": "object", "propertyNames": {"pattern": CHECK_ID.pattern},
+               "additionalProperties": {"oneOf": [
+                   {"type": "string", "enum": LEVELS},
+                   {"type": "object", "additionalProperties": False,
+                    "properties": {"level": COMMON_PROPERTIES["level"], "tiers": COMMON_PROPERTIES["tiers"]}}]}},
 }
 
 
@@ -72,9 +82,35 @@ class PolicyConfig:
     def prop(self, policy: str, name: str) -> object:
         return self.rules.get(policy, RuleConfig()).properties.get(name)
 
+    def bridge_enabled(self, tier: TierName) -> bool:
+        cfg = self.rules.get(BRIDGE_ID, RuleConfig())
+        return cfg.tiers.get(tier, cfg.level) is not Level.DISABLED
+
+    def check_level(self, check_id: str, tier: TierName) -> Level:
+        """A Checkov check's level: its own entry (tier, then level), else the curated default, where the
+        bridge's own level (if set) replaces "advisory" for checks outside the curated prod set."""
+        cfg = self.rules.get(BRIDGE_ID, RuleConfig())
+        checks = cfg.properties.get("checks")
+        entry = checks.get(check_id) if isinstance(checks, Mapping) else None
+        if isinstance(entry, str):
+            return Level(entry)
+        if isinstance(entry, Mapping):
+            tiers = entry.get("tiers")
+            if isinstance(tiers, Mapping) and tier.value in tiers:
+                return Level(str(tiers[tier.value]))
+            if entry.get("level") is not None:
+                return Level(str(entry["level"]))
+        level = default_level(check_id, tier)
+        bridge = cfg.tiers.get(tier, cfg.level)
+        if level is Level.ADVISORY and bridge is not None and bridge is not Level.DISABLED:
+            return bridge
+        return level
+
 
 def config_schema(policy: str) -> dict[str, dict[str, object]]:
     """The JSON schema a policy declares to CrossGuard, so this file passes ``--policy-pack-config``."""
+    if policy == BRIDGE_ID:
+        return {**COMMON_PROPERTIES, **BRIDGE_PROPERTIES}
     return {**COMMON_PROPERTIES, **RULE_PROPERTIES.get(policy, {})}
 
 
@@ -87,9 +123,10 @@ def parse_policy_config(doc: object, source: str) -> PolicyConfig:
         if key == "all":
             problems.append("'all' is not supported; set levels per policy id so each is explicit")
             continue
-        if key not in BY_ID:
+        if key not in BY_ID and key != BRIDGE_ID:
+            hint = (f"; set Checkov check levels under {BRIDGE_ID}.checks.{key}" if is_check_id(key) else "")
             problems.append(f"{key} must be a policy id of the pack (see `gantry check --list-rules`), "
-                            f"but {_shown(key)} was given")
+                            f"but {_shown(key)} was given{hint}")
             continue
         if isinstance(value, str):
             value = {"level": value}
@@ -114,10 +151,40 @@ def parse_policy_config(doc: object, source: str) -> PolicyConfig:
             if parsed is not None:
                 tiers[TierName(tier)] = parsed
         props = {k: v for k, v in value.items() if k not in ("level", "tiers", "enforcementLevel")}
+        if key == BRIDGE_ID:
+            _check_levels(props.get("checks", {}), problems)
         rules[key] = RuleConfig(level, tiers, props)
     if problems:
         raise PolicyConfigError(source, problems)
     return PolicyConfig(rules, source)
+
+
+def _check_levels(checks: object, problems: list[str]) -> None:
+    where = f"{BRIDGE_ID}.checks"
+    if not isinstance(checks, Mapping):
+        problems.append(f"{where} must be an object of Checkov check id to level, but {checks!r} was given")
+        return
+    for cid, entry in checks.items():
+        if not is_check_id(cid):
+            problems.append(f"{where}.{cid} must be a Checkov check id such as CKV_AWS_20, but {cid!r} was given")
+            continue
+        if isinstance(entry, str):
+            _level(entry, f"{where}.{cid}", problems)
+            continue
+        if not isinstance(entry, Mapping) or set(entry) - {"level", "tiers"}:
+            problems.append(f"{where}.{cid} must be a level or {{level, tiers}}, but {entry!r} was given")
+            continue
+        _level(entry.get("level"), f"{where}.{cid}.level", problems)
+        tiers = entry.get("tiers", {})
+        if not isinstance(tiers, Mapping):
+            problems.append(f"{where}.{cid}.tiers must be an object of tier to level, but {tiers!r} was given")
+            continue
+        for tier, lv in tiers.items():
+            if tier not in {t.value for t in TierName}:
+                problems.append(f"{where}.{cid}.tiers.{tier} must be one of dev, staging, prod, but {tier!r} "
+                                "was given")
+            else:
+                _level(lv, f"{where}.{cid}.tiers.{tier}", problems)
 
 
 def _level(value: object, where: str, problems: list[str]) -> Level | None:

@@ -63,10 +63,10 @@ def _stack_config(key: str) -> str | None:
 
 def _view(urn: str, type_: str, name: str, props: Mapping[str, Any], provider_props: Mapping[str, Any] | None,
           ignore_changes: Sequence[str], protect: bool, parent: str | None = None,
-          dependencies: Sequence[str] = ()) -> Resource:
+          dependencies: Sequence[str] = (), custom: bool = True) -> Resource:
     return Resource(urn=urn, type=type_, name=name, props=props, parent=parent, dependencies=tuple(dependencies),
                     provider_props=provider_config(provider_props or {}), ignore_changes=tuple(ignore_changes or ()),
-                    protect=bool(protect))
+                    protect=bool(protect), custom=custom)
 
 
 def resource_from_args(args: ResourceValidationArgs) -> Resource:
@@ -76,9 +76,11 @@ def resource_from_args(args: ResourceValidationArgs) -> Resource:
 
 
 def resource_from_policy_resource(r: PolicyResource) -> Resource:
+    # CrossGuard does not say which resources are components; they are the ones without a provider.
     return _view(r.urn, r.resource_type, r.name, r.props, r.provider.props if r.provider is not None else None,
                  r.opts.ignore_changes, bool(r.opts.protect), parent=r.parent.urn if r.parent else None,
-                 dependencies=[d.urn for d in r.dependencies])
+                 dependencies=[d.urn for d in r.dependencies],
+                 custom=r.provider is not None or r.resource_type.startswith("pulumi:providers:"))
 
 
 class _SettingsCache:
@@ -160,6 +162,75 @@ def _stack_validate(rule: Rule, cache: _SettingsCache, waivers: Sequence[Waiver]
     return validate
 
 
+def _plain(value: Any) -> Any:
+    """CrossGuard's read-only proxies as plain JSON values, for the bridge's translator."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, str | bytes):
+        return value
+    if isinstance(value, Sequence):
+        return [_plain(v) for v in value]
+    return value
+
+
+def bridge_nodes(resources: Sequence[PolicyResource]) -> list[Any]:
+    """Translator nodes from the engine's view of the stack: in a preview, props are the inputs (and
+    known outputs); the ids the engine knows let references survive as they do offline."""
+    from policies.bridge.translate import Node
+
+    nodes = []
+    for r in resources:
+        props = _plain(r.props)
+        deps = {str(k): [d.urn for d in v] for k, v in (getattr(r, "property_dependencies", None) or {}).items()}
+        nodes.append(Node(urn=r.urn, type=r.resource_type, name=r.name, props=props, outputs=props,
+                          id=props.get("id") if isinstance(props.get("id"), str) else None,
+                          property_dependencies=deps, custom=r.provider is not None))
+    return nodes
+
+
+def _bridge_validate(config: PolicyConfig, tier: TierName, waivers: Sequence[Waiver], blocking: bool
+                     ) -> Callable[[StackValidationArgs, ReportViolation], None]:
+    """The same bridge as ``gantry check``: one policy reports the checks mandatory at this tier, the other
+    the advisory ones (CrossGuard has one enforcement level per policy)."""
+    import datetime as dt
+
+    def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+        from policies.bridge.catalog import ALIASES
+        from policies.bridge.runner import BridgeFailed, BridgeUnavailable, CheckovSession
+        from policies.bridge.translate import translate
+
+        resources = [resource_from_policy_resource(r) for r in args.resources]
+        by_urn = {r.urn: r for r in resources}
+        bundle = translate(bridge_nodes(args.resources))
+        if not bundle.files:
+            return
+        try:
+            with CheckovSession() as session:
+                scan = session.scan(bundle)
+        except (BridgeUnavailable, BridgeFailed) as exc:
+            if blocking:
+                report_violation(str(exc), None)
+            return
+        today = dt.date.today()
+        seen: set[tuple[str, str]] = set()
+        for rec in scan.failed:
+            urn = bundle.lookup(rec.framework, rec.resource)
+            if urn is None or rec.check_id in ALIASES or (rec.check_id, urn) in seen:
+                continue
+            seen.add((rec.check_id, urn))
+            level = config.check_level(rec.check_id, tier)
+            if level is Level.DISABLED or (level is Level.MANDATORY) != blocking:
+                continue
+            subject = by_urn.get(urn)
+            own = tag_waivers(subject)[0] if subject is not None else []
+            w = find([*own, *waivers], rec.check_id, urn, today)
+            if w is not None and not w.expired(today):
+                continue
+            report_violation(f"{rec.check_id}: {rec.check_name}", urn)
+
+    return validate
+
+
 def build_policies(config: PolicyConfig, tier: TierName, stack: StackPolicy | None = None,
                    waivers: Sequence[Waiver] = ()) -> list[Policy]:
     """One CrossGuard policy per rule, at the level the config file sets for ``tier``."""
@@ -178,4 +249,18 @@ def build_policies(config: PolicyConfig, tier: TierName, stack: StackPolicy | No
                 name=rule.id, description=rule.description, enforcement_level=level,
                 validate=_stack_validate(rule, cache, waivers), config_schema=schema,
                 remediation_steps=rule.remediation))
+    if config.bridge_enabled(tier):
+        from policies.bridge.catalog import BRIDGE_ID
+
+        schema = PolicyConfigSchema(properties=dict(config_schema(BRIDGE_ID)))
+        out.append(StackValidationPolicy(
+            name=BRIDGE_ID, description="Checkov's catalogue through the Gantry bridge: checks mandatory at this "
+                                        "tier.", enforcement_level=EnforcementLevel.MANDATORY,
+            validate=_bridge_validate(config, tier, waivers, blocking=True), config_schema=schema,
+            remediation_steps="Fix the resource as the check's guideline says, or waive the CKV id with a reason."))
+        out.append(StackValidationPolicy(
+            name=f"{BRIDGE_ID}-advisory", description="Checkov's catalogue through the Gantry bridge: advisory "
+                                                      "checks.", enforcement_level=EnforcementLevel.ADVISORY,
+            validate=_bridge_validate(config, tier, waivers, blocking=False),
+            remediation_steps="Fix the resource as the check's guideline says, or waive the CKV id with a reason."))
     return out

@@ -12,9 +12,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from policies.config import PolicyConfig, StackPolicy, build_settings
+from policies.engine_modes import BridgeMode
 from policies.model import Level, Outcome, Resource, Settings, SourceLocation, StackOutcome, State, TierName
 from policies.pack import RULES, WAIVER_EXPIRED, WAIVER_INVALID, Rule
 from policies.props import provider_config
@@ -22,6 +23,7 @@ from policies.waivers import Waiver, find, tag_waivers
 
 if TYPE_CHECKING:
     from infra.render import RenderResult
+    from policies.bridge.findings import BridgeSummary
 
 STACK_TYPE = "pulumi:pulumi:Stack"
 WAIVER_TYPE = "gantry:policy:Waiver"
@@ -48,17 +50,29 @@ class Finding:
     """The waiver's reason and source, for waived findings."""
     location: SourceLocation | None = None
     """Where the program constructed the resource, when known (reports point there)."""
+    check_name: str | None = None
+    """Checkov's name for the check, for findings the Checkov bridge produced (``policy`` is its CKV id)."""
+    aliases: tuple[str, ...] = ()
+    """Checkov check ids that judged the same thing as this Gantry rule (reported once, here)."""
+    source: str = "gantry"
+    """Who judged: ``gantry`` (the pack's rules) or ``checkov`` (the bridge)."""
 
     @property
     def blocking(self) -> bool:
         """Mandatory violations and mandatory rule errors fail the check (fail closed)."""
         return self.level is Level.MANDATORY and self.status is not FindingStatus.WAIVED
 
-    def to_json(self) -> dict[str, str | int | None]:
+    @property
+    def label(self) -> str:
+        """The policy id as people read it: ``image-pinned (CKV_K8S_14)`` when Checkov agreed."""
+        return f"{self.policy} ({', '.join(self.aliases)})" if self.aliases else self.policy
+
+    def to_json(self) -> dict[str, str | int | list[str] | None]:
         return {"policy": self.policy, "status": self.status.value, "level": self.level.value, "urn": self.urn,
                 "type": self.type, "name": self.name, "message": self.message, "waiver": self.waiver,
                 "file": self.location.file if self.location else None,
-                "line": self.location.line if self.location else None}
+                "line": self.location.line if self.location else None,
+                "source": self.source, "checkName": self.check_name, "aliases": list(self.aliases)}
 
 
 @dataclass(slots=True)
@@ -80,6 +94,9 @@ class StackReport:
     """Set when the program raised: the graph was partial and only what it registered was checked."""
     error_location: SourceLocation | None = None
     error_traceback: str = ""
+    tier_source: str = ""
+    """Why this tier: ``--tier``, ``gantry:tier`` or ``stack name``."""
+    bridge: BridgeSummary | None = None
 
     @property
     def partial(self) -> bool:
@@ -219,7 +236,8 @@ def resources_from_render(result: RenderResult) -> list[Resource]:
         location = SourceLocation(r.location.file, r.location.line) if r.location else None
         views.append(Resource(urn=r.urn, type=r.type, name=r.name, props=r.inputs, parent=r.parent,
                               dependencies=tuple(r.dependencies), provider_props=provider_props,
-                              ignore_changes=tuple(r.ignore_changes), protect=r.protect, location=location))
+                              ignore_changes=tuple(r.ignore_changes), protect=r.protect, custom=r.custom,
+                              location=location))
     return views
 
 
@@ -258,6 +276,25 @@ def stack_inputs(config_dir: Path, stack: str) -> StackInputs:
     ))
 
 
+def tier_from_stack_name(stack: str) -> TierName:
+    """Foreign projects without ``gantry:tier``: ``prod*``/``production*`` -> prod, ``stag*`` -> staging, else dev."""
+    name = stack.rsplit("/", 1)[-1].lower()  # org/project/stack names
+    if name.startswith(("prod", "production")):
+        return TierName.PROD
+    if name.startswith("stag"):
+        return TierName.STAGING
+    return TierName.DEV
+
+
+def resolve_tier(stack: str, flag: TierName | None, configured: TierName | None) -> tuple[TierName, str]:
+    """The tier in force and why: ``--tier``, then ``gantry:tier`` in the stack file, then the stack's name."""
+    if flag is not None:
+        return flag, "--tier"
+    if configured is not None:
+        return configured, "gantry:tier"
+    return tier_from_stack_name(stack), "stack name"
+
+
 def check_stack(
     project_dir: Path,
     stack: str,
@@ -265,27 +302,52 @@ def check_stack(
     waivers: Sequence[Waiver],
     *,
     tier: TierName | None = None,
-    default_tier: TierName = TierName.PROD,
     today: dt.date | None = None,
+    bridge: BridgeMode = BridgeMode.AUTO,
 ) -> StackReport:
-    """Render one stack offline and evaluate the pack; raises the renderer's errors unchanged.
+    """Render one stack offline and evaluate the pack (and Checkov's catalogue through the bridge).
 
-    A program that raised after registering resources still gets every rule over what it registered;
-    the report is then partial (``error`` set) and never passes.
+    A program that raised after registering resources still gets every rule (and the bridge) over what
+    it registered; the report is then partial (``error`` set) and never passes. Raises the renderer's
+    errors unchanged, and ``BridgeUnavailable`` when ``bridge`` is ``on`` and Checkov is not installed.
     """
     from infra.render import Project, render_project
+    from policies.bridge.findings import BridgeSummary
+    from policies.bridge.runner import BridgeUnavailable, CheckovSession
 
     started = time.perf_counter()
+    today = today or dt.date.today()
     project = Project.load(project_dir)
     inputs = stack_inputs(project.config_dir, stack)
-    effective = tier or inputs.tier or default_tier
-    result = render_project(project.root, stack)
-    views = [v for v in resources_from_render(result) if v.type != STACK_TYPE]
-    settings = build_settings(config, effective, inputs.policy)
-    levels = config.levels(effective)
-    stack_urn = next((r.urn for r in result.resources if r.type == STACK_TYPE),
-                     f"urn:pulumi:{stack}::{result.project}::{STACK_TYPE}::{result.project}-{stack}")
-    findings = evaluate(views, settings, levels, waivers, today=today, stack_urn=stack_urn)
+    effective, tier_source = resolve_tier(stack, tier, inputs.tier)
+    session: CheckovSession | None = None
+    summary: BridgeSummary | None = None
+    if bridge is BridgeMode.OFF:
+        summary = BridgeSummary(status="off (--checkov off)")
+    elif not config.bridge_enabled(effective):
+        summary = BridgeSummary(status=f"off (policy config disables it in {effective.value})")
+    else:
+        try:
+            # Started before the render: Checkov's imports overlap it on the second core.
+            session = CheckovSession().start()
+        except BridgeUnavailable as exc:
+            if bridge is BridgeMode.ON:
+                raise
+            summary = BridgeSummary(status=f"unavailable: {exc}")
+    try:
+        result = render_project(project.root, stack)
+        views = [v for v in resources_from_render(result) if v.type != STACK_TYPE]
+        settings = build_settings(config, effective, inputs.policy)
+        levels = config.levels(effective)
+        stack_urn = next((r.urn for r in result.resources if r.type == STACK_TYPE),
+                         f"urn:pulumi:{stack}::{result.project}::{STACK_TYPE}::{result.project}-{stack}")
+        findings = evaluate(views, settings, levels, waivers, today=today, stack_urn=stack_urn)
+        if session is not None:
+            findings, summary = run_bridge(session, result.resources, views, findings, config, effective, waivers,
+                                           today, stack_urn)
+    finally:
+        if session is not None:
+            session.close()
     rules = sum(1 for lv in levels.values() if lv is not Level.DISABLED)
     failure = result.error
     return StackReport(project=result.project, stack=stack, tier=effective, resources=len(views),
@@ -294,8 +356,35 @@ def check_stack(
                        error=result.error_message() if failure else None,
                        error_location=SourceLocation(failure.location.file, failure.location.line)
                        if failure and failure.location else None,
-                       error_traceback=failure.traceback if failure else "")
+                       error_traceback=failure.traceback if failure else "",
+                       tier_source=tier_source, bridge=summary)
 
 
-__all__ = ["Finding", "FindingStatus", "StackReport", "check_stack", "evaluate",
-           "resources_from_render"]
+def run_bridge(session: Any, rendered: Sequence[Any], views: Sequence[Resource], findings: list[Finding],
+               config: PolicyConfig, tier: TierName, waivers: Sequence[Waiver], today: dt.date,
+               stack_urn: str) -> tuple[list[Finding], BridgeSummary]:
+    """Translate, scan and merge; a Checkov run that fails is a rule error (mandatory in prod: fail closed)."""
+    from policies.bridge.catalog import BRIDGE_ID
+    from policies.bridge.findings import BridgeSummary, merge
+    from policies.bridge.runner import BridgeFailed, ScanResult
+    from policies.bridge.translate import nodes_from_render, translate
+
+    bundle = translate(nodes_from_render(rendered))
+    if not bundle.files:
+        session.close()
+        return findings, BridgeSummary(status="ran", skipped_types=dict(bundle.skipped))
+    try:
+        scan: ScanResult = session.scan(bundle)
+    except BridgeFailed as exc:
+        level = Level.MANDATORY if tier is TierName.PROD else Level.ADVISORY
+        name = stack_urn.rsplit("::", 1)[-1] if stack_urn else "stack"
+        error = Finding(BRIDGE_ID, FindingStatus.ERROR, level, stack_urn, STACK_TYPE, name,
+                        f"the Checkov bridge failed: {exc}", source="checkov")
+        return [*findings, error], BridgeSummary(status=f"failed: {exc}")
+    own_waivers = {v.urn: tag_waivers(v)[0] for v in views}
+    return merge(findings, scan, bundle, views, lambda cid: config.check_level(cid, tier), waivers, own_waivers,
+                 today)
+
+
+__all__ = ["BridgeMode", "Finding", "FindingStatus", "StackReport", "check_stack", "evaluate", "resolve_tier",
+           "resources_from_render", "tier_from_stack_name"]

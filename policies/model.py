@@ -94,6 +94,8 @@ class Resource:
     protect: bool = False
     location: SourceLocation | None = None
     """Where the program constructed it (from the SDK's source position), when known."""
+    custom: bool = True
+    """False for component resources (no cloud object of their own)."""
 
 
 @dataclass(frozen=True, slots=True)

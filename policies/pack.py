@@ -10,7 +10,21 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from policies.model import Level, PolicyId, ResourceCheck, StackCheck
-from policies.rules import autoscaling, aws, azure, clusters, cost, delivery, exposure, gcp, keys, labels, workloads
+from policies.rules import (
+    autoscaling,
+    aws,
+    azure,
+    clusters,
+    cost,
+    delivery,
+    exposure,
+    gcp,
+    keys,
+    labels,
+    secrets,
+    stateful,
+    workloads,
+)
 
 PACK_NAME = "gantry"
 WAIVER_EXPIRED = PolicyId("waiver-expired")
@@ -30,6 +44,8 @@ class Category(StrEnum):
     WORKLOADS = "workloads"
     DELIVERY = "delivery"
     COST = "cost"
+    SECRETS = "secrets"
+    STATEFUL = "stateful"
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +190,7 @@ RULES: tuple[Rule, ...] = (
        "Long-running containers have readiness and liveness probes.",
        "Add readinessProbe and livenessProbe (different endpoints)."),
     _r("image-pinned", Category.WORKLOADS, M, workloads.image_pinned,
-       "Images are pinned by a tag other than latest or by a digest.",
+       "Images (pods and ECS task definitions) are pinned by a tag other than latest or by a digest.",
        "Use image:1.2.3 or image@sha256:..."),
     _r("no-privilege-escalation", Category.WORKLOADS, M, workloads.no_privilege_escalation,
        "Containers are not privileged and cannot escalate privileges.",
@@ -195,8 +211,8 @@ RULES: tuple[Rule, ...] = (
        "Namespaced objects live in an explicit namespace other than default.",
        "Set metadata.namespace (or the provider's namespace)."),
     _r("secrets-not-in-env", Category.WORKLOADS, M, workloads.secrets_not_in_env,
-       "Secrets are not passed as literal environment values.",
-       "Use env[].valueFrom.secretKeyRef or a mounted Secret."),
+       "Secrets are not passed as literal environment values (pods and ECS task definitions).",
+       "Use env[].valueFrom.secretKeyRef or a mounted Secret; on ECS, containerDefinitions[].secrets."),
     _s("workload-ha", Category.WORKLOADS, A, workloads.workload_ha,
        "Prod workloads run 2+ replicas with a PDB and topology spread.",
        "Set replicas (or HPA minReplicas) >= 2, add a PDB and topologySpreadConstraints."),
@@ -216,6 +232,16 @@ RULES: tuple[Rule, ...] = (
     _r("rollout-strategy-safe", Category.DELIVERY, M, delivery.rollout_strategy_safe,
        "Rolling updates keep pods serving and keep revision history for undo.",
        "Use RollingUpdate with maxUnavailable below the replica count and revisionHistoryLimit >= 1."),
+    # secrets and stateful resources (what Checkov cannot see: Pulumi secrets, protect, components)
+    _r("secrets-plain-input", Category.SECRETS, M, secrets.secrets_plain_input,
+       "Inputs named like secrets (password, secret, token, privateKey...) hold Pulumi secrets, not plain text.",
+       "Read the value with config.require_secret or wrap it in pulumi.Output.secret."),
+    _r("stateful-protect", Category.STATEFUL, M, stateful.stateful_protect,
+       "Databases, buckets, keys and clusters are protected from deletion in prod.",
+       "Pass ResourceOptions(protect=True) to the resource in prod."),
+    _s("opaque-component", Category.STATEFUL, A, stateful.opaque_component,
+       "Components whose children another language's provider registers are flagged, not passed silently.",
+       "Check the stack with `pulumi preview --policy-pack policies`, or build the resources in Python."),
     # cost
     _s("cost-budget", Category.COST, M, cost.cost_budget,
        "Node pools at max size stay within 80% of the stack's monthly budget.",

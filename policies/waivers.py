@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from policies.bridge.catalog import is_check_id
 from policies.model import Resource
 from policies.pack import BY_ID, WAIVER_EXPIRED, WAIVER_INVALID
 from policies.props import get, mapping
@@ -22,7 +23,7 @@ WAIVE_KEY = "gantry.io/waive"
 DEFAULT_PATH = Path(__file__).with_name("waivers.yaml")
 # Where tags and labels live on the resource kinds we know; the first three are cloud, the last two k8s.
 TAG_PATHS = ("tags", "labels", "resourceLabels", "metadata.labels", "metadata.annotations")
-_TAG_ENTRY = re.compile(r"^\s*(?P<policy>[a-z0-9-]+)\s*=\s*(?P<reason>.*?)"
+_TAG_ENTRY = re.compile(r"^\s*(?P<policy>[a-z0-9-]+|CKV2?_[A-Z0-9]+_\d+)\s*=\s*(?P<reason>.*?)"
                         r"(?:\s+until\s+(?P<date>\d{4}-\d{2}-\d{2}))?\s*$")
 META_POLICIES = frozenset({WAIVER_EXPIRED, WAIVER_INVALID})
 
@@ -55,6 +56,11 @@ class Waiver:
         return self.expires is not None and self.expires < today
 
 
+def known_policy(policy: object) -> bool:
+    """Waivable: a rule of the pack or a Checkov check id (the bridge reports those under their own id)."""
+    return (isinstance(policy, str) and policy in BY_ID) or is_check_id(policy)
+
+
 def parse_waivers(doc: object, source: str) -> list[Waiver]:
     if doc is None:
         return []
@@ -74,8 +80,9 @@ def parse_waivers(doc: object, source: str) -> list[Waiver]:
         if unknown:
             problems.append(f"{where}: unknown key(s) {', '.join(unknown)}; valid: policy, urn, reason, expires")
         policy, urn, reason, expires = (entry.get(k) for k in ("policy", "urn", "reason", "expires"))
-        if policy not in BY_ID:
-            problems.append(f"{where}.policy must be a policy id of the pack, but {_shown(policy)} was given")
+        if not known_policy(policy):
+            problems.append(f"{where}.policy must be a policy id of the pack or a Checkov check id (CKV_*), "
+                            f"but {_shown(policy)} was given")
         if not isinstance(urn, str) or not urn.strip():
             problems.append(f"{where}.urn must be a URN or URN glob, but {_shown(urn)} was given")
         if not isinstance(reason, str) or not reason.strip():
@@ -147,7 +154,7 @@ def tag_waivers(r: Resource) -> tuple[list[Waiver], list[TagProblem]]:
                                                   f"{_shown(part.strip())} was given"))
                 continue
             policy, reason = m["policy"], m["reason"].strip()
-            if policy not in BY_ID:
+            if not known_policy(policy):
                 problems.append(TagProblem(r.urn, f"{path}.{WAIVE_KEY} names unknown policy {_shown(policy)}"))
             elif not reason:
                 problems.append(TagProblem(r.urn, f"{path}.{WAIVE_KEY} waives {policy} with no reason; "

@@ -20,4 +20,15 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
 .venv/bin/python -m pip install -q -e '.[dev]' 2>&1 | grep -v "^WARNING: Location" || true
 .venv/bin/python -c 'import infra.cli, pulumi_aws, pulumi_kubernetes' >/dev/null
+
+# Checkov in its own virtualenv: checkov 3.3 pins boto3==1.35.49, packaging<24 and networkx<2.7, which
+# conflict with Gantry's own pins, so `gantry check` drives it as a subprocess (policies/bridge/driver.py).
+CHECKOV_VERSION="${GANTRY_CHECKOV_VERSION:-3.3.30}"
+[ -x .venv-checkov/bin/python ] || python3 -m venv .venv-checkov
+if ! .venv-checkov/bin/python -c "import checkov, sys; from checkov.version import version; sys.exit(version != '${CHECKOV_VERSION}')" >/dev/null 2>&1; then
+  echo "setup: installing checkov ${CHECKOV_VERSION} into .venv-checkov"
+  .venv-checkov/bin/python -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+  .venv-checkov/bin/python -m pip install -q "checkov==${CHECKOV_VERSION}" 2>&1 | grep -v "^WARNING: Location" || true
+fi
+.venv-checkov/bin/python -c 'import checkov.terraform_json.runner, checkov.arm.runner, checkov.kubernetes.runner' >/dev/null
 echo "setup: done. Activate with: source .venv/bin/activate"

@@ -16,16 +16,22 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from infra.commands.common import err, out
-from infra.console import styled
+from infra.console import plain, styled
+from policies.engine_modes import BridgeMode
 from policies.model import TierName
 from policies.report import Format
 
 if TYPE_CHECKING:
+    from policies.config import PolicyConfig
     from policies.engine import StackReport
 
 DEFAULT_TIER_HELP = (
-    "Tier whose enforcement levels apply. Default: the stack's gantry:tier, else prod (the strictest), "
-    "which is what foreign projects without Gantry config get."
+    "Tier whose enforcement levels apply. Default: the stack's gantry:tier, else from the stack's name "
+    "(prod*/production* -> prod, stag* -> staging, anything else -> dev). The tier used is printed."
+)
+CHECKOV_HELP = (
+    "Run Checkov's catalogue through the bridge: auto (when installed; says so when not), on (required: exit 2 "
+    "when unavailable) or off."
 )
 
 
@@ -57,8 +63,10 @@ def register(app: typer.Typer) -> None:
             Path | None,
             typer.Option("--waivers", help="Waiver file. Default: <project>/policies/waivers.yaml if present."),
         ] = None,
-        list_rules: Annotated[bool, typer.Option("--list-rules", help="Print the pack's rules and exit.")] = False,
+        list_rules: Annotated[bool, typer.Option("--list-rules", help="Print the pack's rules (levels for --tier, "
+                                                                      "default prod) and exit.")] = False,
         debug: Annotated[bool, typer.Option("--debug", help="On a program error, print its traceback.")] = False,
+        checkov: Annotated[BridgeMode, typer.Option("--checkov", help=CHECKOV_HELP)] = BridgeMode.AUTO,
     ) -> None:
         """Check stacks against the policy pack offline: no Pulumi CLI, credentials or network."""
         from infra.commands.common import short_lived
@@ -71,7 +79,10 @@ def register(app: typer.Typer) -> None:
         from policies.waivers import WaiverError, load_waivers
 
         if list_rules:
-            _print_rules()
+            try:
+                _print_rules(tier or TierName.PROD, load_policy_config(policy_config))
+            except PolicyConfigError as exc:
+                _usage(str(exc).splitlines()[0])
             return
         if all_stacks and stack:
             _usage("--stack and --all-stacks cannot be combined; pass one of them")
@@ -80,6 +91,7 @@ def register(app: typer.Typer) -> None:
 
         from infra.commands.common import fail
         from infra.render import Project
+        from policies.bridge.runner import BridgeUnavailable
         from policies.engine import check_stack
 
         try:
@@ -95,8 +107,14 @@ def register(app: typer.Typer) -> None:
             workers = max(1, min(len(names), os.cpu_count() or 1))
             with err.status(f"checking {len(names)} stack(s)", spinner="dots") if err.is_terminal \
                     else contextlib.nullcontext(), ThreadPoolExecutor(max_workers=workers) as pool:
-                reports = list(pool.map(lambda name: check_stack(proj.root, name, config, waiver_list, tier=tier),
-                                        names))
+                reports = list(pool.map(lambda name: check_stack(proj.root, name, config, waiver_list, tier=tier,
+                                                                 bridge=checkov), names))
+            for report in reports:
+                bridge = report.bridge.status if report.bridge else "off"
+                err.print(plain(f"{report.stack}: tier {report.tier.value} (from {report.tier_source}); "
+                                f"checkov bridge: {bridge}"))
+        except BridgeUnavailable as exc:
+            _usage(str(exc))
         except (PolicyConfigError, WaiverError) as exc:
             for line in str(exc).splitlines():
                 err.print(styled("[red]error:[/red] {}", line))
@@ -147,9 +165,24 @@ def _usage(message: str) -> None:
     raise typer.Exit(ExitCode.USAGE)
 
 
-def _print_rules() -> None:
+def _print_rules(tier: TierName, config: PolicyConfig) -> None:
+    """One line per rule at ``tier``'s level, then the Checkov bridge's curated set, under a header row."""
+    from policies.bridge.catalog import ALIASES, BRIDGE_ID, MANDATORY_IN_PROD
+    from policies.bridge.runner import available
     from policies.pack import RULES
 
-    width = max(len(r.id) for r in RULES)
-    for r in RULES:
-        out.print(f"{r.id:<{width}}  {r.level.value:<9}  {r.kind:<8}  {r.description}")
+    rows: list[tuple[str, str, str, str]] = [(str(r.id), config.level_for(r.id, tier).value, r.kind, r.description)
+                                          for r in RULES]
+    checks = sorted(MANDATORY_IN_PROD, key=lambda c: (c.split("_")[0], c.split("_")[1], int(c.rsplit("_", 1)[1])))
+    rows += [(c, config.check_level(c, tier).value, BRIDGE_ID, "curated Checkov check (mandatory in prod)")
+             for c in checks]
+    default = config.check_level("CKV_NONE_0", tier).value if config.bridge_enabled(tier) else "disabled"
+    rows.append(("CKV_*", default, BRIDGE_ID, f"every other Checkov check ({len(ALIASES)} are reported under the "
+                                             "Gantry rule they duplicate)"))
+    width = max(len(r[0]) for r in rows)
+    out.print(f"{'ID':<{width}}  {'LEVEL':<9}  {'KIND':<8}  DESCRIPTION (tier {tier.value})", markup=False)
+    for rid, level, kind, desc in rows:
+        out.print(f"{rid:<{width}}  {level:<9}  {kind:<8}  {desc}", markup=False)
+    reason = available()
+    if reason:
+        err.print(f"note: {reason}", markup=False, highlight=False)

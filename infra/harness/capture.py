@@ -117,15 +117,31 @@ def _jsonable(value: Any) -> Any:
     return f"<{type(value).__name__}>"
 
 
-def mask(value: Any, is_secret: Callable[[Any], bool]) -> Any:
-    """Replace secret wrappers (and Gantry's placeholders) by ``[secret]``; keep the structure."""
+def mask(value: Any, is_secret: Callable[[Any], bool], reveal: Callable[[Any], Any] | None = None) -> Any:
+    """Replace secret wrappers (and Gantry's placeholders) by ``[secret]``; keep the structure.
+
+    ``reveal`` may return a secret with only its secret parts masked (None: mask it whole).
+    """
     if is_secret(value):
-        return SECRET
+        shown = reveal(value) if reveal is not None else None
+        return SECRET if shown is None else shown
     if isinstance(value, dict):
-        return {k: mask(v, is_secret) for k, v in value.items()}
+        return {k: mask(v, is_secret, reveal) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [mask(v, is_secret) for v in value]
+        return [mask(v, is_secret, reveal) for v in value]
     return value
+
+
+def reveal_secret_text(value: Any) -> str | None:
+    """A secret ECS ``containerDefinitions`` document with only its secret values masked; else None."""
+    from pulumi.runtime import rpc
+
+    from .secret_text import mask_secret_text
+
+    if not rpc.is_rpc_secret(value):
+        return None
+    plain = rpc.unwrap_rpc_secret(value)
+    return mask_secret_text(plain) if isinstance(plain, str) else None
 
 
 # --------------------------------------------------------------------------- locations
@@ -446,8 +462,8 @@ def _run_in_context(program: Callable[[], None], project: str, stack: str, confi
             "urn": urn, "type": m["type"], "name": m["name"], "custom": m["custom"], "parent": m["parent"],
             "dependencies": m["dependencies"], "propertyDependencies": m["propertyDependencies"],
             "provider": m["provider"], "protect": m["protect"], "ignoreChanges": m["ignoreChanges"], "id": m["id"],
-            "inputs": _jsonable(mask(m["inputs"], secretish)),
-            "outputs": _jsonable(mask(state.get(urn, {}), secretish)),
+            "inputs": _jsonable(mask(m["inputs"], secretish, reveal_secret_text)),
+            "outputs": _jsonable(mask(state.get(urn, {}), secretish, reveal_secret_text)),
             "location": m["location"],
         })
     return {
@@ -456,7 +472,7 @@ def _run_in_context(program: Callable[[], None], project: str, stack: str, confi
         "project": project,
         "stack": stack,
         "resources": resources,
-        "outputs": _jsonable(mask(monitor.stack_outputs, secretish)),
+        "outputs": _jsonable(mask(monitor.stack_outputs, secretish, reveal_secret_text)),
         "diagnostics": [*diagnostics.messages, *mocks.diagnostics],
         "error": error,
     }

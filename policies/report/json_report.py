@@ -35,6 +35,8 @@ def to_document(reports: Sequence[StackReport]) -> dict[str, object]:
                 "project": r.project,
                 "stack": r.stack,
                 "tier": r.tier.value,
+                "tierSource": r.tier_source,
+                "checkov": r.bridge.to_json() if r.bridge is not None else None,
                 "resources": r.resources,
                 "rules": r.rules,
                 "passed": r.passed,

@@ -25,7 +25,10 @@ def render_junit(reports: Sequence[StackReport]) -> str:
         for policy in ids:
             mine = [f for f in r.findings if f.policy == policy]
             cases += 1
-            case = ET.SubElement(suite, "testcase", classname=f"{r.stack}.{policy}", name=policy)
+            checkov = next((f.check_name for f in mine if f.check_name), None)
+            aliases = sorted({a for f in mine for a in f.aliases})
+            label = f"{policy}: {checkov}" if checkov else f"{policy} ({', '.join(aliases)})" if aliases else policy
+            case = ET.SubElement(suite, "testcase", classname=f"{r.stack}.{policy}", name=label)
             blocking = [f for f in mine if f.blocking and f.status is FindingStatus.VIOLATION]
             broken = [f for f in mine if f.status is FindingStatus.ERROR and f.level is Level.MANDATORY]
             if blocking:

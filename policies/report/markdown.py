@@ -43,7 +43,7 @@ def render_markdown(reports: Sequence[StackReport]) -> str:
                 "| Level | Status | Policy | Stack | Resource | Message |", "|---|---|---|---|---|---|"]
         for stack, f in findings[:TOP]:
             where = f" at `{_cell(str(f.location))}`" if f.location else ""
-            out.append(f"| {f.level.value} | {f.status.value} | `{f.policy}` | `{stack}` | `{_cell(f.name)}` "
+            out.append(f"| {f.level.value} | {f.status.value} | `{_cell(f.label)}` | `{stack}` | `{_cell(f.name)}` "
                        f"({_cell(f.type)}){where} | {_cell(f.message)} |")
         if len(findings) > TOP:
             out.append(f"\n_{len(findings) - TOP} more; see the SARIF or JSON report._")

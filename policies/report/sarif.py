@@ -115,8 +115,26 @@ def _fingerprint(stack: str, f: Finding) -> str:
     return hashlib.sha256(f"{stack}\0{f.policy}\0{f.urn}".encode()).hexdigest()[:32]
 
 
+def _check_descriptors(reports: Sequence[StackReport]) -> list[dict[str, object]]:
+    """One descriptor per Checkov check that produced a finding, named as Checkov names it."""
+    seen: dict[str, Finding] = {}
+    for r in reports:
+        for f in r.findings:
+            if f.source == "checkov" and f.check_name and f.policy not in seen:
+                seen[f.policy] = f
+    out: list[dict[str, object]] = []
+    for cid in sorted(seen):
+        name = seen[cid].check_name or cid
+        out.append({"id": cid, "name": cid, "shortDescription": {"text": name},
+                    "fullDescription": {"text": f"{name} (Checkov {cid}, through the Gantry bridge)"},
+                    "help": {"text": f"Checkov {cid}: {name}", "markdown": f"**Checkov {cid}:** {name}"},
+                    "defaultConfiguration": {"level": "warning"},
+                    "properties": {"category": "checkov", "kind": "checkov", "tags": ["security", "checkov"]}})
+    return out
+
+
 def to_sarif(reports: Sequence[StackReport]) -> dict[str, object]:
-    descriptors = _descriptors()
+    descriptors = _descriptors() + _check_descriptors(reports)
     index = {str(d["id"]): i for i, d in enumerate(descriptors)}
     results: list[dict[str, object]] = []
     notifications: list[dict[str, object]] = []
@@ -146,7 +164,9 @@ def to_sarif(reports: Sequence[StackReport]) -> dict[str, object]:
                 }],
                 "partialFingerprints": {"gantryFinding/v1": _fingerprint(r.stack, f)},
                 "properties": {"stack": r.stack, "tier": r.tier.value, "urn": f.urn, "type": f.type,
-                               "status": f.status.value, "enforcementLevel": f.level.value},
+                               "status": f.status.value, "enforcementLevel": f.level.value, "source": f.source,
+                               **({"checkName": f.check_name} if f.check_name else {}),
+                               **({"aliases": list(f.aliases)} if f.aliases else {})},
             }
             if f.status is FindingStatus.WAIVED:
                 result["suppressions"] = [{"kind": "external", "status": "accepted",

@@ -57,11 +57,17 @@ def render_text(reports: Sequence[StackReport], *, color: bool = False) -> str:
             message = styled("{}\n[dim]waived: {}[/dim]", f.message, f.waiver) if f.waiver else plain(f.message)
             resource = styled("{}::{}\n[dim]{}[/dim]", f.type, f.name, f.location) if f.location \
                 else plain(f"{f.type}::{f.name}")
-            table.add_row(_tag(f), f.policy, stack, resource, message)
+            table.add_row(_tag(f), plain(f.label), plain(stack), resource, message)
         console.print(table)
     for r in reports:
         if r.partial:
             console.print(styled("[red]PARTIAL[/red] {}/{}: {}", r.project, r.stack, r.error or ""))
+        if r.bridge is not None:
+            b = r.bridge
+            ran = f"{b.failed} failed, {b.passed} passed, {b.aliased} reported under Gantry's ids" \
+                if b.status == "ran" else ""
+            console.print(plain(f"{r.stack}: tier {r.tier.value} ({r.tier_source or 'given'}); Checkov "
+                                f"{b.version or ''} bridge {b.status}{': ' + ran if ran else ''}"))
     blocking = sum(r.blocking for r in reports)
     console.print(f"{len(reports)} stack(s) checked; {blocking} blocking finding(s)")
     return buffer.getvalue()

@@ -8,7 +8,8 @@ from policies import k8s
 from policies.model import COMPLIANT, NOT_APPLICABLE, Outcome, Resource, Settings, fail
 from policies.props import get, mapping
 
-# Where each taggable type keeps its tags; types not listed here cannot carry tags or are not billed.
+# Where a type keeps its tags when that is not the SDK's plain ``tags``/``labels`` input (GKE's
+# resourceLabels, node pools' nodeConfig); every other taggable type is found in the SDK (policies.sdk).
 TAG_FIELDS: dict[str, str] = {
     "aws:eks/cluster:Cluster": "tags",
     "aws:eks/nodeGroup:NodeGroup": "tags",
@@ -44,7 +45,11 @@ def provider_defaults(provider_props: Mapping[str, object]) -> dict[str, str]:
 
 
 def cloud_required_tags(r: Resource, s: Settings) -> Outcome:
-    path = TAG_FIELDS.get(r.type)
+    from policies.sdk import tag_input
+
+    if not r.custom:
+        return NOT_APPLICABLE
+    path = TAG_FIELDS.get(r.type) or tag_input(r.type)
     if path is None:
         return NOT_APPLICABLE
     tags = provider_defaults(r.provider_props)

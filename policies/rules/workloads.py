@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 
@@ -20,6 +21,22 @@ from policies.model import (
 from policies.props import flag, get, integer, mapping, maps, strings, text
 
 SECRET_NAME = re.compile(r"(PASSW(OR)?D|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY|CREDENTIAL|ACCESS_?KEY)", re.I)
+
+
+ECS_TASK = "aws:ecs/taskDefinition:TaskDefinition"
+
+
+def ecs_containers(r: Resource) -> list[tuple[str, Mapping[str, object]]] | None:
+    """An ECS task definition's containers: ``containerDefinitions`` is JSON text (or already a list)."""
+    if r.type != ECS_TASK:
+        return None
+    raw = r.props.get("containerDefinitions")
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except ValueError:
+            return None  # wholly masked ("[secret]") or not JSON: nothing to judge
+    return [(text(c.get("name")) or f"#{i}", c) for i, c in enumerate(maps(raw))]
 
 
 def _each_container(r: Resource, *, init: bool = True) -> list[tuple[str, Mapping[str, object]]] | None:
@@ -57,7 +74,7 @@ def container_probes(r: Resource, s: Settings) -> Outcome:
 
 
 def image_pinned(r: Resource, s: Settings) -> Outcome:
-    items = _each_container(r)
+    items = _each_container(r) if r.type != ECS_TASK else ecs_containers(r)
     if items is None:
         return NOT_APPLICABLE
     out = []
@@ -151,18 +168,21 @@ def no_default_namespace(r: Resource, s: Settings) -> Outcome:
 
 
 def secrets_not_in_env(r: Resource, s: Settings) -> Outcome:
-    items = _each_container(r)
+    items = _each_container(r) if r.type != ECS_TASK else ecs_containers(r)
     if items is None:
         return NOT_APPLICABLE
     out = []
     for name, c in items:
-        for env in maps(c.get("env")):
+        # Kubernetes: env[].value; ECS: environment[].value (the secrets[] list holds references instead).
+        for env in [*maps(c.get("env")), *maps(c.get("environment"))]:
             var = text(env.get("name")) or "?"
             value = env.get("value")
             if value is None:
                 continue
             if value == "[secret]" or SECRET_NAME.search(var):
-                out.append(f"container {name} env {var} holds a literal secret; use valueFrom.secretKeyRef")
+                fix = ("secrets[].valueFrom (Secrets Manager or SSM)" if r.type == ECS_TASK
+                       else "valueFrom.secretKeyRef")
+                out.append(f"container {name} env {var} holds a literal secret; use {fix}")
     return fail_all(out)
 
 

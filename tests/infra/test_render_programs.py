@@ -100,7 +100,10 @@ def test_us_west_2_has_four_zones_so_four_subnets() -> None:
     assert doc["outputs"]["zones"] == ["us-west-2a", "us-west-2b", "us-west-2c", "us-west-2d"]  # type: ignore[index]
     assert len(_resources(doc, "aws:ec2/subnet:Subnet")) == 4
     assert doc["summary"]["resources"] == 5  # type: ignore[index]
+    # A stack named dev is the dev tier (issue 15): the missing tags are reported but do not block there.
     code, report, _ = _check(PROGRAMS / "az-subnets")
+    assert code == 0 and "cloud-required-tags" in _policies(report)
+    code, report, _ = _check(PROGRAMS / "az-subnets", "--tier", "prod")
     assert code == 1 and "cloud-required-tags" in _policies(report)
 
 

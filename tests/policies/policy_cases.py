@@ -335,3 +335,40 @@ bad("cost-budget", "above-80pct", _pool, subject=None, settings=b.settings(month
 bad("cost-budget", "gke-regional-pool-counts-zones", r(T_GNP, b.gke_nodepool(), name="pool"), subject=None,
     settings=b.settings(monthly_budget_usd=1000))  # 3/zone x 3 zones x e2-standard-4 = ~$880 > $800
 ok("cost-budget", "aks", r(T_AKS, b.aks_cluster()), subject=None, settings=b.settings(monthly_budget_usd=1000))
+
+# --- ECS task definitions (image-pinned and secrets-not-in-env apply as to pods)
+T_ECS = "aws:ecs/taskDefinition:TaskDefinition"
+
+
+def _ecs(*containers: dict[str, Any]) -> dict[str, Any]:
+    return {"family": "web", "containerDefinitions": json.dumps(list(containers)), "tags": b.TAGS}
+
+
+ok("image-pinned", "ecs-tag", r(T_ECS, _ecs({"name": "web", "image": "public.ecr.aws/nginx/nginx:1.27.3"})))
+bad("image-pinned", "ecs-latest", r(T_ECS, _ecs({"name": "web", "image": "nginx:latest"})))
+bad("image-pinned", "ecs-untagged", r(T_ECS, _ecs({"name": "web", "image": "nginx"})))
+ok("secrets-not-in-env", "ecs-secrets-list", r(T_ECS, _ecs({"name": "web", "image": "nginx:1.27", "secrets": [
+    {"name": "DB_PASSWORD", "valueFrom": "arn:aws:secretsmanager:us-east-1:1:secret:db"}],
+    "environment": [{"name": "LOG_LEVEL", "value": "info"}]})))
+bad("secrets-not-in-env", "ecs-env-password", r(T_ECS, _ecs({"name": "web", "image": "nginx:1.27", "environment": [
+    {"name": "DB_PASSWORD", "value": "hunter2"}]})))
+bad("secrets-not-in-env", "ecs-env-masked-secret", r(T_ECS, _ecs(
+    {"name": "web", "image": "nginx:1.27", "environment": [{"name": "DSN", "value": "[secret]"}]})))
+
+# --- secrets in plain inputs
+T_RDS = "aws:rds/instance:Instance"
+ok("secrets-plain-input", "pulumi-secret", r(T_RDS, {"engine": "postgres", "password": "[secret]", "tags": b.TAGS}))
+ok("secrets-plain-input", "secret-reference", r(T_RDS, {"engine": "postgres", "masterUserSecretKmsKeyId": "k",
+                                                        "masterPassword": "arn:aws:secretsmanager:eu:1:secret:x"}))
+bad("secrets-plain-input", "plain-password", r(T_RDS, {"engine": "postgres", "password": "hunter2"}))
+bad("secrets-plain-input", "nested-private-key", r("gcp:compute/instance:Instance", {"bootDisk": {
+    "diskEncryptionKeyRaw": "x", "sourceImageEncryptionKey": {"rsaEncryptedKey": "y"}},
+    "metadata": {"ssh-keys": "plain"}, "serviceAccount": {"privateKey": "-----BEGIN PRIVATE KEY-----"}}))
+
+# --- stateful resources and opaque components
+ok("stateful-protect", "protected-db", r(T_RDS, {"engine": "postgres"}, protect=True))
+bad("stateful-protect", "unprotected-bucket", r("aws:s3/bucket:Bucket", {"bucket": "orders"}))
+bad("stateful-protect", "unprotected-gke", r(T_GKE, b.gke_cluster()))
+ok("opaque-component", "with-children", r("gantry:aws:EksCluster", {}, name="c", custom=False),
+   r(T_EKS, b.eks_cluster(), parent=b.urn("gantry:aws:EksCluster", "c")))
+bad("opaque-component", "multi-language", r("eks:index:Cluster", {}, name="eks", custom=False))

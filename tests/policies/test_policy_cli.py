@@ -18,7 +18,10 @@ EXPECTED = {"eks-endpoint-private", "eks-secrets-encryption", "eks-control-plane
 
 
 def check(*args: str) -> Result:
-    return CliRunner().invoke(app, ["check", *args])
+    """``gantry check`` with the Checkov bridge off unless asked for: these tests judge Gantry's own rules
+    (tests/policies/test_checkov_bridge.py runs the bridge)."""
+    bridge = [] if "--checkov" in args or "--list-rules" in args else ["--checkov", "off"]
+    return CliRunner().invoke(app, ["check", *bridge, *args])
 
 
 def test_insecure_project_exits_1_with_the_expected_ids() -> None:
@@ -26,7 +29,9 @@ def test_insecure_project_exits_1_with_the_expected_ids() -> None:
     assert result.exit_code == 1, result.output
     doc = json.loads(result.stdout)
     assert {f["policy"] for f in doc["findings"] if f["status"] == "violation"} == EXPECTED
-    assert doc["summary"]["passed"] is False and doc["stacks"][0]["tier"] == "prod"
+    # No gantry:tier in a foreign stack: the stack's name decides, and the tier used is printed.
+    assert doc["summary"]["passed"] is False and doc["stacks"][0]["tier"] == "dev"
+    assert "dev: tier dev (from stack name)" in result.stderr
 
 
 def test_sarif_output_file(tmp_path: Path) -> None:
@@ -105,12 +110,23 @@ def test_a_program_that_raises_is_exit_2(tmp_path: Path) -> None:
     assert "project broken, stack dev: the program raised RuntimeError: no cluster for you" in result.stderr
 
 
-def test_list_rules_prints_the_pack() -> None:
+def test_list_rules_prints_the_pack_under_a_header_at_the_tier_asked() -> None:
+    from policies.bridge.catalog import MANDATORY_IN_PROD
     from policies.pack import RULES
 
-    result = check("--list-rules")
-    assert result.exit_code == 0
-    assert [line.split()[0] for line in result.stdout.splitlines()] == [r.id for r in RULES]
+    prod, dev = check("--list-rules"), check("--list-rules", "--tier", "dev")
+    assert prod.exit_code == 0 and dev.exit_code == 0
+    header, *rows = prod.stdout.splitlines()
+    assert header.split()[:4] == ["ID", "LEVEL", "KIND", "DESCRIPTION"] and "tier prod" in header
+    ids = [line.split()[0] for line in rows]
+    assert ids[:len(RULES)] == [r.id for r in RULES]
+    assert set(ids[len(RULES):]) == {*MANDATORY_IN_PROD, "CKV_*"}
+    level = {line.split()[0]: line.split()[1] for line in rows}
+    dev_level = {line.split()[0]: line.split()[1] for line in dev.stdout.splitlines()[1:]}
+    # policy-config.json: eks-control-plane-logging is advisory in dev; curated checks block only prod.
+    assert level["eks-control-plane-logging"] == "mandatory" and dev_level["eks-control-plane-logging"] == "advisory"
+    assert level["CKV_AWS_20"] == "mandatory" and dev_level["CKV_AWS_20"] == "advisory"
+    assert "tier dev" in dev.stdout.splitlines()[0]
 
 
 def test_shipped_stacks_have_no_mandatory_violations() -> None:

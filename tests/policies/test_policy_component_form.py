@@ -17,7 +17,7 @@ import yaml
 
 from infra.render import render_project
 from policies.config import StackPolicy, build_settings, load_policy_config
-from policies.engine import FindingStatus, check_stack, resources_from_render, run_rule, stack_inputs
+from policies.engine import BridgeMode, FindingStatus, check_stack, resources_from_render, run_rule, stack_inputs
 from policies.model import State, TierName
 from policies.pack import RULES
 
@@ -43,7 +43,9 @@ def judged() -> dict[str, dict[str, set[State]]]:
 def test_every_rule_is_judged_compliant_on_some_component_built_stack(
         judged: dict[str, dict[str, set[State]]]) -> None:
     never = [r.id for r in RULES if not any(State.COMPLIANT in s for s in judged[r.id].values())]
-    assert never == []
+    # Gantry's components take no secret-named inputs at all (credentials come from workload identity), so
+    # secrets-plain-input has nothing to judge there; tests/policies/test_checkov_bridge.py judges it.
+    assert never == ["secrets-plain-input"]
 
 
 @pytest.mark.parametrize("rule_id, stack", [
@@ -72,7 +74,7 @@ def _copy_project(tmp: Path, mutate: Callable[[dict[str, Any]], None]) -> Path:
 
 
 def _violations(project: Path) -> set[str]:
-    report = check_stack(project, "prod", load_policy_config(), [])
+    report = check_stack(project, "prod", load_policy_config(), [], bridge=BridgeMode.OFF)
     return {f.policy for f in report.findings if f.status is FindingStatus.VIOLATION}
 
 

@@ -31,8 +31,8 @@ def ids(findings: list, status: FindingStatus = FindingStatus.VIOLATION) -> set[
 
 
 def test_secure_resources_give_no_findings() -> None:
-    resources = [b.res("aws:eks/cluster:Cluster", b.eks_cluster(), name="prod"),
-                 b.res("aws:eks/addon:Addon", {"addonName": "vpc-cni", "clusterName": "prod",
+    resources = [b.res("aws:eks/cluster:Cluster", b.eks_cluster(), name="prod", protect=True),
+                 b.res("aws:eks/addon:Addon", {"addonName": "vpc-cni", "clusterName": "prod", "tags": b.TAGS,
                                                "configurationValues": '{"enableNetworkPolicy": "true"}'}, name="cni")]
     assert run(resources) == []
 

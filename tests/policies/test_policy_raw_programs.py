@@ -97,6 +97,7 @@ GCP = {
     ("key", "cloud-required-tags"), ("key", "kms-deletion-protection"), ("key", "kms-key-rotation"),
     ("pool", "cloud-required-tags"), ("pool", "gke-node-hardening"), ("pool", "node-disk-encryption"),
     ("pool", "nodepool-autoscaling-bounds"), ("public", "kms-policy-no-wildcard-principal"),
+    ("gke", "stateful-protect"), ("key", "stateful-protect"),
 }
 AZURE = {
     ("aks", "aks-monitoring"), ("aks", "aks-policy-addon"), ("aks", "aks-private-or-authorized-ips"),
@@ -104,13 +105,16 @@ AZURE = {
     ("aks", "network-policy-enforced"), ("aks", "node-disk-encryption"), ("aks", "nodepool-autoscaling-bounds"),
     ("key", "kms-key-rotation"), ("kv", "cloud-required-tags"), ("kv", "kms-deletion-protection"),
     ("kv", "kms-policy-no-wildcard-principal"),
+    # unprotected stateful resources in prod; Key Vault keys take tags too (the SDK says so)
+    ("kv", "stateful-protect"), ("key", "stateful-protect"), ("aks", "stateful-protect"),
+    ("key", "cloud-required-tags"),
 }
 AWS = {
     ("key", "cloud-required-tags"), ("key", "kms-deletion-protection"), ("key", "kms-key-rotation"),
     ("key", "kms-policy-no-wildcard-principal"), ("lt", "cloud-required-tags"), ("lt", "node-disk-encryption"),
     ("lt", "node-imdsv2-required"), ("ng", "cloud-required-tags"), ("ng", "eks-nodegroup-no-open-ssh"),
     ("ng", "node-disk-encryption"), ("ng", "node-imdsv2-required"), ("ng", "nodepool-autoscaling-bounds"),
-    ("ssh", "cloud-required-tags"), ("ssh", "eks-nodegroup-no-open-ssh"),
+    ("ssh", "cloud-required-tags"), ("ssh", "eks-nodegroup-no-open-ssh"), ("key", "stateful-protect"),
 }
 K8S = {
     ("api", "container-probes"), ("api", "container-resources"), ("api", "drop-capabilities-seccomp"),

@@ -12,7 +12,7 @@ import pytest
 from sarif_shape import sarif_problems
 
 from policies.config import load_policy_config
-from policies.engine import FindingStatus, StackReport, check_stack
+from policies.engine import BridgeMode, FindingStatus, StackReport, check_stack
 from policies.model import TierName
 from policies.report import Format, render
 from policies.waivers import parse_waivers
@@ -32,7 +32,8 @@ def report() -> StackReport:
     cwd = Path.cwd()
     os.chdir(REPO)  # SARIF URIs are relative to the working directory, as in CI
     try:
-        return check_stack(INSECURE, "dev", load_policy_config(), waivers, today=dt.date(2026, 11, 27))
+        return check_stack(INSECURE, "dev", load_policy_config(), waivers, today=dt.date(2026, 11, 27),
+                           tier=TierName.PROD, bridge=BridgeMode.OFF)
     finally:
         os.chdir(cwd)
 
@@ -40,7 +41,7 @@ def report() -> StackReport:
 def test_the_insecure_project_fails_with_exactly_the_expected_ids(report: StackReport) -> None:
     violations = {f.policy for f in report.findings if f.status is FindingStatus.VIOLATION}
     assert violations == EXPECTED
-    assert report.tier is TierName.PROD  # no gantry:tier in a foreign stack: the strictest tier applies
+    assert report.tier is TierName.PROD and report.tier_source == "--tier"
     assert not report.passed
 
 
