@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -61,6 +62,23 @@ def fault_for(version: str, st_faults: dict[str, FaultSpec], cfg: GantryConfig |
     if cfg is not None and version in cfg.sandbox.faults:
         return cfg.sandbox.faults[version]
     return FaultSpec()
+
+
+SOCKET_PATH_MAX = 100
+"""AF_UNIX paths hold at most 107 bytes (Linux), for HAProxy and for our client alike; keep well below."""
+
+
+def admin_socket(directory: Path) -> Path:
+    """HAProxy's admin socket: in the sandbox directory, or under /tmp when that path is too long for AF_UNIX."""
+    path = directory / "haproxy.sock"
+    if len(str(path)) <= SOCKET_PATH_MAX:
+        return path
+    import hashlib
+
+    short = Path(tempfile.gettempdir()) / f"gantry-{hashlib.sha256(str(directory.resolve()).encode()).hexdigest()[:16]}"
+    short.mkdir(mode=0o700, exist_ok=True)
+    os.chmod(short, 0o700)
+    return short / "haproxy.sock"
 
 
 def restarts_file(directory: Path, name: str) -> Path:
@@ -179,7 +197,7 @@ def _start(directory: Path, stack: str, cfg: GantryConfig, hap_bin: str, prom_bi
         frontends.append(haproxy.FrontendSpec(name, fe_port, server_slots, mx_ports))
     prom_port = procs.free_port()
     st = SandboxState(
-        directory=str(directory), stack=stack, haproxy_pid=0, haproxy_socket=str(directory / "haproxy.sock"),
+        directory=str(directory), stack=stack, haproxy_pid=0, haproxy_socket=str(admin_socket(directory)),
         haproxy_stats_port=stats_port, prometheus_pid=0, prometheus_port=prom_port, services=services,
     )
     scrape = {f"{n}-{s}": (n, p) for n, svc_state in services.items() for s, p in svc_state.metrics_ports.items()}
@@ -194,9 +212,9 @@ def _start(directory: Path, stack: str, cfg: GantryConfig, hap_bin: str, prom_bi
          "--log.level=warn"],
         directory / "prometheus.log", directory / "prometheus.pid", cwd=directory,
     )
-    (directory / "haproxy.sock").unlink(missing_ok=True)
+    admin_socket(directory).unlink(missing_ok=True)
     (directory / "haproxy.cfg").write_text(
-        haproxy.render_config(directory / "haproxy.sock", stats_port, frontends, exporter=exporter))
+        haproxy.render_config(admin_socket(directory), stats_port, frontends, exporter=exporter))
     st.haproxy_pid = procs.spawn(
         [hap_bin, "-db", "-f", str(directory / "haproxy.cfg")],
         directory / "haproxy.log", directory / "haproxy.pid", cwd=directory,
@@ -230,7 +248,7 @@ def down(project_dir: Path) -> list[str]:
     with locked(directory):
         stopped = _stop_all(directory)
         state_path(directory).unlink(missing_ok=True)
-        (directory / "haproxy.sock").unlink(missing_ok=True)
+        admin_socket(directory).unlink(missing_ok=True)
     return stopped
 
 
