@@ -33,8 +33,16 @@ TERMINAL_STACK = "evil\x1b[2J\x1b]0;owned\x07"
 
 
 def gantry(project: Path, *args: str) -> tuple[int, str, str]:
-    # A wide terminal, so table cells are not wrapped across lines.
-    result = runner.invoke(app, [*args, "--project", str(project)], env={"COLUMNS": "200"})
+    # A wide terminal, so table cells are not wrapped across lines. The consoles may have been built (and their
+    # width fixed) by an earlier test in this process, so the width is set on them, not only in the environment.
+    from infra.commands import common
+
+    saved = common.out._width
+    common.out.width = 200
+    try:
+        result = runner.invoke(app, [*args, "--project", str(project)], env={"COLUMNS": "200"})
+    finally:
+        common.out._width = saved
     assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit), result.exception
     return result.exit_code, result.stdout, result.stderr
 
