@@ -116,6 +116,9 @@ class Settings:
     max_key_rotation_days: int = 90
     prices: Mapping[str, float] = field(default_factory=dict)
     """Hourly on-demand price per machine type, from ``policies/prices.json``."""
+    options: Mapping[str, object] = field(default_factory=dict)
+    """Each configurable rule's validated options (a ``RuleOptions`` model) by policy id; rules read theirs
+    with ``policies.rule.options_of``, which falls back to the model's defaults."""
 
     @property
     def prod(self) -> bool:

@@ -220,7 +220,7 @@ PROJECT = Path(__file__).resolve().parents[1] / "fixtures" / "bridge_project"
 
 @pytest.fixture(scope="module")
 def foreign_report() -> StackReport:
-    from policies.engine import check_stack
+    from infra.commands.check import check_stack
 
     return check_stack(PROJECT, "production-eu", load_policy_config(), [], bridge=BridgeMode.ON, today=TODAY)
 
@@ -300,7 +300,7 @@ def _opts() -> Any:
 
 
 def test_gantrys_own_prod_stack_passes_with_the_bridge() -> None:
-    from policies.engine import check_stack
+    from infra.commands.check import check_stack
     from policies.waivers import DEFAULT_PATH, load_waivers
 
     repo = Path(__file__).resolve().parents[2]

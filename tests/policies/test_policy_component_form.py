@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 import yaml
 
+from infra.commands.check import check_stack
 from infra.render import render_project
 from policies.config import StackPolicy, build_settings, load_policy_config
-from policies.engine import BridgeMode, FindingStatus, check_stack, resources_from_render, run_rule, stack_inputs
+from policies.engine import BridgeMode, FindingStatus, resources_from_render, run_rule, stack_inputs
 from policies.model import State, TierName
 from policies.pack import RULES
 

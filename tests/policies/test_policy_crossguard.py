@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import policy_builders as b
 import pytest
 from pulumi_policy import (
     EnforcementLevel,
@@ -22,6 +21,7 @@ from pulumi_policy import (
 )
 from pulumi_policy.policy import _NotApplicableError
 
+from policies import fixtures as b
 from policies.config import load_policy_config
 from policies.crossguard import build_policies
 from policies.model import Level, TierName

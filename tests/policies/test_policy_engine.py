@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
-import policy_builders as b
 import pytest
 
+from policies import fixtures as b
 from policies.config import PolicyConfig, PolicyConfigError, build_settings, parse_policy_config
 from policies.engine import FindingStatus, evaluate
 from policies.model import Level, Outcome, Resource, Settings, TierName

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from sarif_shape import sarif_problems
 
+from infra.commands.check import check_stack
 from policies.config import load_policy_config
-from policies.engine import BridgeMode, FindingStatus, StackReport, check_stack
+from policies.engine import BridgeMode, FindingStatus, StackReport
 from policies.model import TierName
 from policies.report import Format, render
 from policies.waivers import parse_waivers
