@@ -56,8 +56,10 @@ def _run(policy: ResourceValidationPolicy, args: ResourceValidationArgs) -> tupl
 def test_one_policy_per_rule_with_levels_from_the_config_file() -> None:
     prod = build_policies(load_policy_config(), TierName.PROD)
     dev = build_policies(load_policy_config(), TierName.DEV)
-    # One per rule, then the Checkov bridge as two stack policies (blocking and advisory checks).
-    assert [p.name for p in prod] == [*(r.id for r in RULES), "checkov", "checkov-advisory"]
+    # One per rule, the two waiver policies, then the Checkov bridge as two stack policies (blocking and
+    # advisory checks).
+    assert [p.name for p in prod] == [*(r.id for r in RULES), "waiver-invalid", "waiver-expired", "checkov",
+                                      "checkov-advisory"]
     kinds = {p.name: type(p) for p in prod}
     assert kinds["cost-budget"] is StackValidationPolicy and kinds["image-pinned"] is ResourceValidationPolicy
     level = {p.name: p.enforcement_level for p in prod}
@@ -66,7 +68,7 @@ def test_one_policy_per_rule_with_levels_from_the_config_file() -> None:
     assert dev_level["readonly-root-filesystem"] is EnforcementLevel.ADVISORY
     # Every property in the shipped config is declared, so the file passes --policy-pack-config.
     for p in prod:
-        if p.name != "checkov-advisory":  # configured through the "checkov" entry
+        if p.name not in ("checkov-advisory", "waiver-invalid", "waiver-expired"):  # not configurable
             assert p.config_schema is not None and "tiers" in p.config_schema.properties
 
 
