@@ -36,6 +36,10 @@ def discover() -> tuple[Rule, ...]:
             rule = getattr(module, "RULE", None)
             if not isinstance(rule, Rule):
                 raise TypeError(f"{module.__name__} must define RULE (resource_rule or stack_rule), but it does not")
+            category = getattr(pkg, "CATEGORY", package)
+            if rule.category != category:
+                raise TypeError(f"{module.__name__}: RULE.category must be {category!r} (its package's CATEGORY), "
+                                f"but {rule.category!r} was given")
             found.append(rule)
         rules += sorted(found, key=lambda r: r.id)
     return tuple(rules)
