@@ -46,8 +46,12 @@ def _policy(tier: TierName, policy_id: str) -> Any:
 
 def _run(policy: ResourceValidationPolicy, args: ResourceValidationArgs) -> tuple[list[str], str | None]:
     messages: list[str] = []
+
+    def report(message: str, urn: str | None = None) -> None:
+        messages.append(message)
+
     try:
-        policy.validate(args, lambda msg, urn=None: messages.append(msg))
+        policy.validate(args, report)
     except _NotApplicableError as exc:
         return messages, exc.reason or "not applicable"
     return messages, None

@@ -127,7 +127,7 @@ def test_every_rule_has_description_and_remediation() -> None:
 def test_shipped_policy_config_covers_every_rule_and_fits_the_crossguard_schema() -> None:
     doc = json.loads(DEFAULT_PATH.read_text())
     assert set(doc) == {r.id for r in RULES} | {"checkov"}
-    import jsonschema  # installed with the dev extras (moto[server] depends on it)
+    import jsonschema  # type: ignore[import-untyped]  # untyped; installed with moto[server]
 
     for policy, entry in doc.items():
         # Pulumi validates each entry of --policy-pack-config against the policy's JSON schema.

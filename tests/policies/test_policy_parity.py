@@ -7,7 +7,7 @@ Both go through ``policies.engine.evaluate_all``; this test drives CrossGuard th
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import pytest
@@ -107,6 +107,15 @@ def offline(resources: list[Resource], waivers: list[Waiver], tier: TierName, to
     return verdicts, waived
 
 
+def _collector(into: set[Verdict], policy: str, level: str, subject: str | None) -> Callable[..., None]:
+    """CrossGuard's report_violation: a resource policy's subject is its resource; a stack policy names it."""
+
+    def report(message: str, urn: str | None = None) -> None:
+        into.add(Verdict(policy, subject if subject is not None else urn, "violation", level, message))
+
+    return report
+
+
 def crossguard(resources: list[Resource], waivers: list[Waiver], tier: TierName, today: dt.date = TODAY
                ) -> tuple[set[Verdict], set[tuple[str, str]], set[str]]:
     policies = [p for p in build_policies(load_policy_config(), tier, waivers=waivers, today=today)
@@ -118,21 +127,20 @@ def crossguard(resources: list[Resource], waivers: list[Waiver], tier: TierName,
     waived: set[tuple[str, str]] = set()
     not_applicable_reasons: set[str] = set()
     for policy in policies:
+        assert policy.enforcement_level is not None
         level = _LEVEL[policy.enforcement_level].value
         if isinstance(policy, ResourceValidationPolicy):
             for r in resources:
                 args = ResourceValidationArgs(r.type, r.props, r.urn, r.name, _opts(r), _provider(), {})
                 try:
-                    policy.validate(args, lambda msg, urn=None, p=policy.name, u=r.urn, lv=level:
-                                    verdicts.add(Verdict(p, u, "violation", lv, msg)))
+                    policy.validate(args, _collector(verdicts, policy.name, level, r.urn))
                 except _NotApplicableError as exc:
                     if exc.reason and exc.reason.startswith("waived: "):
                         waived.add((policy.name, r.urn))
                         not_applicable_reasons.add(exc.reason)
         else:
             assert isinstance(policy, StackValidationPolicy)
-            policy.validate(StackValidationArgs(engine_view, {}), lambda msg, urn=None, p=policy.name, lv=level:
-                            verdicts.add(Verdict(p, urn, "violation", lv, msg)))
+            policy.validate(StackValidationArgs(engine_view, {}), _collector(verdicts, policy.name, level, None))
     return verdicts, waived, not_applicable_reasons
 
 
@@ -157,7 +165,10 @@ def test_the_shared_verdicts_cover_waivers_invalid_tags_and_expiry() -> None:
     resources, waivers = _stack()
     verdicts, waived, reasons = crossguard(resources, waivers, TierName.PROD)
     found = _policies(verdicts)
-    urn = lambda name: b.urn(EKS, name)  # noqa: E731
+
+    def urn(name: str) -> str:
+        return b.urn(EKS, name)
+
     # Invalid tags are mandatory findings under CrossGuard too (they used to be dropped).
     assert {("waiver-invalid", urn("bad-tag")), ("waiver-invalid", urn("no-reason"))} <= found
     # Expired waivers, on a tag or in the file, are mandatory findings under CrossGuard too.
