@@ -10,7 +10,6 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from pydantic import ValidationError
 
@@ -301,38 +300,26 @@ class StackPolicy:
 
 def build_settings(config: PolicyConfig, tier: TierName, stack: StackPolicy | None = None,
                    prices: Mapping[str, float] | None = None) -> Settings:
-    """Merge the config file's validated rule options with the stack's ``gantry:policy`` inputs.
-
-    Every rule reads its own options through ``Settings.options``; the named fields below are kept for the
-    rules (and callers) that read them directly, and take the stack's block over the file.
-    """
-    from policies.props import minor_version
-
+    """Every rule's validated options from the config file, with the stack's ``gantry:policy`` inputs over
+    them: its supported versions and budget replace the file's, its public load balancers add to the file's."""
     stack = stack or StackPolicy()
     options = config.options()
-    versions = stack.supported_versions or tuple(_field(options, "k8s-version-supported", "supported_versions", ()))
-    budget = _field(options, "cost-budget", "monthly_budget_usd", None)
-    defaults = Settings()
-    return Settings(
-        tier=tier,
-        supported_versions=tuple(v for v in (minor_version(x) for x in versions) if v),
-        monthly_budget_usd=stack.monthly_budget_usd if stack.monthly_budget_usd is not None else budget,
-        budget_threshold=_field(options, "cost-budget", "threshold", defaults.budget_threshold),
-        required_tags=tuple(_field(options, "cloud-required-tags", "required_tags", defaults.required_tags)),
-        recommended_labels=tuple(_field(options, "k8s-recommended-labels", "labels", defaults.recommended_labels)),
-        public_load_balancers=(stack.public_load_balancers or ())
-        + tuple(_field(options, "service-no-public-exposure", "allow_list", ())),
-        min_key_deletion_days=_field(options, "kms-deletion-protection", "min_days", defaults.min_key_deletion_days),
-        max_key_rotation_days=_field(options, "kms-key-rotation", "max_days", defaults.max_key_rotation_days),
-        prices=dict(prices) if prices is not None else load_prices(),
-        options=options,
-    )
-
-
-def _field(options: Mapping[str, RuleOptions], policy: str, name: str, default: Any) -> Any:
-    """One option of a rule that may be absent from the pack (a custom registry): its value, else ``default``."""
-    model = options.get(policy)
-    return getattr(model, name, default) if model is not None else default
+    overrides: dict[str, dict[str, object]] = {
+        "k8s-version-supported": {"supported_versions": list(stack.supported_versions)}
+        if stack.supported_versions else {},
+        "cost-budget": {"monthly_budget_usd": stack.monthly_budget_usd}
+        if stack.monthly_budget_usd is not None else {},
+        "service-no-public-exposure": {"allow_list": [*(stack.public_load_balancers or ()),
+                                                       *getattr(options.get("service-no-public-exposure"),
+                                                                "allow_list", [])]}
+        if stack.public_load_balancers else {},
+    }
+    for policy, update in overrides.items():
+        model = options.get(policy)
+        if update and model is not None:
+            # The stack's values were validated when the stack file was read (infra.config.PolicySettings).
+            options[policy] = model.model_copy(update=update)
+    return Settings(tier=tier, prices=dict(prices) if prices is not None else load_prices(), options=options)
 
 
 def _shown(value: object) -> str:

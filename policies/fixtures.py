@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from policies.model import Resource, Settings, TierName
@@ -70,11 +71,18 @@ def merge(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, An
     return out
 
 
-def settings(tier: TierName = TierName.PROD, **kw: Any) -> Settings:
-    defaults: dict[str, Any] = {"supported_versions": ("1.32", "1.33"),
-                                "prices": {"m6i.large": 0.096, "e2-standard-4": 0.134, "Standard_D4s_v5": 0.192}}
-    defaults.update(kw)
-    return Settings(tier=tier, **defaults)
+def settings(tier: TierName = TierName.PROD, *, supported_versions: tuple[str, ...] = ("1.32", "1.33"),
+             monthly_budget_usd: float | None = None, public_load_balancers: tuple[str, ...] = (),
+             prices: Mapping[str, float] | None = None, options: Mapping[str, object] | None = None) -> Settings:
+    """Settings as ``gantry check`` builds them, from the defaults and a stack's ``gantry:policy`` inputs;
+    ``options`` replaces rules' options outright (by policy id)."""
+    from policies.config import PolicyConfig, StackPolicy, build_settings
+
+    stack = StackPolicy(monthly_budget_usd=monthly_budget_usd, supported_versions=supported_versions,
+                        public_load_balancers=public_load_balancers or None)
+    built = build_settings(PolicyConfig(), tier, stack, prices=prices if prices is not None else {
+        "m6i.large": 0.096, "e2-standard-4": 0.134, "Standard_D4s_v5": 0.192})
+    return replace(built, options={**built.options, **(options or {})})
 
 
 # --------------------------------------------------------------------------- AWS

@@ -111,12 +111,15 @@ def test_rule_options_are_checked_by_type_not_only_by_name(doc: object, line: st
 
 def test_valid_rule_options_reach_the_rules() -> None:
     from policies.rule import options_of
+    from policies.rules.cost.cost_budget import Options as BudgetOptions
     from policies.rules.dr.dr_dns_ttl_within_rto import Options as TtlOptions
+    from policies.rules.keys.kms_key_rotation import Options as RotationOptions
 
     config = parse_policy_config({"kms-key-rotation": {"maxDays": 30}, "cost-budget": {"threshold": 1},
                                   "dr-dns-ttl-within-rto": {"maxTtlSeconds": 20}}, "cfg.json")
     settings = build_settings(config, TierName.PROD, prices={})
-    assert settings.max_key_rotation_days == 30 and settings.budget_threshold == 1.0
+    assert options_of(settings, "kms-key-rotation", RotationOptions).max_days == 30
+    assert options_of(settings, "cost-budget", BudgetOptions).threshold == 1.0
     assert options_of(settings, "dr-dns-ttl-within-rto", TtlOptions).max_ttl_seconds == 20
     defaults = build_settings(parse_policy_config({}, "cfg.json"), TierName.PROD, prices={})
     assert options_of(defaults, "dr-dns-ttl-within-rto", TtlOptions).max_ttl_seconds == 60
@@ -234,14 +237,24 @@ def test_an_expired_waive_tag_is_a_finding() -> None:
 
 def test_settings_take_the_stack_over_the_config_file() -> None:
     from policies.config import StackPolicy
+    from policies.rule import options_of
+    from policies.rules.clusters.k8s_version_supported import Options as VersionOptions
+    from policies.rules.cost.cost_budget import Options as BudgetOptions
+    from policies.rules.exposure.service_no_public_exposure import Options as ExposureOptions
+
+    def seen(s: Settings) -> tuple[list[str], float, float | None, list[str]]:
+        budget = options_of(s, "cost-budget", BudgetOptions)
+        return (options_of(s, "k8s-version-supported", VersionOptions).supported_versions, budget.threshold,
+                budget.monthly_budget_usd, options_of(s, "service-no-public-exposure", ExposureOptions).allow_list)
 
     config = parse_policy_config({"k8s-version-supported": {"supportedVersions": ["1.30"]},
-                                  "cost-budget": {"threshold": 0.5}}, "cfg.json")
-    plain = build_settings(config, TierName.PROD, prices={})
-    assert plain.supported_versions == ("1.30",) and plain.budget_threshold == 0.5
-    stacked = build_settings(config, TierName.PROD, StackPolicy(supported_versions=("1.33",), monthly_budget_usd=9.0),
-                             prices={})
-    assert stacked.supported_versions == ("1.33",) and stacked.monthly_budget_usd == 9.0
+                                  "cost-budget": {"threshold": 0.5},
+                                  "service-no-public-exposure": {"allowList": ["web/web"]}}, "cfg.json")
+    assert seen(build_settings(config, TierName.PROD, prices={})) == (["1.30"], 0.5, None, ["web/web"])
+    stack = StackPolicy(supported_versions=("1.33",), monthly_budget_usd=9.0, public_load_balancers=("api/api",))
+    # The stack's versions and budget replace the file's; its public load balancers add to the file's.
+    assert seen(build_settings(config, TierName.PROD, stack, prices={})) == (["1.33"], 0.5, 9.0,
+                                                                             ["api/api", "web/web"])
 
 
 def test_a_current_waiver_wins_over_an_expired_one_for_the_same_finding() -> None:

@@ -13,9 +13,10 @@ from policies.model import (
     fail,
 )
 from policies.props import get, minor_version
-from policies.rule import Fixture, M, RuleOptions, resource_rule
+from policies.rule import Fixture, M, RuleOptions, options_of, resource_rule
 from policies.rules.aws import EKS_CLUSTER, EKS_NODEGROUP
 from policies.rules.azure import AKS_AGENTPOOL, AKS_CLUSTER
+from policies.rules.clusters import supported_from
 from policies.rules.gcp import GKE_CLUSTER, GKE_NODEPOOL
 
 
@@ -38,6 +39,7 @@ _VERSION_KEYS = {
 
 
 def k8s_version_supported(r: Resource, s: Settings) -> Outcome:
+    supported = supported_from(options_of(s, "k8s-version-supported", Options).supported_versions)
     key = _VERSION_KEYS.get(r.type)
     if key is None:
         return NOT_APPLICABLE
@@ -46,11 +48,11 @@ def k8s_version_supported(r: Resource, s: Settings) -> Outcome:
         # Pools inherit the control plane's version, and a GKE release channel picks one for you.
         if r.type in (EKS_NODEGROUP, GKE_NODEPOOL, AKS_AGENTPOOL) or get(r.props, "releaseChannel.channel"):
             return COMPLIANT
-        return fail(f"{key} must be pinned to a supported version ({', '.join(s.supported_versions)}), "
+        return fail(f"{key} must be pinned to a supported version ({', '.join(supported)}), "
                     "but it is not set, so the cloud picks one")
     minor = minor_version(value)
-    if minor not in s.supported_versions:
-        return fail(f"{key} must be one of {', '.join(s.supported_versions) or '(none configured)'}, "
+    if minor not in supported:
+        return fail(f"{key} must be one of {', '.join(supported) or '(none configured)'}, "
                     f"but {value!r} was given")
     return COMPLIANT
 

@@ -9,7 +9,7 @@ from pydantic import Field
 
 from policies.model import COMPLIANT, Resource, Settings, StackOutcome, fail
 from policies.props import get, integer, mapping, maps, strings, text
-from policies.rule import Fixture, M, RuleOptions, stack_rule
+from policies.rule import Fixture, M, RuleOptions, options_of, stack_rule
 from policies.rules.aws import EKS_NODEGROUP
 from policies.rules.azure import AKS_AGENTPOOL, AKS_CLUSTER
 from policies.rules.gcp import GKE_CLUSTER, GKE_NODEPOOL
@@ -90,20 +90,22 @@ def pool_costs(resources: Sequence[Resource], settings: Settings) -> list[PoolCo
 
 
 def cost_budget(resources: Sequence[Resource], s: Settings) -> list[StackOutcome]:
-    if s.monthly_budget_usd is None:
+    options = options_of(s, "cost-budget", Options)
+    budget, threshold = options.monthly_budget_usd, options.threshold
+    if budget is None:
         return []
     pools = pool_costs(resources, s)
     if not pools:
         return []
     total = sum(p.monthly_usd or 0.0 for p in pools)
-    limit = s.monthly_budget_usd * s.budget_threshold
+    limit = budget * threshold
     unpriced = sorted({p.machine or "(unset)" for p in pools if p.monthly_usd is None})
     note = f"; no price for {', '.join(unpriced)} (add it to policies/prices.json)" if unpriced else ""
     detail = ", ".join(f"{p.pool} {p.nodes}x{p.machine}" for p in pools)
     if total > limit:
         return [StackOutcome(None, fail(
             f"node pools at max size cost about ${total:,.0f}/month ({detail}), above "
-            f"{s.budget_threshold:.0%} of the ${s.monthly_budget_usd:,.0f} budget (${limit:,.0f}){note}"))]
+            f"{threshold:.0%} of the ${budget:,.0f} budget (${limit:,.0f}){note}"))]
     return [StackOutcome(None, COMPLIANT)]
 
 

@@ -7,7 +7,7 @@ from pydantic import Field
 from policies import k8s
 from policies.model import NOT_APPLICABLE, Outcome, Resource, Settings, fail_all
 from policies.props import get, mapping, strings
-from policies.rule import Fixture, M, RuleOptions, resource_rule
+from policies.rule import Fixture, M, RuleOptions, options_of, resource_rule
 
 
 class Options(RuleOptions):
@@ -40,7 +40,8 @@ def service_no_public_exposure(r: Resource, s: Settings) -> Outcome:
     if kind == "LoadBalancer":
         annotations = {str(k): str(v).lower() for k, v in mapping(get(r.props, "metadata.annotations")).items()}
         internal = any(annotations.get(k) in v for k, v in INTERNAL_ANNOTATIONS.items())
-        allowed = f"{k8s.namespace_of(r)}/{k8s.name_of(r)}" in s.public_load_balancers
+        allow_list = options_of(s, "service-no-public-exposure", Options).allow_list
+        allowed = f"{k8s.namespace_of(r)}/{k8s.name_of(r)}" in allow_list
         if not internal and not allowed:
             out.append("a LoadBalancer Service must be internal (cloud internal-LB annotation) unless "
                        f"'{k8s.namespace_of(r)}/{k8s.name_of(r)}' is allow-listed in publicLoadBalancers")

@@ -6,7 +6,7 @@ from pydantic import Field
 
 from policies.model import COMPLIANT, NOT_APPLICABLE, Outcome, Resource, Settings, fail, fail_all
 from policies.props import duration_seconds, flag, integer, mapping
-from policies.rule import Fixture, M, RuleOptions, resource_rule
+from policies.rule import Fixture, M, RuleOptions, options_of, resource_rule
 from policies.rules.keys import AWS_KEY, AZURE_VAULT, DAY, GCP_KEY
 
 
@@ -17,15 +17,16 @@ class Options(RuleOptions):
 
 
 def kms_deletion_protection(r: Resource, s: Settings) -> Outcome:
+    min_days = options_of(s, "kms-deletion-protection", Options).min_days
     if r.type == AWS_KEY:
         days = integer(r.props.get("deletionWindowInDays"))
-        if days is not None and days < s.min_key_deletion_days:
-            return fail(f"deletionWindowInDays must be >= {s.min_key_deletion_days}, but {days} was given")
+        if days is not None and days < min_days:
+            return fail(f"deletionWindowInDays must be >= {min_days}, but {days} was given")
         return COMPLIANT  # AWS defaults to the maximum window, 30 days
     if r.type == GCP_KEY:
         seconds = duration_seconds(r.props.get("destroyScheduledDuration"))
-        if seconds is not None and seconds < s.min_key_deletion_days * DAY:
-            return fail(f"destroyScheduledDuration must be >= {s.min_key_deletion_days * DAY}s, but "
+        if seconds is not None and seconds < min_days * DAY:
+            return fail(f"destroyScheduledDuration must be >= {min_days * DAY}s, but "
                         f"{r.props.get('destroyScheduledDuration')!r} was given")
         return COMPLIANT
     if r.type == AZURE_VAULT:

@@ -6,7 +6,7 @@ from pydantic import Field
 
 from policies.model import COMPLIANT, NOT_APPLICABLE, Outcome, Resource, Settings, fail
 from policies.props import duration_seconds, flag, get, maps
-from policies.rule import Fixture, M, RuleOptions, resource_rule
+from policies.rule import Fixture, M, RuleOptions, options_of, resource_rule
 from policies.rules.keys import AWS_KEY, DAY, GCP_KEY
 
 
@@ -27,9 +27,10 @@ def kms_key_rotation(r: Resource, s: Settings) -> Outcome:
         return COMPLIANT
     if r.type == GCP_KEY:
         seconds = duration_seconds(r.props.get("rotationPeriod"))
-        limit = s.max_key_rotation_days * DAY
+        days = options_of(s, "kms-key-rotation", Options).max_days
+        limit = days * DAY
         if seconds is None or seconds > limit:
-            return fail(f"rotationPeriod must be at most {limit}s ({s.max_key_rotation_days} days), but "
+            return fail(f"rotationPeriod must be at most {limit}s ({days} days), but "
                         f"{r.props.get('rotationPeriod')!r} was given")
         return COMPLIANT
     if r.type == AZURE_KEY:

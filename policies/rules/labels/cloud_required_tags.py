@@ -8,7 +8,7 @@ from pydantic import Field
 
 from policies.model import COMPLIANT, NOT_APPLICABLE, Outcome, Resource, Settings, fail
 from policies.props import get, mapping
-from policies.rule import DEV, A, Fixture, M, RuleOptions, resource_rule
+from policies.rule import DEV, A, Fixture, M, RuleOptions, options_of, resource_rule
 
 
 class Options(RuleOptions):
@@ -64,9 +64,10 @@ def cloud_required_tags(r: Resource, s: Settings) -> Outcome:
         return NOT_APPLICABLE
     tags = provider_defaults(r.provider_props)
     tags.update({str(k): str(v) for k, v in mapping(get(r.props, path)).items()})
-    missing = [t for t in s.required_tags if not tags.get(t)]
+    required = options_of(s, "cloud-required-tags", Options).required_tags
+    missing = [t for t in required if not tags.get(t)]
     if missing:
-        return fail(f"{path} must include {', '.join(s.required_tags)}; missing {', '.join(missing)}")
+        return fail(f"{path} must include {', '.join(required)}; missing {', '.join(missing)}")
     return COMPLIANT
 
 

@@ -6,7 +6,7 @@ from pydantic import Field
 
 from policies import k8s
 from policies.model import COMPLIANT, NOT_APPLICABLE, Outcome, Resource, Settings, fail
-from policies.rule import A, Fixture, RuleOptions, resource_rule
+from policies.rule import A, Fixture, RuleOptions, options_of, resource_rule
 
 
 class Options(RuleOptions):
@@ -25,7 +25,7 @@ def k8s_recommended_labels(r: Resource, s: Settings) -> Outcome:
     if r.type not in LABELLED:
         return NOT_APPLICABLE
     present = k8s.labels(r.props)
-    missing = [label for label in s.recommended_labels if not present.get(label)]
+    missing = [label for label in options_of(s, "k8s-recommended-labels", Options).labels if not present.get(label)]
     if missing:
         return fail(f"metadata.labels must include {', '.join(missing)}")
     return COMPLIANT
