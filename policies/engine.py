@@ -13,13 +13,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from policies.config import PolicyConfig, StackPolicy, build_settings
 from policies.engine_modes import BridgeMode
 from policies.model import Level, Outcome, Resource, Settings, SourceLocation, StackOutcome, State, TierName
 from policies.pack import RULES, WAIVER_EXPIRED, WAIVER_INVALID, Rule
 from policies.props import provider_config
+from policies.rendered import RenderedStack
 from policies.waivers import Waiver, find, tag_waivers
 
 if TYPE_CHECKING:
@@ -29,64 +30,6 @@ if TYPE_CHECKING:
 STACK_TYPE = "pulumi:pulumi:Stack"
 
 
-class RenderedLocation(Protocol):
-    """Where the program constructed a resource (``infra.render.SourceLocation`` has this shape)."""
-
-    @property
-    def file(self) -> str: ...
-
-    @property
-    def line(self) -> int: ...
-
-
-class RenderedResource(Protocol):
-    """One resource of a rendered graph, as the renderer (in the layer above) hands it in."""
-
-    @property
-    def urn(self) -> str: ...
-    @property
-    def type(self) -> str: ...
-    @property
-    def name(self) -> str: ...
-    @property
-    def custom(self) -> bool: ...
-    @property
-    def parent(self) -> str | None: ...
-    @property
-    def dependencies(self) -> Sequence[str]: ...
-    @property
-    def provider(self) -> str | None: ...
-    @property
-    def protect(self) -> bool: ...
-    @property
-    def ignore_changes(self) -> Sequence[str]: ...
-    @property
-    def inputs(self) -> Mapping[str, Any]: ...
-    @property
-    def location(self) -> RenderedLocation | None: ...
-
-
-class ProgramFailureLike(Protocol):
-    """The program's own exception, when it raised after registering resources."""
-
-    @property
-    def location(self) -> RenderedLocation | None: ...
-    @property
-    def traceback(self) -> str: ...
-
-
-class RenderedStack(Protocol):
-    """A rendered stack (``infra.render.RenderResult`` has this shape); policies never import the renderer."""
-
-    @property
-    def project(self) -> str: ...
-    @property
-    def resources(self) -> Sequence[RenderedResource]: ...
-    @property
-    def stack_file(self) -> Path | None: ...
-    @property
-    def error(self) -> ProgramFailureLike | None: ...
-    def error_message(self) -> str: ...
 WAIVER_TYPE = "gantry:policy:Waiver"
 
 
