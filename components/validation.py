@@ -12,9 +12,13 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from components.errors import InputError
 
-class SpecError(ValueError):
-    """A spec or component argument breaks a documented constraint."""
+
+class SpecError(InputError, ValueError):
+    """A spec or component argument breaks a documented constraint: fix the input (exit 2).
+
+    Still a ``ValueError``, so pydantic validators that raise it report a validation error."""
 
     def __init__(self, field: str, constraint: str, value: object) -> None:
         self.field = field

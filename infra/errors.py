@@ -5,42 +5,10 @@ Errors are grouped by what the caller should do, as kopf does: fix the input, re
 
 from __future__ import annotations
 
-from enum import IntEnum
+# The root of the tree lives in components/ (the lowest layer) so that SpecError can join it; re-exported here.
+from components.errors import ExitCode, GantryError, InputError, PermanentError, TemporaryError
 
-
-class ExitCode(IntEnum):
-    """Stable, documented process exit codes."""
-
-    OK = 0
-    """Success: rendered, no mandatory findings, or promoted."""
-    FAILED = 1
-    """Findings, or the rollout was rolled back."""
-    USAGE = 2
-    """Usage, input or program error: fix the input."""
-    LOCKED = 3
-    """The stack is locked by another rollout."""
-    OPERATOR = 4
-    """The rollback itself failed: an operator must act."""
-
-
-class GantryError(Exception):
-    """Root of every error Gantry raises on purpose."""
-
-    exit_code: ExitCode = ExitCode.FAILED
-
-
-class PermanentError(GantryError):
-    """Retrying will not help: the input, the program or the state must change first."""
-
-    exit_code = ExitCode.USAGE
-
-
-class TemporaryError(GantryError):
-    """Retrying later may succeed (a lock, a flaky backend)."""
-
-
-class InputError(PermanentError):
-    """Bad user input: a flag, a file, a config value."""
+__all__ = ["ExitCode", "GantryError", "InputError", "PermanentError", "ProgramError", "TemporaryError"]
 
 
 class ProgramError(PermanentError):

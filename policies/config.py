@@ -11,25 +11,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydantic import ValidationError
+
+from components.errors import InputError
 from policies.bridge.catalog import BRIDGE_ID, CHECK_ID, default_level, is_check_id
 from policies.model import Level, Settings, TierName
 from policies.pack import BY_ID, RULES
+from policies.rule import RuleOptions
 
 DEFAULT_PATH = Path(__file__).with_name("policy-config.json")
 PRICES_PATH = Path(__file__).with_name("prices.json")
 
-# Properties each rule accepts besides ``level`` and ``tiers``, as JSON-schema fragments.
-RULE_PROPERTIES: dict[str, dict[str, dict[str, object]]] = {
-    "k8s-version-supported": {"supportedVersions": {"type": "array", "items": {"type": "string"}}},
-    "cost-budget": {"threshold": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
-                    "monthlyBudgetUsd": {"type": "number", "exclusiveMinimum": 0}},
-    "cloud-required-tags": {"requiredTags": {"type": "array", "items": {"type": "string"}}},
-    "k8s-recommended-labels": {"labels": {"type": "array", "items": {"type": "string"}}},
-    "service-no-public-exposure": {"allowList": {"type": "array", "items": {"type": "string"}}},
-    "kms-deletion-protection": {"minDays": {"type": "integer", "minimum": 7, "maximum": 30}},
-    "kms-key-rotation": {"maxDays": {"type": "integer", "minimum": 1, "maximum": 365}},
-    "workload-ha": {},
-}
 LEVELS = [lv.value for lv in Level]
 COMMON_PROPERTIES: dict[str, dict[str, object]] = {
     "level": {"type": "string", "enum": LEVELS},
@@ -47,8 +39,9 @@ BRIDGE_PROPERTIES: dict[str, dict[str, object]] = {
 }
 
 
-class PolicyConfigError(ValueError):
-    """The policy config file is unreadable or names an unknown policy, level, tier or property."""
+class PolicyConfigError(InputError, ValueError):
+    """The policy config file is unreadable, or names an unknown policy, level, tier or property, or gives a
+    property a value of the wrong type or range: fix the file (exit 2)."""
 
     def __init__(self, source: str, problems: Sequence[str]) -> None:
         self.source = source
@@ -61,6 +54,8 @@ class RuleConfig:
     level: Level | None = None
     tiers: Mapping[TierName, Level] = field(default_factory=dict)
     properties: Mapping[str, object] = field(default_factory=dict)
+    options: RuleOptions | None = None
+    """``properties`` validated by the rule's options model (None for rules without options)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,13 +69,22 @@ class PolicyConfig:
         cfg = self.rules.get(policy, RuleConfig())
         if tier in cfg.tiers:
             return cfg.tiers[tier]
-        return cfg.level or BY_ID[policy].level
+        return cfg.level or BY_ID[policy].default_level(tier)
 
     def levels(self, tier: TierName) -> dict[str, Level]:
         return {r.id: self.level_for(r.id, tier) for r in RULES}
 
     def prop(self, policy: str, name: str) -> object:
         return self.rules.get(policy, RuleConfig()).properties.get(name)
+
+    def options(self) -> dict[str, RuleOptions]:
+        """Every configurable rule's validated options: the file's values over the model's defaults."""
+        out: dict[str, RuleOptions] = {}
+        for r in RULES:
+            if r.options is not None:
+                given = self.rules.get(r.id, RuleConfig()).options
+                out[r.id] = given if isinstance(given, r.options) else r.options()
+        return out
 
     def bridge_enabled(self, tier: TierName) -> bool:
         cfg = self.rules.get(BRIDGE_ID, RuleConfig())
@@ -107,11 +111,72 @@ class PolicyConfig:
         return level
 
 
+def option_properties(options: type[RuleOptions] | None) -> dict[str, dict[str, object]]:
+    """A rule's options as JSON-schema properties (camelCase), from its pydantic model."""
+    if options is None:
+        return {}
+    schema = options.model_json_schema(by_alias=True)
+    props = schema.get("properties", {})
+    return {str(k): {kk: vv for kk, vv in dict(v).items() if kk != "title"} for k, v in props.items()}
+
+
 def config_schema(policy: str) -> dict[str, dict[str, object]]:
     """The JSON schema a policy declares to CrossGuard, so this file passes ``--policy-pack-config``."""
     if policy == BRIDGE_ID:
         return {**COMMON_PROPERTIES, **BRIDGE_PROPERTIES}
-    return {**COMMON_PROPERTIES, **RULE_PROPERTIES.get(policy, {})}
+    rule = BY_ID.get(policy)
+    return {**COMMON_PROPERTIES, **option_properties(rule.options if rule else None)}
+
+
+def default_config() -> dict[str, object]:
+    """The policy config every rule's module implies: its level, tier overrides and option defaults, then the
+    Checkov bridge's entry. ``python -m policies.generate`` writes it to ``policy-config.json``."""
+    doc: dict[str, object] = {}
+    for r in RULES:
+        entry: dict[str, object] = {"level": r.level.value}
+        if r.tiers:
+            entry["tiers"] = {t.value: lv.value for t, lv in sorted(r.tiers.items(), key=lambda kv: _TIER_ORDER[kv[0]])}
+        if r.options is not None:
+            entry.update(r.options().model_dump(mode="json", by_alias=True, exclude_none=True))
+        doc[r.id] = entry
+    doc[BRIDGE_ID] = dict(BRIDGE_DEFAULT)
+    return doc
+
+
+_TIER_ORDER = {TierName.DEV: 0, TierName.STAGING: 1, TierName.PROD: 2}
+BRIDGE_DEFAULT: dict[str, object] = {
+    "level": "advisory",
+    # Example of a per-check level: S3 event notifications (CKV2_AWS_62) are noise in dev.
+    "checks": {"CKV2_AWS_62": {"level": "advisory", "tiers": {"dev": "disabled"}}},
+}
+
+
+def validate_options(policy: str, props: Mapping[str, object], source: str) -> RuleOptions | None:
+    """A rule's properties validated by its options model; raises ``PolicyConfigError`` naming each bad one."""
+    problems: list[str] = []
+    known = {k: v for k, v in props.items() if k not in ("level", "tiers", "enforcementLevel")}
+    options = _options(policy, known, problems)
+    if problems:
+        raise PolicyConfigError(source, problems)
+    return options
+
+
+def _options(rule_id: str, props: Mapping[str, object], problems: list[str]) -> RuleOptions | None:
+    """Validate a rule's properties by type and range; each refusal is one line naming the property."""
+    options = BY_ID[rule_id].options
+    if options is None:
+        return None
+    try:
+        return options.model_validate(dict(props))
+    except ValidationError as exc:
+        fields = {f.alias or name: f for name, f in options.model_fields.items()}
+        for e in exc.errors():
+            prop = str(e["loc"][0]) if e["loc"] else "?"
+            where = ".".join(str(p) for p in e["loc"])
+            field_info = fields.get(prop)
+            constraint = field_info.description if field_info is not None and field_info.description else e["msg"]
+            problems.append(f"{rule_id}.{where} must be {constraint}, but {_shown(e.get('input'))} was given")
+        return None
 
 
 def parse_policy_config(doc: object, source: str) -> PolicyConfig:
@@ -151,9 +216,13 @@ def parse_policy_config(doc: object, source: str) -> PolicyConfig:
             if parsed is not None:
                 tiers[TierName(tier)] = parsed
         props = {k: v for k, v in value.items() if k not in ("level", "tiers", "enforcementLevel")}
+        options: RuleOptions | None = None
         if key == BRIDGE_ID:
             _check_levels(props.get("checks", {}), problems)
-        rules[key] = RuleConfig(level, tiers, props)
+        else:
+            known = {k: v for k, v in props.items() if k in allowed}
+            options = _options(key, known, problems)
+        rules[key] = RuleConfig(level, tiers, props, options)
     if problems:
         raise PolicyConfigError(source, problems)
     return PolicyConfig(rules, source)
@@ -220,12 +289,6 @@ def load_prices(path: Path | None = None) -> dict[str, float]:
     return out
 
 
-def _strings(value: object) -> tuple[str, ...] | None:
-    if isinstance(value, list):
-        return tuple(str(v) for v in value)
-    return None
-
-
 @dataclass(frozen=True, slots=True)
 class StackPolicy:
     """The stack's own policy inputs (``gantry:policy``), which win over the config file."""
@@ -237,32 +300,26 @@ class StackPolicy:
 
 def build_settings(config: PolicyConfig, tier: TierName, stack: StackPolicy | None = None,
                    prices: Mapping[str, float] | None = None) -> Settings:
-    """Merge the config file's rule properties with the stack's ``gantry:policy`` inputs."""
-    from policies.props import minor_version
-
+    """Every rule's validated options from the config file, with the stack's ``gantry:policy`` inputs over
+    them: its supported versions and budget replace the file's, its public load balancers add to the file's."""
     stack = stack or StackPolicy()
-    versions = stack.supported_versions or _strings(config.prop("k8s-version-supported", "supportedVersions")) or ()
-    budget_default = config.prop("cost-budget", "monthlyBudgetUsd")
-    threshold = config.prop("cost-budget", "threshold")
-    defaults = Settings()
-    return Settings(
-        tier=tier,
-        supported_versions=tuple(v for v in (minor_version(x) for x in versions) if v),
-        monthly_budget_usd=stack.monthly_budget_usd if stack.monthly_budget_usd is not None
-        else float(budget_default) if isinstance(budget_default, int | float) else None,
-        budget_threshold=float(threshold) if isinstance(threshold, int | float) else defaults.budget_threshold,
-        required_tags=_strings(config.prop("cloud-required-tags", "requiredTags")) or defaults.required_tags,
-        recommended_labels=_strings(config.prop("k8s-recommended-labels", "labels")) or defaults.recommended_labels,
-        public_load_balancers=(stack.public_load_balancers or ())
-        + (_strings(config.prop("service-no-public-exposure", "allowList")) or ()),
-        min_key_deletion_days=_int(config.prop("kms-deletion-protection", "minDays"), defaults.min_key_deletion_days),
-        max_key_rotation_days=_int(config.prop("kms-key-rotation", "maxDays"), defaults.max_key_rotation_days),
-        prices=dict(prices) if prices is not None else load_prices(),
-    )
-
-
-def _int(value: object, default: int) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else default
+    options = config.options()
+    overrides: dict[str, dict[str, object]] = {
+        "k8s-version-supported": {"supported_versions": list(stack.supported_versions)}
+        if stack.supported_versions else {},
+        "cost-budget": {"monthly_budget_usd": stack.monthly_budget_usd}
+        if stack.monthly_budget_usd is not None else {},
+        "service-no-public-exposure": {"allow_list": [*(stack.public_load_balancers or ()),
+                                                       *getattr(options.get("service-no-public-exposure"),
+                                                                "allow_list", [])]}
+        if stack.public_load_balancers else {},
+    }
+    for policy, update in overrides.items():
+        model = options.get(policy)
+        if update and model is not None:
+            # The stack's values were validated when the stack file was read (infra.config.PolicySettings).
+            options[policy] = model.model_copy(update=update)
+    return Settings(tier=tier, prices=dict(prices) if prices is not None else load_prices(), options=options)
 
 
 def _shown(value: object) -> str:

@@ -6,6 +6,7 @@ server) and by the tests, which call the built policies directly without any ser
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -24,9 +25,10 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import UnknownValueError
 
-from policies.config import PolicyConfig, RuleConfig, StackPolicy, build_settings, config_schema
-from policies.model import Level, Resource, Settings, State, TierName
-from policies.pack import RULES, Rule
+from policies.config import PolicyConfig, RuleConfig, StackPolicy, build_settings, config_schema, validate_options
+from policies.engine import STACK_TYPE, Evaluation, Finding, FindingStatus, evaluate_all
+from policies.model import Level, Resource, Settings, TierName
+from policies.pack import BY_ID, RULES, WAIVER_EXPIRED, WAIVER_INVALID, Rule
 from policies.props import provider_config
 from policies.waivers import Waiver, find, tag_waivers
 
@@ -96,68 +98,77 @@ class _SettingsCache:
             rules = dict(self.config.rules)
             base = rules.get(policy, RuleConfig())
             props = {**base.properties, **{k: v for k, v in overrides.items() if k not in ("level", "tiers")}}
-            rules[policy] = RuleConfig(base.level, base.tiers, props)
+            options = validate_options(policy, props, "--policy-pack-config") if policy in BY_ID else None
+            rules[policy] = RuleConfig(base.level, base.tiers, props, options)
             self._cache[key] = build_settings(PolicyConfig(rules, self.config.source), self.tier, self.stack)
         return self._cache[key]
 
 
-def _waived(resource: Resource, policy: str, waivers: Sequence[Waiver]) -> Waiver | None:
-    import datetime as dt
+def _emit_resource(rule: Rule, urn: str, evaluation: Evaluation, args: ResourceValidationArgs,
+                   report_violation: ReportViolation) -> None:
+    """One resource's verdict as CrossGuard reads it; waiver findings are left to the waiver policies."""
+    mine = [f for f in evaluation.findings if f.policy == rule.id]
+    waived = [f for f in mine if f.status is FindingStatus.WAIVED]
+    if waived:
+        # CrossGuard has no "waived" status; a not-applicable reason keeps the waiver visible.
+        args.not_applicable(f"waived: {waived[0].waiver}")
+    for f in mine:
+        report_violation(f.message, None)
+    if not mine and (rule.id, urn) in evaluation.not_applicable:
+        args.not_applicable()
 
-    own, _problems = tag_waivers(resource)
-    w = find(own, policy, resource.urn) or find(waivers, policy, resource.urn)
-    return w if w is not None and not w.expired(dt.date.today()) else None
 
-
-def _resource_validate(rule: Rule, cache: _SettingsCache, waivers: Sequence[Waiver]
-                       ) -> Callable[[ResourceValidationArgs, ReportViolation], None]:
-    check = rule.resource
-    assert check is not None
+def _resource_validate(rule: Rule, cache: _SettingsCache, level: Level, waivers: Sequence[Waiver],
+                       today: dt.date | None) -> Callable[[ResourceValidationArgs, ReportViolation], None]:
+    assert rule.resource is not None
 
     def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
         resource = resource_from_args(args)
-        try:
-            outcome = check(resource, cache.get(rule.id, args.get_config()))
-        except UnknownValueError:
-            raise  # a value only known after `up`: CrossGuard reports that this policy cannot run in preview
-        except Exception as exc:  # a broken rule is reported, and the other policies still run
-            report_violation(f"rule {rule.id} raised {type(exc).__name__}: {exc}", None)
-            return
-        if outcome.state is State.NOT_APPLICABLE:
-            args.not_applicable()
-        if outcome.state is not State.NON_COMPLIANT:
-            return
-        waiver = _waived(resource, rule.id, waivers)
-        if waiver is not None:
-            # CrossGuard has no "waived" status; a not-applicable reason keeps the waiver visible.
-            args.not_applicable(f"waived: {waiver.reason} ({waiver.source})")
-        report_violation(outcome.message, None)
+        # UnknownValueError: a value only known after `up`; CrossGuard reports the policy cannot run in preview.
+        evaluation = evaluate_all([resource], cache.get(rule.id, args.get_config()), {rule.id: level}, waivers,
+                                  today=today, rules=(rule,), propagate=(UnknownValueError,))
+        _emit_resource(rule, resource.urn, evaluation, args, report_violation)
 
     return validate
 
 
-def _stack_validate(rule: Rule, cache: _SettingsCache, waivers: Sequence[Waiver]
-                    ) -> Callable[[StackValidationArgs, ReportViolation], None]:
-    check = rule.stack
-    assert check is not None
+def _stack_view(args: StackValidationArgs) -> tuple[list[Resource], str]:
+    """The resources as ``gantry check`` sees them: the root stack resource is the subject of stack-wide
+    outcomes, not a resource of its own."""
+    views = [resource_from_policy_resource(r) for r in args.resources]
+    stack_urn = next((v.urn for v in views if v.type == STACK_TYPE), "")
+    return [v for v in views if v.type != STACK_TYPE], stack_urn
+
+
+def _report(findings: Sequence[Finding], urns: set[str], report_violation: ReportViolation) -> None:
+    """Violations and rule errors; a waived finding is not reported (no per-subject status in a stack policy)."""
+    for f in findings:
+        if f.status is not FindingStatus.WAIVED:
+            report_violation(f.message, f.urn if f.urn in urns else None)
+
+
+def _stack_validate(rule: Rule, cache: _SettingsCache, level: Level, waivers: Sequence[Waiver],
+                    today: dt.date | None) -> Callable[[StackValidationArgs, ReportViolation], None]:
+    assert rule.stack is not None
 
     def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
-        resources = [resource_from_policy_resource(r) for r in args.resources]
-        by_urn = {r.urn: r for r in resources}
-        try:
-            results = check(resources, cache.get(rule.id, args.get_config()))
-        except UnknownValueError:
-            raise
-        except Exception as exc:
-            report_violation(f"rule {rule.id} raised {type(exc).__name__}: {exc}", None)
-            return
-        for result in results:
-            if not result.outcome.failed:
-                continue
-            subject = by_urn.get(result.urn) if result.urn else None
-            if subject is not None and _waived(subject, rule.id, waivers) is not None:
-                continue
-            report_violation(result.outcome.message, result.urn)
+        resources, stack_urn = _stack_view(args)
+        evaluation = evaluate_all(resources, cache.get(rule.id, args.get_config()), {rule.id: level}, waivers,
+                                  today=today, rules=(rule,), stack_urn=stack_urn, propagate=(UnknownValueError,))
+        _report([f for f in evaluation.findings if f.policy == rule.id], {r.urn for r in resources},
+                report_violation)
+
+    return validate
+
+
+def _waiver_validate(policy: str, settings: Settings, waivers: Sequence[Waiver], today: dt.date | None
+                     ) -> Callable[[StackValidationArgs, ReportViolation], None]:
+    """``waiver-invalid`` and ``waiver-expired``: the engine's findings about waivers themselves."""
+
+    def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+        resources, stack_urn = _stack_view(args)
+        evaluation = evaluate_all(resources, settings, {}, waivers, today=today, rules=(), stack_urn=stack_urn)
+        _report([f for f in evaluation.findings if f.policy == policy], {r.urn for r in resources}, report_violation)
 
     return validate
 
@@ -188,11 +199,10 @@ def bridge_nodes(resources: Sequence[PolicyResource]) -> list[Any]:
     return nodes
 
 
-def _bridge_validate(config: PolicyConfig, tier: TierName, waivers: Sequence[Waiver], blocking: bool
-                     ) -> Callable[[StackValidationArgs, ReportViolation], None]:
+def _bridge_validate(config: PolicyConfig, tier: TierName, waivers: Sequence[Waiver], blocking: bool,
+                     today: dt.date | None = None) -> Callable[[StackValidationArgs, ReportViolation], None]:
     """The same bridge as ``gantry check``: one policy reports the checks mandatory at this tier, the other
     the advisory ones (CrossGuard has one enforcement level per policy)."""
-    import datetime as dt
 
     def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
         from policies.bridge.catalog import ALIASES
@@ -211,7 +221,7 @@ def _bridge_validate(config: PolicyConfig, tier: TierName, waivers: Sequence[Wai
             if blocking:
                 report_violation(str(exc), None)
             return
-        today = dt.date.today()
+        day = today or dt.date.today()
         seen: set[tuple[str, str]] = set()
         for rec in scan.failed:
             urn = bundle.lookup(rec.framework, rec.resource)
@@ -223,8 +233,8 @@ def _bridge_validate(config: PolicyConfig, tier: TierName, waivers: Sequence[Wai
                 continue
             subject = by_urn.get(urn)
             own = tag_waivers(subject)[0] if subject is not None else []
-            w = find([*own, *waivers], rec.check_id, urn, today)
-            if w is not None and not w.expired(today):
+            w = find([*own, *waivers], rec.check_id, urn, day)
+            if w is not None and not w.expired(day):
                 continue
             report_violation(f"{rec.check_id}: {rec.check_name}", urn)
 
@@ -232,23 +242,35 @@ def _bridge_validate(config: PolicyConfig, tier: TierName, waivers: Sequence[Wai
 
 
 def build_policies(config: PolicyConfig, tier: TierName, stack: StackPolicy | None = None,
-                   waivers: Sequence[Waiver] = ()) -> list[Policy]:
-    """One CrossGuard policy per rule, at the level the config file sets for ``tier``."""
+                   waivers: Sequence[Waiver] = (), *, today: dt.date | None = None) -> list[Policy]:
+    """One CrossGuard policy per rule, at the level the config file sets for ``tier``, then the two waiver
+    policies (always mandatory, as in ``gantry check``) and the Checkov bridge. ``today`` is for tests."""
     cache = _SettingsCache(config, tier, stack or StackPolicy())
     out: list[Policy] = []
     for rule in RULES:
-        level = _LEVELS[config.level_for(rule.id, tier)]
+        level = config.level_for(rule.id, tier)
         schema = PolicyConfigSchema(properties=dict(config_schema(rule.id)))
         if rule.resource is not None:
             out.append(ResourceValidationPolicy(
-                name=rule.id, description=rule.description, enforcement_level=level,
-                validate=_resource_validate(rule, cache, waivers), config_schema=schema,
+                name=rule.id, description=rule.description, enforcement_level=_LEVELS[level],
+                validate=_resource_validate(rule, cache, level, waivers, today), config_schema=schema,
                 remediation_steps=rule.remediation))
         else:
             out.append(StackValidationPolicy(
-                name=rule.id, description=rule.description, enforcement_level=level,
-                validate=_stack_validate(rule, cache, waivers), config_schema=schema,
+                name=rule.id, description=rule.description, enforcement_level=_LEVELS[level],
+                validate=_stack_validate(rule, cache, level, waivers, today), config_schema=schema,
                 remediation_steps=rule.remediation))
+    settings = cache.get("", {})
+    out.append(StackValidationPolicy(
+        name=WAIVER_INVALID, description="Waiver tags on resources name a known policy and give a reason.",
+        enforcement_level=EnforcementLevel.MANDATORY,
+        validate=_waiver_validate(WAIVER_INVALID, settings, waivers, today),
+        remediation_steps="Write the tag as '<policy>=<reason>[ until YYYY-MM-DD]', with a policy id of the pack."))
+    out.append(StackValidationPolicy(
+        name=WAIVER_EXPIRED, description="No waiver that matches the stack is past its expiry date.",
+        enforcement_level=EnforcementLevel.MANDATORY,
+        validate=_waiver_validate(WAIVER_EXPIRED, settings, waivers, today),
+        remediation_steps="Renew the waiver with a new date after review, or fix the finding and delete it."))
     if config.bridge_enabled(tier):
         from policies.bridge.catalog import BRIDGE_ID
 
@@ -256,11 +278,11 @@ def build_policies(config: PolicyConfig, tier: TierName, stack: StackPolicy | No
         out.append(StackValidationPolicy(
             name=BRIDGE_ID, description="Checkov's catalogue through the Gantry bridge: checks mandatory at this "
                                         "tier.", enforcement_level=EnforcementLevel.MANDATORY,
-            validate=_bridge_validate(config, tier, waivers, blocking=True), config_schema=schema,
+            validate=_bridge_validate(config, tier, waivers, blocking=True, today=today), config_schema=schema,
             remediation_steps="Fix the resource as the check's guideline says, or waive the CKV id with a reason."))
         out.append(StackValidationPolicy(
             name=f"{BRIDGE_ID}-advisory", description="Checkov's catalogue through the Gantry bridge: advisory "
                                                       "checks.", enforcement_level=EnforcementLevel.ADVISORY,
-            validate=_bridge_validate(config, tier, waivers, blocking=False),
+            validate=_bridge_validate(config, tier, waivers, blocking=False, today=today),
             remediation_steps="Fix the resource as the check's guideline says, or waive the CKV id with a reason."))
     return out

@@ -1,6 +1,7 @@
-"""The offline policy engine: evaluates every rule over a rendered graph, applies levels and waivers.
+"""The policy engine: evaluates every rule over a stack's resources, applies levels and waivers.
 
-Called by ``gantry check`` (through ``check_stack``) and by the tests (through ``evaluate``). A rule that
+``evaluate_all`` is the one evaluation function: ``gantry check`` reaches it through ``check_rendered`` (the
+command renders and passes the graph in) and every CrossGuard policy through ``policies.crossguard``. A rule that
 raises becomes an ``error`` finding for that rule; the other rules still run.
 """
 
@@ -19,13 +20,16 @@ from policies.engine_modes import BridgeMode
 from policies.model import Level, Outcome, Resource, Settings, SourceLocation, StackOutcome, State, TierName
 from policies.pack import RULES, WAIVER_EXPIRED, WAIVER_INVALID, Rule
 from policies.props import provider_config
+from policies.rendered import RenderedStack
 from policies.waivers import Waiver, find, tag_waivers
 
 if TYPE_CHECKING:
-    from infra.render import RenderResult
     from policies.bridge.findings import BridgeSummary
+    from policies.bridge.runner import CheckovSession
 
 STACK_TYPE = "pulumi:pulumi:Stack"
+
+
 WAIVER_TYPE = "gantry:policy:Waiver"
 
 
@@ -128,6 +132,14 @@ def run_rule(rule: Rule, resources: Sequence[Resource], settings: Settings) -> l
     return [(by_urn.get(o.urn) if o.urn else None, o.outcome) for o in results]
 
 
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    """What one evaluation decided: the findings, and which (policy, URN) pairs were not applicable."""
+
+    findings: list[Finding]
+    not_applicable: frozenset[tuple[str, str]] = frozenset()
+
+
 def evaluate(
     resources: Sequence[Resource],
     settings: Settings,
@@ -139,16 +151,38 @@ def evaluate(
     stack_urn: str = "",
 ) -> list[Finding]:
     """Evaluate rules over one stack's resources; returns violations, waived violations and errors."""
+    return evaluate_all(resources, settings, levels, waivers, today=today, rules=rules, stack_urn=stack_urn).findings
+
+
+def evaluate_all(
+    resources: Sequence[Resource],
+    settings: Settings,
+    levels: Mapping[str, Level],
+    waivers: Sequence[Waiver] = (),
+    *,
+    today: dt.date | None = None,
+    rules: Iterable[Rule] = RULES,
+    stack_urn: str = "",
+    propagate: tuple[type[BaseException], ...] = (),
+) -> Evaluation:
+    """The one evaluation function: ``gantry check`` calls it over the stack, and every CrossGuard policy calls
+    it over what the analyzer hands that policy, so both reach the same verdicts.
+
+    Rules judge; waivers (file and tag) turn violations into waived findings; a tag that cannot be read is a
+    mandatory ``waiver-invalid`` finding and a waiver past its date that matches a resource (or the stack) is
+    a mandatory ``waiver-expired`` finding. A rule that raises becomes an ``error`` finding, except for the
+    exception types in ``propagate`` (CrossGuard's unknown-value error, which the analyzer handles).
+    """
     today = today or dt.date.today()
     stack_subject = (stack_urn, STACK_TYPE, stack_urn.rsplit("::", 1)[-1] if stack_urn else "stack")
     findings: list[Finding] = []
+    not_applicable: set[tuple[str, str]] = set()
     resource_waivers: dict[str, list[Waiver]] = {}
     for r in resources:
         accepted, problems = tag_waivers(r)
         resource_waivers[r.urn] = accepted
         for p in problems:
             findings.append(Finding(WAIVER_INVALID, FindingStatus.VIOLATION, Level.MANDATORY, *_subject(r), p.message))
-    used_expired: set[Waiver] = set()
     for rule in rules:
         level = levels.get(rule.id, rule.level)
         if level is Level.DISABLED:
@@ -157,23 +191,30 @@ def evaluate(
             for r in resources:
                 try:
                     outcome = rule.resource(r, settings)
+                except propagate:
+                    raise
                 except Exception as exc:  # a broken rule must not hide the others
                     findings.append(_error(rule, level, _subject(r), exc))
                     continue
-                findings += _judge(rule, level, _subject(r), outcome, waivers, resource_waivers, today, used_expired)
+                if outcome.state is State.NOT_APPLICABLE:
+                    not_applicable.add((rule.id, r.urn))
+                findings += _judge(rule, level, _subject(r), outcome, waivers, resource_waivers, today)
             continue
         try:
             results = run_rule(rule, resources, settings)
+        except propagate:
+            raise
         except Exception as exc:
             findings.append(_error(rule, level, stack_subject, exc))
             continue
         for subject, outcome in results:
             subj = _subject(subject) if subject is not None else stack_subject
-            findings += _judge(rule, level, subj, outcome, waivers, resource_waivers, today, used_expired)
-    # An expired waiver that still matches this stack is a finding of its own, whatever it covered.
-    urns = [r.urn for r in resources]
+            findings += _judge(rule, level, subj, outcome, waivers, resource_waivers, today)
+    # An expired waiver that still matches this stack is a finding of its own, whatever it covered: a waiver
+    # that covered a finding matched that finding's subject, which is a resource or the stack.
+    urns = [r.urn for r in resources] + ([stack_urn] if stack_urn else [])
     for w in [*waivers, *(w for ws in resource_waivers.values() for w in ws)]:
-        if w.expired(today) and (w in used_expired or any(w.matches(u) for u in urns)):
+        if w.expired(today) and any(w.matches(u) for u in urns):
             findings.append(Finding(WAIVER_EXPIRED, FindingStatus.VIOLATION, Level.MANDATORY, w.urn,
                                     WAIVER_TYPE, w.source, f"waiver of {w.policy} for {w.urn} expired on {w.expires} "
                                               f"({w.source}): {w.reason}; renew it with a new date or fix the "
@@ -182,7 +223,7 @@ def evaluate(
     if located:
         findings = [replace(f, location=located[f.urn]) if f.urn in located and f.location is None else f
                     for f in findings]
-    return _dedupe(findings)
+    return Evaluation(_dedupe(findings), frozenset(not_applicable))
 
 
 def _dedupe(findings: list[Finding]) -> list[Finding]:
@@ -203,7 +244,7 @@ def _error(rule: Rule, level: Level, subject: tuple[str, str, str], exc: Excepti
 
 
 def _judge(rule: Rule, level: Level, subject: tuple[str, str, str], outcome: Outcome, waivers: Sequence[Waiver],
-           resource_waivers: Mapping[str, list[Waiver]], today: dt.date, used_expired: set[Waiver]) -> list[Finding]:
+           resource_waivers: Mapping[str, list[Waiver]], today: dt.date) -> list[Finding]:
     if outcome.state is not State.NON_COMPLIANT:
         return []
     urn = subject[0]
@@ -213,15 +254,13 @@ def _judge(rule: Rule, level: Level, subject: tuple[str, str, str], outcome: Out
         return [Finding(rule.id, FindingStatus.WAIVED, level, *subject, outcome.message,
                         waiver=f"{waiver.reason} ({waiver.source}"
                                f"{', until ' + waiver.expires.isoformat() if waiver.expires else ''})")]
-    if waiver is not None:
-        used_expired.add(waiver)
     return [Finding(rule.id, FindingStatus.VIOLATION, level, *subject, outcome.message)]
 
 
 # --------------------------------------------------------------------------- rendered graphs
 
 
-def resources_from_render(result: RenderResult) -> list[Resource]:
+def resources_from_render(result: RenderedStack) -> list[Resource]:
     """Rule views of a rendered graph; providers lend their props (default tags, namespace) to resources."""
     by_urn = {r.urn: r for r in result.resources}
     views = []
@@ -295,64 +334,65 @@ def resolve_tier(stack: str, flag: TierName | None, configured: TierName | None)
     return tier_from_stack_name(stack), "stack name"
 
 
-def check_stack(
-    project_dir: Path,
+def start_bridge(config: PolicyConfig, tier: TierName, bridge: BridgeMode
+                 ) -> tuple[CheckovSession | None, BridgeSummary | None]:
+    """Start Checkov (before the render, so its imports overlap it on the second core), or say why not.
+
+    Raises ``BridgeUnavailable`` when ``bridge`` is ``on`` and Checkov is not installed.
+    """
+    from policies.bridge.findings import BridgeSummary
+    from policies.bridge.runner import BridgeUnavailable, CheckovSession
+
+    if bridge is BridgeMode.OFF:
+        return None, BridgeSummary(status="off (--checkov off)")
+    if not config.bridge_enabled(tier):
+        return None, BridgeSummary(status=f"off (policy config disables it in {tier.value})")
+    try:
+        return CheckovSession().start(), None
+    except BridgeUnavailable as exc:
+        if bridge is BridgeMode.ON:
+            raise
+        return None, BridgeSummary(status=f"unavailable: {exc}")
+
+
+def check_rendered(
+    result: RenderedStack,
     stack: str,
     config: PolicyConfig,
     waivers: Sequence[Waiver],
     *,
-    tier: TierName | None = None,
+    tier: TierName,
+    tier_source: str,
+    policy: StackPolicy,
+    session: CheckovSession | None = None,
+    summary: BridgeSummary | None = None,
     today: dt.date | None = None,
-    bridge: BridgeMode = BridgeMode.AUTO,
+    project_root: Path | None = None,
+    program_file: Path | None = None,
+    started: float | None = None,
 ) -> StackReport:
-    """Render one stack offline and evaluate the pack (and Checkov's catalogue through the bridge).
+    """Evaluate the pack (and Checkov's catalogue, when ``session`` is given) over a rendered stack.
 
-    A program that raised after registering resources still gets every rule (and the bridge) over what
-    it registered; the report is then partial (``error`` set) and never passes. Raises the renderer's
-    errors unchanged, and ``BridgeUnavailable`` when ``bridge`` is ``on`` and Checkov is not installed.
+    The caller renders (``gantry check`` does, in the commands layer), so this package never imports the
+    renderer. A program that raised after registering resources still gets every rule (and the bridge)
+    over what it registered; the report is then partial (``error`` set) and never passes.
     """
-    from infra.render import Project, render_project
-    from policies.bridge.findings import BridgeSummary
-    from policies.bridge.runner import BridgeUnavailable, CheckovSession
-
-    started = time.perf_counter()
+    started = time.perf_counter() if started is None else started
     today = today or dt.date.today()
-    project = Project.load(project_dir)
-    inputs = stack_inputs(project.config_dir, stack)
-    effective, tier_source = resolve_tier(stack, tier, inputs.tier)
-    session: CheckovSession | None = None
-    summary: BridgeSummary | None = None
-    if bridge is BridgeMode.OFF:
-        summary = BridgeSummary(status="off (--checkov off)")
-    elif not config.bridge_enabled(effective):
-        summary = BridgeSummary(status=f"off (policy config disables it in {effective.value})")
-    else:
-        try:
-            # Started before the render: Checkov's imports overlap it on the second core.
-            session = CheckovSession().start()
-        except BridgeUnavailable as exc:
-            if bridge is BridgeMode.ON:
-                raise
-            summary = BridgeSummary(status=f"unavailable: {exc}")
-    try:
-        result = render_project(project.root, stack)
-        views = [v for v in resources_from_render(result) if v.type != STACK_TYPE]
-        settings = build_settings(config, effective, inputs.policy)
-        levels = config.levels(effective)
-        stack_urn = next((r.urn for r in result.resources if r.type == STACK_TYPE),
-                         f"urn:pulumi:{stack}::{result.project}::{STACK_TYPE}::{result.project}-{stack}")
-        findings = evaluate(views, settings, levels, waivers, today=today, stack_urn=stack_urn)
-        if session is not None:
-            findings, summary = run_bridge(session, result.resources, views, findings, config, effective, waivers,
-                                           today, stack_urn)
-    finally:
-        if session is not None:
-            session.close()
+    views = [v for v in resources_from_render(result) if v.type != STACK_TYPE]
+    settings = build_settings(config, tier, policy)
+    levels = config.levels(tier)
+    stack_urn = next((r.urn for r in result.resources if r.type == STACK_TYPE),
+                     f"urn:pulumi:{stack}::{result.project}::{STACK_TYPE}::{result.project}-{stack}")
+    findings = evaluate(views, settings, levels, waivers, today=today, stack_urn=stack_urn)
+    if session is not None:
+        findings, summary = run_bridge(session, result.resources, views, findings, config, tier, waivers,
+                                       today, stack_urn)
     rules = sum(1 for lv in levels.values() if lv is not Level.DISABLED)
     failure = result.error
-    return StackReport(project=result.project, stack=stack, tier=effective, resources=len(views),
-                       findings=findings, rules=rules, stack_file=result.stack_file, program_file=project.entry,
-                       seconds=time.perf_counter() - started, levels=levels, project_root=project.root,
+    return StackReport(project=result.project, stack=stack, tier=tier, resources=len(views),
+                       findings=findings, rules=rules, stack_file=result.stack_file, program_file=program_file,
+                       seconds=time.perf_counter() - started, levels=levels, project_root=project_root,
                        error=result.error_message() if failure else None,
                        error_location=SourceLocation(failure.location.file, failure.location.line)
                        if failure and failure.location else None,
@@ -386,5 +426,5 @@ def run_bridge(session: Any, rendered: Sequence[Any], views: Sequence[Resource],
                  today)
 
 
-__all__ = ["BridgeMode", "Finding", "FindingStatus", "StackReport", "check_stack", "evaluate", "resolve_tier",
-           "resources_from_render", "tier_from_stack_name"]
+__all__ = ["BridgeMode", "Evaluation", "Finding", "FindingStatus", "RenderedStack", "StackReport", "check_rendered",
+           "evaluate", "evaluate_all", "resolve_tier", "resources_from_render", "start_bridge", "tier_from_stack_name"]

@@ -100,22 +100,15 @@ class Resource:
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    """Rule inputs that come from config, never only from code: the stack's ``gantry:policy`` block over
-    the policy config file's rule properties."""
+    """Rule inputs that come from config, never only from code: the tier, machine prices, and each rule's
+    options (the policy config file's properties, with the stack's ``gantry:policy`` block over them)."""
 
     tier: TierName = TierName.PROD
-    supported_versions: tuple[str, ...] = ()
-    monthly_budget_usd: float | None = None
-    budget_threshold: float = 0.8
-    required_tags: tuple[str, ...] = ("owner", "env", "cost-center")
-    recommended_labels: tuple[str, ...] = (
-        "app.kubernetes.io/name", "app.kubernetes.io/instance", "app.kubernetes.io/managed-by")
-    public_load_balancers: tuple[str, ...] = ()
-    """``namespace/name`` of Services allowed to be internet-facing LoadBalancers."""
-    min_key_deletion_days: int = 30
-    max_key_rotation_days: int = 90
     prices: Mapping[str, float] = field(default_factory=dict)
     """Hourly on-demand price per machine type, from ``policies/prices.json``."""
+    options: Mapping[str, object] = field(default_factory=dict)
+    """Each configurable rule's validated options (a ``RuleOptions`` model) by policy id; rules read theirs
+    with ``policies.rule.options_of``, which falls back to the model's defaults."""
 
     @property
     def prod(self) -> bool:

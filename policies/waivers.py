@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from components.errors import InputError
 from policies.bridge.catalog import is_check_id
 from policies.model import Resource
 from policies.pack import BY_ID, WAIVER_EXPIRED, WAIVER_INVALID
@@ -28,8 +29,8 @@ _TAG_ENTRY = re.compile(r"^\s*(?P<policy>[a-z0-9-]+|CKV2?_[A-Z0-9]+_\d+)\s*=\s*(
 META_POLICIES = frozenset({WAIVER_EXPIRED, WAIVER_INVALID})
 
 
-class WaiverError(ValueError):
-    """The waiver file is malformed; each line names the entry, the field and the fix."""
+class WaiverError(InputError, ValueError):
+    """The waiver file is malformed; each line names the entry, the field and the fix: fix the file (exit 2)."""
 
     def __init__(self, source: str, problems: Sequence[str]) -> None:
         self.source = source

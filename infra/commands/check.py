@@ -8,7 +8,10 @@ checked (the report says the graph is partial) and the exit code is 2.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
+import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -24,6 +27,7 @@ from policies.report import Format
 if TYPE_CHECKING:
     from policies.config import PolicyConfig
     from policies.engine import StackReport
+    from policies.waivers import Waiver
 
 DEFAULT_TIER_HELP = (
     "Tier whose enforcement levels apply. Default: the stack's gantry:tier, else from the stack's name "
@@ -92,7 +96,6 @@ def register(app: typer.Typer) -> None:
         from infra.commands.common import fail
         from infra.render import Project
         from policies.bridge.runner import BridgeUnavailable
-        from policies.engine import check_stack
 
         try:
             proj = Project.load(project)
@@ -138,6 +141,39 @@ def register(app: typer.Typer) -> None:
             out.file.flush()
         _report_partial(reports, debug)
         raise typer.Exit(ExitCode.FAILED if blocking else ExitCode.OK)
+
+
+def check_stack(
+    project_dir: Path,
+    stack: str,
+    config: PolicyConfig,
+    waivers: Sequence[Waiver],
+    *,
+    tier: TierName | None = None,
+    today: dt.date | None = None,
+    bridge: BridgeMode = BridgeMode.AUTO,
+) -> StackReport:
+    """Render one stack offline and evaluate the pack over it (and Checkov's catalogue through the bridge).
+
+    The render lives here, in the commands layer, so ``policies`` never imports ``infra.render``. Raises the
+    renderer's errors unchanged, and ``BridgeUnavailable`` when ``bridge`` is ``on`` and Checkov is absent.
+    """
+    from infra.render import Project, render_project
+    from policies.engine import check_rendered, resolve_tier, stack_inputs, start_bridge
+
+    started = time.perf_counter()
+    project = Project.load(project_dir)
+    inputs = stack_inputs(project.config_dir, stack)
+    effective, tier_source = resolve_tier(stack, tier, inputs.tier)
+    session, summary = start_bridge(config, effective, bridge)
+    try:
+        result = render_project(project.root, stack)
+        return check_rendered(result, stack, config, waivers, tier=effective, tier_source=tier_source,
+                              policy=inputs.policy, session=session, summary=summary, today=today,
+                              project_root=project.root, program_file=project.entry, started=started)
+    finally:
+        if session is not None:
+            session.close()
 
 
 def _report_partial(reports: list[StackReport], debug: bool) -> None:

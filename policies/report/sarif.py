@@ -40,10 +40,10 @@ def _descriptors() -> list[dict[str, object]]:
             "id": r.id,
             "name": "".join(part.capitalize() for part in r.id.split("-")),
             "shortDescription": {"text": r.description},
-            "fullDescription": {"text": f"{r.description} ({r.kind} rule, category {r.category.value})"},
+            "fullDescription": {"text": f"{r.description} ({r.kind} rule, category {r.category})"},
             "help": {"text": r.remediation, "markdown": f"**Fix:** {r.remediation}"},
             "defaultConfiguration": {"level": _level(r.level)},
-            "properties": {"category": r.category.value, "kind": r.kind, "tags": ["security", r.category.value]},
+            "properties": {"category": r.category, "kind": r.kind, "tags": ["security", r.category]},
         })
     for pid, (desc, fix) in _META.items():
         out.append({"id": pid, "name": "".join(p.capitalize() for p in pid.split("-")),

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from infra.commands.check import check_stack
 from infra.render import render_callable
 from policies.bridge.catalog import MANDATORY_IN_PROD, default_level
 from policies.bridge.findings import merge
@@ -27,7 +28,7 @@ from policies.bridge.runner import (
 )
 from policies.bridge.translate import Bundle, Framework, Node, nodes_from_render, snake, tf_type, translate
 from policies.config import PolicyConfigError, parse_policy_config
-from policies.engine import BridgeMode, Finding, FindingStatus, check_stack, resolve_tier, tier_from_stack_name
+from policies.engine import BridgeMode, Finding, FindingStatus, resolve_tier, tier_from_stack_name
 from policies.model import Level, Resource, TierName
 from policies.waivers import WaiverError, parse_waivers, tag_waivers
 

@@ -220,7 +220,7 @@ PROJECT = Path(__file__).resolve().parents[1] / "fixtures" / "bridge_project"
 
 @pytest.fixture(scope="module")
 def foreign_report() -> StackReport:
-    from policies.engine import check_stack
+    from infra.commands.check import check_stack
 
     return check_stack(PROJECT, "production-eu", load_policy_config(), [], bridge=BridgeMode.ON, today=TODAY)
 
@@ -277,7 +277,13 @@ def test_cli_prints_the_tier_and_exits_1(tmp_path: Path) -> None:
 
 
 def test_crossguard_runs_the_same_bridge_as_a_stack_policy(judged: dict[tuple[str, str], Judged]) -> None:
-    from pulumi_policy import PolicyProviderResource, PolicyResource, StackValidationArgs
+    from pulumi_policy import (
+        EnforcementLevel,
+        PolicyProviderResource,
+        PolicyResource,
+        StackValidationArgs,
+        StackValidationPolicy,
+    )
 
     from policies.crossguard import build_policies
 
@@ -287,10 +293,16 @@ def test_crossguard_runs_the_same_bridge_as_a_stack_policy(judged: dict[tuple[st
                                 {}) for r in j.render.resources if r.type != "pulumi:pulumi:Stack"]
     policies = {p.name: p for p in build_policies(load_policy_config(), TierName.PROD)}
     reported: list[tuple[str, str | None]] = []
-    policies["checkov"].validate(StackValidationArgs(resources, {}), lambda m, urn=None: reported.append((m, urn)))
+
+    def report(message: str, urn: str | None = None) -> None:
+        reported.append((message, urn))
+
+    checkov = policies["checkov"]
+    assert isinstance(checkov, StackValidationPolicy)
+    checkov.validate(StackValidationArgs(resources, {}), report)
     offline = {(f.policy, f.urn) for f in j.findings if f.source == "checkov" and f.blocking}
     assert {(m.split(":", 1)[0], urn) for m, urn in reported} == offline
-    assert policies["checkov"].enforcement_level.value == "mandatory"
+    assert checkov.enforcement_level is EnforcementLevel.MANDATORY
 
 
 def _opts() -> Any:
@@ -300,7 +312,7 @@ def _opts() -> Any:
 
 
 def test_gantrys_own_prod_stack_passes_with_the_bridge() -> None:
-    from policies.engine import check_stack
+    from infra.commands.check import check_stack
     from policies.waivers import DEFAULT_PATH, load_waivers
 
     repo = Path(__file__).resolve().parents[2]

@@ -101,6 +101,18 @@ def test_a_bad_policy_config_is_exit_2(tmp_path: Path) -> None:
     assert "image-pinned.level must be one of advisory, mandatory, disabled" in result.stderr
 
 
+def test_a_rule_option_of_the_wrong_type_is_exit_2_with_one_line(tmp_path: Path) -> None:
+    cfg = tmp_path / "policy.json"
+    cfg.write_text('{"kms-key-rotation": {"maxDays": "ninety"}}')
+    for extra in ([], ["--list-rules"]):
+        result = check("--project", str(INSECURE), "--stack", "dev", "--policy-config", str(cfg), *extra)
+        assert result.exit_code == 2, result.output
+        assert result.stderr.strip().splitlines() == [
+            f"error: {cfg}: kms-key-rotation.maxDays must be a whole number of days from 1 to 365, but 'ninety' "
+            "was given"]
+        assert "Traceback" not in result.output
+
+
 def test_a_program_that_raises_is_exit_2(tmp_path: Path) -> None:
     (tmp_path / "Pulumi.yaml").write_text("name: broken\nruntime: python\n")
     (tmp_path / "Pulumi.dev.yaml").write_text("config: {}\n")

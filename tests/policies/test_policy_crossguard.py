@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import policy_builders as b
 import pytest
 from pulumi_policy import (
     EnforcementLevel,
@@ -22,6 +21,7 @@ from pulumi_policy import (
 )
 from pulumi_policy.policy import _NotApplicableError
 
+from policies import fixtures as b
 from policies.config import load_policy_config
 from policies.crossguard import build_policies
 from policies.model import Level, TierName
@@ -46,8 +46,12 @@ def _policy(tier: TierName, policy_id: str) -> Any:
 
 def _run(policy: ResourceValidationPolicy, args: ResourceValidationArgs) -> tuple[list[str], str | None]:
     messages: list[str] = []
+
+    def report(message: str, urn: str | None = None) -> None:
+        messages.append(message)
+
     try:
-        policy.validate(args, lambda msg, urn=None: messages.append(msg))
+        policy.validate(args, report)
     except _NotApplicableError as exc:
         return messages, exc.reason or "not applicable"
     return messages, None
@@ -56,8 +60,10 @@ def _run(policy: ResourceValidationPolicy, args: ResourceValidationArgs) -> tupl
 def test_one_policy_per_rule_with_levels_from_the_config_file() -> None:
     prod = build_policies(load_policy_config(), TierName.PROD)
     dev = build_policies(load_policy_config(), TierName.DEV)
-    # One per rule, then the Checkov bridge as two stack policies (blocking and advisory checks).
-    assert [p.name for p in prod] == [*(r.id for r in RULES), "checkov", "checkov-advisory"]
+    # One per rule, the two waiver policies, then the Checkov bridge as two stack policies (blocking and
+    # advisory checks).
+    assert [p.name for p in prod] == [*(r.id for r in RULES), "waiver-invalid", "waiver-expired", "checkov",
+                                      "checkov-advisory"]
     kinds = {p.name: type(p) for p in prod}
     assert kinds["cost-budget"] is StackValidationPolicy and kinds["image-pinned"] is ResourceValidationPolicy
     level = {p.name: p.enforcement_level for p in prod}
@@ -66,7 +72,7 @@ def test_one_policy_per_rule_with_levels_from_the_config_file() -> None:
     assert dev_level["readonly-root-filesystem"] is EnforcementLevel.ADVISORY
     # Every property in the shipped config is declared, so the file passes --policy-pack-config.
     for p in prod:
-        if p.name != "checkov-advisory":  # configured through the "checkov" entry
+        if p.name not in ("checkov-advisory", "waiver-invalid", "waiver-expired"):  # not configurable
             assert p.config_schema is not None and "tiers" in p.config_schema.properties
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 
-import policy_builders as b
 import pytest
 
+from policies import fixtures as b
 from policies.config import PolicyConfig, PolicyConfigError, build_settings, parse_policy_config
-from policies.engine import FindingStatus, evaluate
-from policies.model import Level, Outcome, Resource, Settings, TierName
-from policies.pack import RULES, Rule
+from policies.engine import Finding, FindingStatus, evaluate
+from policies.model import Level, Outcome, Resource, Settings, StackOutcome, TierName
+from policies.pack import BY_ID, RULES, Rule
 from policies.waivers import WaiverError, parse_waivers
 
 TODAY = dt.date(2026, 11, 27)
@@ -20,13 +20,13 @@ PUBLIC = b.res("aws:eks/cluster:Cluster", b.eks_cluster(
 
 
 def run(resources: Sequence[Resource], *, tier: TierName = TierName.PROD, config: PolicyConfig | None = None,
-        waivers_doc: object = None, rules: Sequence[Rule] = RULES) -> list:  # type: ignore[type-arg]
+        waivers_doc: object = None, rules: Sequence[Rule] = RULES) -> list[Finding]:
     cfg = config or PolicyConfig()
     return evaluate(resources, b.settings(tier), cfg.levels(tier), parse_waivers(waivers_doc, "w.yaml"),
                     today=TODAY, rules=rules)
 
 
-def ids(findings: list, status: FindingStatus = FindingStatus.VIOLATION) -> set[str]:  # type: ignore[type-arg]
+def ids(findings: list[Finding], status: FindingStatus = FindingStatus.VIOLATION) -> set[str]:
     return {f.policy for f in findings if f.status is status}
 
 
@@ -82,32 +82,88 @@ def test_bad_policy_config_names_the_key_and_the_fix(doc: object, fragment: str)
     assert fragment in str(info.value) and str(info.value).startswith("cfg.json: ")
 
 
+@pytest.mark.parametrize("doc, line", [
+    ({"kms-key-rotation": {"maxDays": "90"}},
+     "cfg.json: kms-key-rotation.maxDays must be a whole number of days from 1 to 365, but '90' was given"),
+    ({"kms-key-rotation": {"maxDays": 400}},
+     "cfg.json: kms-key-rotation.maxDays must be a whole number of days from 1 to 365, but 400 was given"),
+    ({"kms-deletion-protection": {"minDays": True}},
+     "cfg.json: kms-deletion-protection.minDays must be a whole number of days from 7 to 30, but True was given"),
+    ({"cost-budget": {"threshold": "high"}},
+     "cfg.json: cost-budget.threshold must be a number above 0 and at most 1: the share of the budget pools may "
+     "use, but 'high' was given"),
+    ({"cloud-required-tags": {"requiredTags": "owner"}},
+     "cfg.json: cloud-required-tags.requiredTags must be a list of tag keys as strings, such as [\"owner\", "
+     "\"env\"], but 'owner' was given"),
+    ({"k8s-version-supported": {"supportedVersions": ["1.33", 1.34]}},
+     "cfg.json: k8s-version-supported.supportedVersions.1 must be a list of Kubernetes minor versions as strings, "
+     "such as [\"1.32\", \"1.33\"], but 1.34 was given"),
+    ({"dr-dns-ttl-within-rto": {"maxTtlSeconds": 0}},
+     "cfg.json: dr-dns-ttl-within-rto.maxTtlSeconds must be a whole number of seconds from 1 to 3600 (default 60: "
+     "a fifth of the seed's 5-minute RTO), but 0 was given"),
+])
+def test_rule_options_are_checked_by_type_not_only_by_name(doc: object, line: str) -> None:
+    # These used to fall back to the defaults silently (the rule then enforced something else than configured).
+    with pytest.raises(PolicyConfigError) as info:
+        parse_policy_config(doc, "cfg.json")
+    assert str(info.value) == line
+
+
+def test_valid_rule_options_reach_the_rules() -> None:
+    from policies.rule import options_of
+    from policies.rules.cost.cost_budget import Options as BudgetOptions
+    from policies.rules.dr.dr_dns_ttl_within_rto import Options as TtlOptions
+    from policies.rules.keys.kms_key_rotation import Options as RotationOptions
+
+    config = parse_policy_config({"kms-key-rotation": {"maxDays": 30}, "cost-budget": {"threshold": 1},
+                                  "dr-dns-ttl-within-rto": {"maxTtlSeconds": 20}}, "cfg.json")
+    settings = build_settings(config, TierName.PROD, prices={})
+    assert options_of(settings, "kms-key-rotation", RotationOptions).max_days == 30
+    assert options_of(settings, "cost-budget", BudgetOptions).threshold == 1.0
+    assert options_of(settings, "dr-dns-ttl-within-rto", TtlOptions).max_ttl_seconds == 20
+    defaults = build_settings(parse_policy_config({}, "cfg.json"), TierName.PROD, prices={})
+    assert options_of(defaults, "dr-dns-ttl-within-rto", TtlOptions).max_ttl_seconds == 60
+
+
+def test_a_policy_config_error_is_an_input_error_of_the_gantry_tree() -> None:
+    from components.errors import ExitCode, InputError
+    from components.validation import SpecError
+    from policies.waivers import WaiverError
+
+    for error in (PolicyConfigError, WaiverError, SpecError):
+        assert issubclass(error, InputError) and issubclass(error, ValueError)
+        assert error.exit_code is ExitCode.USAGE
+
+
 def test_a_rule_that_raises_is_an_error_and_the_others_still_run() -> None:
     def broken(r: Resource, s: Settings) -> Outcome:
         raise KeyError("vpcConfig")
 
-    boom = Rule(RULES[0].id, RULES[0].category, Level.MANDATORY, "d.", "fix it", resource=broken)
-    findings = run([PUBLIC], rules=[boom, *RULES[1:]])
+    target = BY_ID["eks-endpoint-private"]
+    others = [r for r in RULES if r.id != target.id]
+    boom = Rule(target.id, target.category, Level.MANDATORY, "d.", "fix it", resource=broken)
+    findings = run([PUBLIC], rules=[boom, *others])
     errors = [f for f in findings if f.status is FindingStatus.ERROR]
     assert [(f.policy, f.urn) for f in errors] == [("eks-endpoint-private", PUBLIC.urn)]
     assert "KeyError" in errors[0].message and errors[0].blocking
     assert "eks-secrets-encryption" not in ids(findings)  # compliant, still evaluated
     other = b.res("aws:eks/cluster:Cluster", b.eks_cluster(encryptionConfig=None), name="x")
-    assert "eks-secrets-encryption" in ids(run([other], rules=[boom, *RULES[1:]]))
+    assert "eks-secrets-encryption" in ids(run([other], rules=[boom, *others]))
 
 
 def test_a_stack_rule_that_raises_is_an_error_on_the_stack() -> None:
-    def broken(resources: Sequence[Resource], s: Settings) -> list:  # type: ignore[type-arg]
+    def broken(resources: Sequence[Resource], s: Settings) -> list[StackOutcome]:
         raise ValueError("bad graph")
 
-    boom = Rule(RULES[0].id, RULES[0].category, Level.ADVISORY, "d.", "fix it", stack=broken)
+    target = BY_ID["eks-endpoint-private"]
+    boom = Rule(target.id, target.category, Level.ADVISORY, "d.", "fix it", stack=broken)
     advisory = parse_policy_config({"eks-endpoint-private": "advisory"}, "cfg.json")
     (finding,) = run([PUBLIC], rules=[boom], config=advisory)
     assert finding.status is FindingStatus.ERROR and finding.type == "pulumi:pulumi:Stack"
     assert not finding.blocking  # advisory rule errors do not fail the check
 
 
-def _waiver(**o: object) -> dict[str, object]:
+def _waiver(**o: object) -> dict[str, list[dict[str, object]]]:
     entry: dict[str, object] = {"policy": "eks-endpoint-private", "urn": "urn:pulumi:test::proj::*::prod",
                                 "reason": "VPN-less on-call access until the bastion ships", "expires": "2027-01-31"}
     entry.update(o)
@@ -181,19 +237,28 @@ def test_an_expired_waive_tag_is_a_finding() -> None:
 
 def test_settings_take_the_stack_over_the_config_file() -> None:
     from policies.config import StackPolicy
+    from policies.rule import options_of
+    from policies.rules.clusters.k8s_version_supported import Options as VersionOptions
+    from policies.rules.cost.cost_budget import Options as BudgetOptions
+    from policies.rules.exposure.service_no_public_exposure import Options as ExposureOptions
+
+    def seen(s: Settings) -> tuple[list[str], float, float | None, list[str]]:
+        budget = options_of(s, "cost-budget", BudgetOptions)
+        return (options_of(s, "k8s-version-supported", VersionOptions).supported_versions, budget.threshold,
+                budget.monthly_budget_usd, options_of(s, "service-no-public-exposure", ExposureOptions).allow_list)
 
     config = parse_policy_config({"k8s-version-supported": {"supportedVersions": ["1.30"]},
-                                  "cost-budget": {"threshold": 0.5}}, "cfg.json")
-    plain = build_settings(config, TierName.PROD, prices={})
-    assert plain.supported_versions == ("1.30",) and plain.budget_threshold == 0.5
-    stacked = build_settings(config, TierName.PROD, StackPolicy(supported_versions=("1.33",), monthly_budget_usd=9.0),
-                             prices={})
-    assert stacked.supported_versions == ("1.33",) and stacked.monthly_budget_usd == 9.0
+                                  "cost-budget": {"threshold": 0.5},
+                                  "service-no-public-exposure": {"allowList": ["web/web"]}}, "cfg.json")
+    assert seen(build_settings(config, TierName.PROD, prices={})) == (["1.30"], 0.5, None, ["web/web"])
+    stack = StackPolicy(supported_versions=("1.33",), monthly_budget_usd=9.0, public_load_balancers=("api/api",))
+    # The stack's versions and budget replace the file's; its public load balancers add to the file's.
+    assert seen(build_settings(config, TierName.PROD, stack, prices={})) == (["1.33"], 0.5, 9.0,
+                                                                             ["api/api", "web/web"])
 
 
 def test_a_current_waiver_wins_over_an_expired_one_for_the_same_finding() -> None:
-    doc = {"waivers": [_waiver(expires="2026-01-01")["waivers"][0],  # type: ignore[index]
-                       _waiver(reason="renewed after review")["waivers"][0]]}  # type: ignore[index]
+    doc = {"waivers": [*_waiver(expires="2026-01-01")["waivers"], *_waiver(reason="renewed after review")["waivers"]]}
     findings = run([PUBLIC], waivers_doc=doc)
     (f,) = [f for f in findings if f.policy == "eks-endpoint-private"]
     assert f.status is FindingStatus.WAIVED and "renewed" in (f.waiver or "")

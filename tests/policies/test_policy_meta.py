@@ -1,4 +1,4 @@
-"""Meta-tests: ids are unique, every rule function is in the pack, every rule has both kinds of fixture."""
+"""Meta-tests over the registry: ids unique, one rule per module, both kinds of fixture, generated files current."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import importlib
 import inspect
 import json
 import pkgutil
+import sys
 from collections import Counter
+from pathlib import Path
 
 import pytest
 from policy_cases import CASES
@@ -22,22 +24,45 @@ def test_ids_are_unique_and_kebab_case() -> None:
     assert all(r.id == r.id.lower() and " " not in r.id for r in RULES)
 
 
-def _rule_functions() -> set[str]:
-    found: set[str] = set()
-    for info in pkgutil.iter_modules(policies.rules.__path__):
-        module = importlib.import_module(f"policies.rules.{info.name}")
-        for name, fn in inspect.getmembers(module, inspect.isfunction):
-            if fn.__module__ != module.__name__ or name.startswith("_"):
-                continue
-            params = list(inspect.signature(fn).parameters)
-            if params in (["r", "s"], ["resources", "s"]):
-                found.add(f"{module.__name__}.{name}")
-    return found
+def _rule_modules() -> list[str]:
+    """Every module under policies/rules/<category>/ (packages' __init__ hold shared helpers only)."""
+    found = []
+    for info in pkgutil.walk_packages(policies.rules.__path__, prefix="policies.rules."):
+        if not info.ispkg:
+            found.append(info.name)
+    return sorted(found)
 
 
-def test_every_rule_function_is_in_the_pack() -> None:
-    in_pack = {f"{(r.resource or r.stack).__module__}.{r.function_name}" for r in RULES}  # type: ignore[union-attr]
-    assert _rule_functions() == in_pack
+def test_one_rule_per_module_and_every_module_is_a_rule() -> None:
+    modules = _rule_modules()
+    assert sorted(r.function_module for r in RULES) == modules
+    for name in modules:
+        module = importlib.import_module(name)
+        rule = module.RULE
+        # The module is named after the rule, and defines exactly one check function.
+        assert name.rsplit(".", 1)[1] == rule.id.replace("-", "_") == rule.function_name, name
+        checks = [fn for n, fn in inspect.getmembers(module, inspect.isfunction)
+                  if fn.__module__ == name and not n.startswith("_")
+                  and list(inspect.signature(fn).parameters) in (["r", "s"], ["resources", "s"])]
+        assert [fn.__name__ for fn in checks] == [rule.function_name], name
+
+
+def test_the_registry_refuses_a_module_without_a_rule(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from policies.rules import discover
+
+    category = tmp_path / "extra"
+    category.mkdir()
+    (category / "__init__.py").write_text("")
+    (category / "half_written.py").write_text("X = 1\n")
+    monkeypatch.setattr(policies.rules, "__path__", [*policies.rules.__path__, str(tmp_path)])
+    discover.cache_clear()
+    try:
+        with pytest.raises(TypeError, match=r"policies\.rules\.extra\.half_written must define RULE"):
+            discover()
+    finally:
+        discover.cache_clear()
+        for name in [m for m in sys.modules if m.startswith("policies.rules.extra")]:
+            del sys.modules[name]
 
 
 def test_every_rule_has_a_passing_and_a_failing_fixture() -> None:
@@ -49,7 +74,8 @@ def test_every_rule_has_a_passing_and_a_failing_fixture() -> None:
     assert {c.policy for c in CASES} <= ids, "fixtures for unknown ids"
 
 
-def test_issue_ids_are_all_present() -> None:
+def test_the_original_ids_are_all_still_present() -> None:
+    # Issue 10's rules and issue 15's additions keep their ids when rules move between modules.
     issue = (
         "eks-endpoint-private", "eks-secrets-encryption", "eks-control-plane-logging",
         "eks-nodegroup-no-open-ssh", "node-imdsv2-required", "gke-private-cluster",
@@ -64,11 +90,33 @@ def test_issue_ids_are_all_present() -> None:
         "readonly-root-filesystem", "drop-capabilities-seccomp", "sa-token-no-automount",
         "no-default-namespace", "secrets-not-in-env", "workload-ha", "deployment-selector-matches-template",
         "service-selects-one-color", "canary-weights-valid", "canary-stable-parity",
-        "rollout-strategy-safe", "cost-budget",
-        # issue 15: what Checkov cannot see
-        "secrets-plain-input", "stateful-protect", "opaque-component",
+        "rollout-strategy-safe", "cost-budget", "secrets-plain-input", "stateful-protect", "opaque-component",
     )
-    assert sorted(issue) == sorted(r.id for r in RULES)
+    assert set(issue) <= {r.id for r in RULES}
+
+
+def test_generated_policy_config_and_readme_table_are_current() -> None:
+    from policies.generate import README, config_text, readme_text
+
+    assert DEFAULT_PATH.read_text(encoding="utf-8") == config_text(), "run `python -m policies.generate`"
+    readme = README.read_text(encoding="utf-8")
+    assert readme == readme_text(readme), "run `python -m policies.generate`"
+    for r in RULES:
+        assert f"| `{r.id}` |" in readme
+
+
+def test_generate_check_fails_on_a_stale_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from policies import generate
+
+    stale = tmp_path / "policy-config.json"
+    stale.write_text("{}\n")
+    readme = tmp_path / "README.md"
+    readme.write_text(generate.README.read_text(encoding="utf-8"))
+    monkeypatch.setattr(generate, "DEFAULT_PATH", stale)
+    monkeypatch.setattr(generate, "README", readme)
+    assert generate.main(["--check"]) == 1
+    assert generate.main([]) == 0 and generate.main(["--check"]) == 0
+    assert json.loads(stale.read_text()) == json.loads(generate.config_text())
 
 
 def test_every_rule_has_description_and_remediation() -> None:
@@ -79,7 +127,7 @@ def test_every_rule_has_description_and_remediation() -> None:
 def test_shipped_policy_config_covers_every_rule_and_fits_the_crossguard_schema() -> None:
     doc = json.loads(DEFAULT_PATH.read_text())
     assert set(doc) == {r.id for r in RULES} | {"checkov"}
-    import jsonschema  # installed with the dev extras (moto[server] depends on it)
+    import jsonschema  # type: ignore[import-untyped]  # untyped; installed with moto[server]
 
     for policy, entry in doc.items():
         # Pulumi validates each entry of --policy-pack-config against the policy's JSON schema.

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import policy_builders as b
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from components.spec import NodePoolSpec, node_pool_violations
+from policies import fixtures as b
 from policies.model import State, TierName
-from policies.rules.autoscaling import nodepool_autoscaling_bounds
-from policies.rules.delivery import canary_weights_valid
+from policies.rules.autoscaling.nodepool_autoscaling_bounds import nodepool_autoscaling_bounds
+from policies.rules.delivery.canary_weights_valid import canary_weights_valid
 
 sizes = st.integers(min_value=-1, max_value=12)
 
@@ -40,7 +40,7 @@ def test_route_weights_are_valid_only_within_0_100_and_summing_to_100(canary: in
 @given(deployed=st.sets(st.sampled_from(["blue", "green"]), min_size=1),
        selected=st.one_of(st.none(), st.sampled_from(["blue", "green"])))
 def test_a_service_fails_exactly_when_it_selects_both_colors(deployed: set[str], selected: str | None) -> None:
-    from policies.rules.delivery import service_selects_one_color
+    from policies.rules.delivery.service_selects_one_color import service_selects_one_color
 
     resources = [b.res("kubernetes:apps/v1:Deployment", b.deployment(f"web-{c}", b.app_labels(color=c)),
                        name=f"web-{c}") for c in sorted(deployed)]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-import policy_builders as b
 import pulumi
 
 from infra.render import render_callable
+from policies import fixtures as b
 from policies.config import PolicyConfig
 from policies.engine import FindingStatus, evaluate, resources_from_render
 from policies.model import TierName
