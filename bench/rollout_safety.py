@@ -67,7 +67,7 @@ from infra.rollout.seams import (  # noqa: E402
     Track,
     Verdict,
 )
-from infra.rollout.settings import RolloutSettings, parse_duration  # noqa: E402
+from infra.settings.rollout import RolloutSettings, parse_duration  # noqa: E402
 from infra.sandbox import lifecycle  # noqa: E402
 from infra.sandbox.haproxy import RuntimeApi  # noqa: E402
 from infra.sandbox.loadgen import LoadGenerator  # noqa: E402

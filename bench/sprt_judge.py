@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from infra.rollout.analysis import SprtPlan, error_rate_check
 from infra.rollout.seams import TrafficCounts, Verdict
-from infra.rollout.settings import RolloutSettings
+from infra.settings.rollout import RolloutSettings
 
 GRID = [round(0.0025 * i, 4) for i in range(41)]  # 0% .. 10%
 RPS, INTERVAL_S, MAX_HOLDS = 20, 5, 3

@@ -1,4 +1,4 @@
-"""Suite-wide fixtures: the engine marker's skip rule, and the repository root."""
+"""Suite-wide fixtures: the engine marker's skip rule, the repository root, and every backend registered."""
 
 from __future__ import annotations
 
@@ -7,7 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from infra import plugins
+
 REPO = Path(__file__).resolve().parents[1]
+
+# Stack config validates against the registered backends: register them as the CLI does, before any test.
+plugins.load()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

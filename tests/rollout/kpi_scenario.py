@@ -35,7 +35,7 @@ from infra.rollout.lock import SqliteLock
 from infra.rollout.provenance import Provenance, Source
 from infra.rollout.scheduler import canary_plan
 from infra.rollout.seams import RolloutId, StackName, Track, TrafficCounts
-from infra.rollout.settings import RolloutSettings
+from infra.settings.rollout import RolloutSettings
 
 T0 = 1_700_000_000.0
 DAY = 86_400.0

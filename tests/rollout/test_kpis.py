@@ -168,7 +168,7 @@ def test_an_unfinished_rollout_is_in_progress_not_a_failure(tmp_path: Path) -> N
     from infra.rollout.lock import SqliteLock
     from infra.rollout.scheduler import canary_plan
     from infra.rollout.seams import StackName
-    from infra.rollout.settings import RolloutSettings
+    from infra.settings.rollout import RolloutSettings
 
     def die() -> None:
         raise Crash
