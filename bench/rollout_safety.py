@@ -67,7 +67,6 @@ from infra.rollout.seams import (  # noqa: E402
     Track,
     Verdict,
 )
-from infra.settings.rollout import RolloutSettings, parse_duration  # noqa: E402
 from infra.sandbox import lifecycle  # noqa: E402
 from infra.sandbox.haproxy import RuntimeApi  # noqa: E402
 from infra.sandbox.loadgen import LoadGenerator  # noqa: E402
@@ -75,6 +74,7 @@ from infra.sandbox.settings import FaultSpec  # noqa: E402
 from infra.sandbox.state import SandboxState  # noqa: E402
 from infra.sandbox.state import load as load_state  # noqa: E402
 from infra.sandbox.target import sandbox_traffic  # noqa: E402
+from infra.settings.rollout import RolloutSettings, parse_duration  # noqa: E402
 
 RATE = 200.0
 STEPS = [10, 25, 50, 100]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 # Stack config validates against the registered backends: register them as the CLI does, before any test.
 plugins.load()
+# The rollout fakes, drills and the CLI launcher with the test-only `file` target live in tests/rollout.
+sys.path.insert(0, str(REPO / "tests" / "rollout"))
+import drill_cli  # noqa: E402
+
+drill_cli.register()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -8,8 +8,8 @@ The factory only calls these methods; it never branches on a backend's name.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
 import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable

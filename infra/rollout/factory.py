@@ -141,7 +141,8 @@ def hook_env(settings: RolloutSettings, environ: Mapping[str, str] | None = None
 def known_secrets(settings: RolloutSettings, environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
     """Every secret the rollout's config makes Gantry hold: notifier URLs and hook env values marked secret.
 
-    (and the metrics backend's keys, e.g. Datadog's). These are masked in every sink: the journal, logs, ``--json`` stdout, the console and hook details.
+    (and the metrics backend's keys, e.g. Datadog's).
+    These are masked in every sink: the journal, logs, ``--json`` stdout, the console and hook details.
     """
     environ = os.environ if environ is None else environ
     secrets: list[str] = list(settings.metrics.secret_values(environ))
@@ -175,7 +176,8 @@ def make_plan(settings: RolloutSettings, strategy: Strategy, hook_phases: Sequen
     if strategy is Strategy.CANARY:
         return canary_plan(settings.weights(), interval=float(settings.interval), threshold=settings.threshold,
                            max_holds=settings.max_holds, hook_phases=hook_phases)
-    return bluegreen_plan(interval=float(settings.interval), post_promotion_window=float(settings.post_promotion_window),
+    return bluegreen_plan(interval=float(settings.interval),
+                          post_promotion_window=float(settings.post_promotion_window),
                           threshold=settings.threshold, scale_down_delay=float(settings.scale_down_delay),
                           max_holds=settings.max_holds, hook_phases=hook_phases)
 

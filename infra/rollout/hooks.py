@@ -1,6 +1,7 @@
 """Rollout hooks: an HTTP POST of a JSON payload (2xx passes) or an argv command (exit 0 passes).
 
-Registers the ``http`` and ``command`` hook backends. The scheduler runs them at pre-rollout, each step, confirm-promotion, post-rollout and rollback, like
+Registers the ``http`` and ``command`` hook backends.
+The scheduler runs them at pre-rollout, each step, confirm-promotion, post-rollout and rollback, like
 Flagger's webhooks. Never a shell, always a timeout, and ``run`` never raises: a hook that cannot run
 fails, and its detail is masked before it reaches the journal.
 

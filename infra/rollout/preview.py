@@ -8,9 +8,8 @@ analysis will send them (window = the analysis interval).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
-
 from pathlib import Path
+from typing import Literal
 
 from components.spec import Color, Strategy
 from infra.config import GantryConfig, ServiceConfig

@@ -277,7 +277,8 @@ class RolloutSettings(Spec):
                     "Wald's boundary is crossed. Default: 1s (the sandbox's scrape interval).")
     judge: Literal["sprt", "threshold"] = Field(default="sprt", description="Analysis judge. Default: sprt.")
     min_samples: int = Field(default=50, ge=1, description="Requests needed for a verdict. Default: 50.")
-    post_promotion_window: Duration = Field(default=Duration("60s"), description="Blue/green watch window. Default: 60s.")
+    post_promotion_window: Duration = Field(default=Duration("60s"),
+                                            description="Blue/green watch window. Default: 60s.")
     scale_down_delay: Duration = Field(default=Duration("30s"), description="Before the old color idles. Default: 30s.")
     target: Annotated[TargetBackend, registry.TARGETS.field()] = Field(
         default_factory=lambda: registry.TARGETS.make_default(),
@@ -297,7 +298,8 @@ class RolloutSettings(Spec):
     max_holds: int = Field(
         default=3, ge=1, le=100,
         description="Consecutive inconclusive analyses that count as one failure. Default: 3.")
-    lock_ttl: Duration = Field(default=Duration("60s"), description="Stack lease lifetime without a heartbeat. Default: 60s.")
+    lock_ttl: Duration = Field(default=Duration("60s"),
+                               description="Stack lease lifetime without a heartbeat. Default: 60s.")
     hooks: list[Annotated[HookBackend, registry.HOOKS.field()]] = Field(
         default_factory=list, description="Webhooks and commands, each {kind: http | command, ...}. Default: none.")
     notifications: list[Annotated[NotifierBackend, registry.NOTIFIERS.field()]] = Field(

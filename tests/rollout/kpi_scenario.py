@@ -25,11 +25,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fakes import FakeTarget
+
 from components.spec import Strategy
 from infra.rollout.analysis import ThresholdAnalysis
 from infra.rollout.clock import FakeClock
 from infra.rollout.engine import Engine, Outcome
-from infra.rollout.fakes import FakeTarget
 from infra.rollout.journal import SqliteJournal
 from infra.rollout.lock import SqliteLock
 from infra.rollout.provenance import Provenance, Source

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from fakes import FakeAnalysis
 from rich.console import Console
 from rollout_rig import make_rig
 
@@ -14,12 +15,11 @@ from components.spec import Strategy
 from infra.config import SecretValue
 from infra.errors import InputError
 from infra.rollout import factory
-from infra.rollout.fakes import FakeAnalysis
 from infra.rollout.hooks import CommandHook, HttpHook
 from infra.rollout.scheduler import StepEffect, replay
 from infra.rollout.seams import HookPhase, Verdict
-from infra.settings.rollout import RolloutSettings
 from infra.rollout.view import JsonView, remaining_seconds, render
+from infra.settings.rollout import RolloutSettings
 
 
 def _text(renderable: object) -> str:

@@ -223,9 +223,8 @@ def test_since_rejects_anything_else_naming_the_flag(text: str) -> None:
 
 
 def test_failed_promotions_count_once_and_a_lying_promotion_is_not_a_success(tmp_path: Path) -> None:
+    from fakes import FakeTarget
     from rollout_rig import make_rig
-
-    from infra.rollout.fakes import FakeTarget
 
     class SilentPromote(FakeTarget):
         def promote(self) -> None:

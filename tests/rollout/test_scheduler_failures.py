@@ -7,12 +7,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from fakes import FakeHook, FakeMetrics, FakeTarget
 from rollout_rig import make_rig
 
 from components.spec import Color, Strategy
 from infra.errors import ExitCode
 from infra.rollout.analysis import MetricGate, ThresholdAnalysis
-from infra.rollout.fakes import FakeHook, FakeMetrics, FakeTarget
 from infra.rollout.journal import EntryKind
 from infra.rollout.seams import EventKind, HookPhase, MetricQuery, Phase, StackName
 from infra.settings.rollout import RolloutSettings

@@ -1,7 +1,8 @@
 """Prometheus provider: PromQL instant queries over the HTTP API, plus per-version traffic helpers.
 
-Registers the ``prometheus`` metrics backend (``PrometheusSettings``); ``PrometheusTraffic`` feeds the analysis with request and error
-counts, latency quantiles and histogram-bucket latency samples for one track over the analysis window.
+Registers the ``prometheus`` metrics backend (``PrometheusSettings``); ``PrometheusTraffic`` feeds the
+analysis with request and error counts, latency quantiles and histogram-bucket latency samples for one
+track over the analysis window.
 """
 
 from __future__ import annotations
