@@ -135,8 +135,8 @@ def test_the_factory_builds_it_from_the_environment_and_treats_the_keys_as_secre
         "gates": [{"name": "errors", "expr": "sum:trace.http.request.errors{service:web}.as_count()", "max": 4}]})
     assert isinstance(settings.metrics, DatadogSettings)
     monkeypatch.delenv("TEAM_DD_API", raising=False)
-    with pytest.raises(InputError, match="rollout.metrics.apiKeyEnv must name a set environment variable, "
-                                         "but TEAM_DD_API is unset"):
+    with pytest.raises(InputError, match=r"rollout\.metrics\.apiKeyEnv must name a set environment variable, "
+                                         r"but TEAM_DD_API is unset"):
         factory.known_secrets(settings)
     monkeypatch.setenv("TEAM_DD_API", API_KEY)
     monkeypatch.setenv("TEAM_DD_APP", APP_KEY)
