@@ -22,7 +22,7 @@ BUILTIN = (
     "infra.rollout.notify",
     "infra.rollout.hooks",
     "infra.sandbox.settings",
-    "infra.sandbox.target",
+    "infra.sandbox.backends",
 )
 """Modules that register Gantry's own backends (and the sandbox's config section)."""
 

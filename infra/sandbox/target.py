@@ -1,7 +1,6 @@
 """``HaproxyTarget``: the rollout engine's Target seam over the local sandbox (HAProxy runtime API + demo processes).
 
-Registers the ``haproxy`` target backend and the ``sandbox`` metrics backend (the sandbox's own Prometheus
-series), at the end of this module; the rollout factory builds them like any other backend:
+Built through the ``haproxy`` target backend (``infra.sandbox.backends``) like any other target:
 ``HaproxyTarget(project_dir, config, service)``: ``project_dir`` holds ``.gantry/sandbox/`` (the
 sandbox must be up), ``config`` is the stack's ``GantryConfig`` (fault profiles), ``service`` a
 service of that stack. ``prepare`` starts the new version's process; ``set_weights``/``switch`` are
@@ -22,24 +21,12 @@ from __future__ import annotations
 import contextlib
 import http.client
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Literal
 
-from pydantic import Field
-
-from components.spec import Color, ServiceSpec, Strategy
-from infra import registry
-from infra.config import GantryConfig, ServiceConfig
-from infra.rollout.backends import (
-    MetricsContext,
-    MetricsEndpoint,
-    MetricsSource,
-    PlannedQueries,
-    RolloutTarget,
-    TargetContext,
-)
+from components.spec import Color, Strategy
+from infra.config import GantryConfig
 from infra.rollout.faults import point
 from infra.rollout.metrics.prometheus import PrometheusProvider, PrometheusTraffic
-from infra.rollout.seams import JSONObject, JSONValue, MetricQuery, MetricsProvider, Target, Track, TrafficState
+from infra.rollout.seams import JSONObject, MetricQuery, MetricsProvider, Track, TrafficState
 from infra.sandbox import lifecycle
 from infra.sandbox.haproxy import PLACEHOLDER_PORT, RuntimeApi, metrics_backend
 from infra.sandbox.procs import SandboxError, alive, free_port, reap, stop_pid, tagged
@@ -49,15 +36,10 @@ from infra.sandbox.state import (
     Slot,
     locked,
     require,
-    resolve_prometheus_url,
     sandbox_dir,
     save,
     version_of,
 )
-from infra.settings.rollout import RolloutSettings
-
-if TYPE_CHECKING:
-    from infra.rollout.analysis import TrafficSource
 
 
 def sandbox_traffic(provider: PrometheusProvider, service: str | None, image: str,
@@ -454,76 +436,3 @@ class HaproxyTarget:
         with contextlib.suppress(Exception):
             reap()
 
-
-# --------------------------------------------------------------------------- the backends
-
-
-@registry.TARGETS.register
-class HaproxyTargetSettings(RolloutTarget):
-    """Shift the local sandbox's HAProxy backend ``be_<service>`` through its runtime API."""
-
-    kind: Literal["haproxy"] = "haproxy"
-
-    default_metrics: ClassVar[str | None] = "sandbox"
-
-    def build(self, ctx: TargetContext) -> Target:
-        return HaproxyTarget(ctx.project, ctx.config, ctx.service)
-
-    def describe(self, stack: str, service: str) -> str:
-        return f"sandbox HAProxy backend be_{service} (runtime API)"
-
-    def restarts_plan(self, service: str, svc: ServiceConfig, strategy: Strategy, new_color: Color | None,
-                      settings: RolloutSettings) -> tuple[str, str] | None:
-        return f"sandbox supervisor: restarts of the canary's demo process ({service})", ""
-
-
-@registry.METRICS.register
-class SandboxMetricsSettings(MetricsSource):
-    """The running sandbox's Prometheus: the demo app's series by version and status (``metrics.url: sandbox``)."""
-
-    kind: Literal["sandbox"] = "sandbox"
-    url: str | None = Field(default=None, description="Prometheus base URL. Default: the running sandbox's, "
-                                                      "read from .gantry/sandbox/state.json when the rollout starts.")
-
-    offers_traffic: ClassVar[bool] = True
-    local: ClassVar[bool] = True
-
-    def endpoint(self, ctx: MetricsContext) -> MetricsEndpoint:
-        return MetricsEndpoint(self.url, "none", None, "the running sandbox's Prometheus")
-
-    def build(self, ctx: MetricsContext) -> MetricsProvider:
-        return PrometheusProvider(url=resolve_prometheus_url(self.url, ctx.project))
-
-    def traffic(self, ctx: MetricsContext, provider: MetricsProvider) -> TrafficSource | None:
-        if not isinstance(provider, PrometheusProvider):
-            return None
-        return sandbox_traffic(provider, ctx.service, ctx.image, ctx.baseline_image)
-
-    def plan_source(self, config: GantryConfig) -> dict[str, JSONValue]:
-        return {"provider": self.kind, "url": self.url or "sandbox",
-                "source": "the running sandbox's Prometheus (.gantry/sandbox/state.json)", "auth": "none",
-                "region": None}
-
-    def plan_queries(self, ctx: MetricsContext, window: float) -> PlannedQueries | None:
-        svc, service = ctx.svc, ctx.service
-        if svc is None or service is None:
-            return None
-        return PlannedQueries("sandbox demo-app",
-                              _sandbox_queries(service, svc, ctx.image, Track.CANARY, window),
-                              _sandbox_queries(service, svc, ctx.image, Track.BASELINE, window))
-
-
-def _sandbox_queries(service: str, svc: ServiceSpec, new_image: str, track: Track, window: float) -> dict[str, str]:
-    """The sandbox's own series, exactly as ``sandbox_traffic`` selects them (by demo version and service)."""
-    from infra.rollout.metrics.prometheus import duration
-
-    traffic = sandbox_traffic(PrometheusProvider(url="http://sandbox.invalid"), service, new_image, svc.image)
-    w = duration(window)
-    sel = traffic._selector(track)
-    err = traffic._selector(track, f'{traffic.status_label}=~"{traffic.error_status_regex}"')
-    return {
-        "error_rate": f"sum(increase({traffic.requests_metric}{err}[{w}])) / "
-                      f"sum(increase({traffic.requests_metric}{sel}[{w}]))",
-        "p95": f"histogram_quantile(0.95, sum by (le) (rate({traffic.latency_histogram}_bucket{sel}[{w}]))) * 1000",
-        "buckets": f"sum by (le) (increase({traffic.latency_histogram}_bucket{sel}[{w}]))",
-    }
