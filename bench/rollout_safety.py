@@ -49,6 +49,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from components.spec import Strategy  # noqa: E402
+from infra import plugins  # noqa: E402
 from infra.config import load_stack  # noqa: E402
 from infra.rollout import factory  # noqa: E402
 from infra.rollout.analysis import SprtPlan, expected_sample_number  # noqa: E402
@@ -75,6 +76,8 @@ from infra.sandbox.state import SandboxState  # noqa: E402
 from infra.sandbox.state import load as load_state  # noqa: E402
 from infra.sandbox.target import sandbox_traffic  # noqa: E402
 from infra.settings.rollout import RolloutSettings, parse_duration  # noqa: E402
+
+plugins.load()  # stack config validates against the registered backends
 
 RATE = 200.0
 STEPS = [10, 25, 50, 100]
