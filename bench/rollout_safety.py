@@ -231,7 +231,7 @@ class Bench:
         clock = SystemClock()
         engine = Engine(target=parts.target, analysis=analysis, journal=self.journal,
                         lock=SqliteLock(self.journal.path, clock), clock=clock, observer=rec, poll=0.05,
-                        look_every=parse_duration(settings.poll_interval))
+                        look_every=float(settings.poll_interval))
         load1 = os.getloadavg()[0]
         load = LoadGenerator(self.st.frontend_url("web"), rate_rps=RATE, max_seconds=240,
                              max_requests=int(RATE * 240)).start()

@@ -18,8 +18,8 @@ Each effect is followed by a named fault point (``infra.rollout.faults``) for th
 
 from __future__ import annotations
 
-import contextlib
 import http.client
+import logging
 from pathlib import Path
 
 from components.spec import Color, Strategy
@@ -40,6 +40,8 @@ from infra.sandbox.state import (
     save,
     version_of,
 )
+
+_log = logging.getLogger(__name__)
 
 
 def sandbox_traffic(provider: PrometheusProvider, service: str | None, image: str,
@@ -433,6 +435,8 @@ class HaproxyTarget:
 
     def finalize(self) -> None:
         # finalize never raises, by contract: it only reaps children that already exited.
-        with contextlib.suppress(Exception):
+        try:
             reap()
+        except Exception as exc:
+            _log.warning("sandbox: reaping exited demo processes failed: %s: %s", type(exc).__name__, exc)
 
