@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Protocol, TypeVar, runtime_checkable
 
 from components.spec import Color, Strategy
 from infra.config import GantryConfig, ServiceConfig
-from infra.rollout.seams import Hook, JSONValue, MetricQuery, MetricsProvider, Notifier, StackName, Target
+from infra.rollout.seams import Analysis, Hook, JSONValue, MetricQuery, MetricsProvider, Notifier, StackName, Target
 from infra.settings.rollout import HookBackend, MetricsBackend, NotifierBackend, RolloutSettings, TargetBackend
 
 if TYPE_CHECKING:
@@ -107,6 +107,10 @@ class MetricsSource(MetricsBackend):
 
     def traffic(self, ctx: MetricsContext, provider: MetricsProvider) -> TrafficSource | None:
         """Per-version request and error counts (None: the backend offers none, gates judge alone)."""
+        return None
+
+    def without_metrics(self) -> Analysis | None:
+        """The analysis when there is neither traffic nor a gate (None: that is a configuration error)."""
         return None
 
     def plan_source(self, config: GantryConfig) -> dict[str, JSONValue]:

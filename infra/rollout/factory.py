@@ -124,7 +124,10 @@ def make_analysis(settings: RolloutSettings, *, project: Path, image: str, basel
     gates.extend(extra_gates)
     traffic = traffic_source(settings, provider, service=service, svc=svc, image=image, project=project,
                              baseline_image=baseline_image, new_color=new_color)
-    if traffic is None and not gates and settings.metrics.requires_gates:
+    fallback = as_metrics(settings.metrics).without_metrics() if traffic is None and not gates else None
+    if fallback is not None:
+        return fallback
+    if traffic is None and not gates:
         raise InputError(f"rollout.gates must be non-empty when metrics.kind is {settings.metrics.kind} "
                          "(it gives no per-version traffic), but [] was given")
     judge = settings.judge if traffic is not None else "threshold"

@@ -113,3 +113,25 @@ def test_percentile_nearest_rank() -> None:
     assert percentile([7.0], 99) == 7.0
     with pytest.raises(ValueError, match="at least one value"):
         percentile([], 50)
+
+
+def test_the_noop_backend_needs_a_judging_hook_and_no_gates() -> None:
+    values: dict[str, object] = {"cloud": "local", "environment": "dev", "tier": "dev",
+                                 "services": {"web": {"namespace": "web", "image": "demo:v1"}},
+                                 "rollout": {"target": "haproxy", "metrics": {"kind": "noop"}}}
+    with pytest.raises(ConfigError) as info:
+        parse(values, "stacks/Pulumi.x.yaml")
+    assert info.value.problems == ["gantry:rollout.hooks must be a step or confirm-promotion hook when metrics.kind "
+                                   "is noop (nothing else judges the rollout), but [] was given"]
+    values["rollout"] = {"target": "haproxy", "metrics": {"kind": "noop"}, "judge": "threshold",
+                         "hooks": [{"name": "smoke", "phase": "step", "argv": ["true"]}]}
+    cfg = parse(values, "stacks/Pulumi.x.yaml")
+    analysis = factory.make_analysis(cfg.rollout, project=Path("."), image="demo:v2", baseline_image="demo:v1")
+    from infra.rollout.seams import AnalysisContext, RolloutId, Verdict
+
+    result = analysis.analyse(AnalysisContext(RolloutId("r"), 0, 10, 0.0, 30.0, "demo:v2", "demo:v1"))
+    assert result.verdict is Verdict.PASS and "hooks" in result.checks[0].detail
+    # Without the hook-judged fallback, a backend with no traffic and no gates is refused.
+    http = cfg.rollout.model_copy(update={"metrics": registry.METRICS.validate({"kind": "http", "url": "http://x"})})
+    with pytest.raises(InputError, match="rollout.gates must be non-empty when metrics.kind is http"):
+        factory.make_analysis(http, project=Path("."), image="demo:v2", baseline_image="demo:v1")

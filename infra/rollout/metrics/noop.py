@@ -1,7 +1,8 @@
-"""The ``noop`` metrics backend (Flagger's no-op provider): no metrics at all, so webhooks and gates decide.
+"""The ``noop`` metrics backend (Flagger's no-op provider): no metrics at all, so the hooks decide.
 
-A rollout with ``metrics: {kind: noop}`` has no per-version traffic; its gates (if any) always report no
-data, which fails safe, so it is meant for rollouts judged by hooks (``confirm-promotion`` / ``step``).
+A rollout with ``metrics: {kind: noop}`` has no per-version traffic and needs a ``step`` or
+``confirm-promotion`` hook (checked at load); each analysis passes with that said in its detail, and the
+hooks pass or fail the step. Gates on it (if any) always report no data, which fails safe.
 """
 
 from __future__ import annotations
@@ -13,7 +14,16 @@ from components.validation import Violation
 from infra import registry
 from infra.config import GantryConfig
 from infra.rollout.backends import MetricsContext, MetricsSource
-from infra.rollout.seams import MetricQuery, MetricsProvider, Sample
+from infra.rollout.seams import (
+    Analysis,
+    AnalysisContext,
+    AnalysisResult,
+    CheckResult,
+    MetricQuery,
+    MetricsProvider,
+    Sample,
+    Verdict,
+)
 from infra.settings.rollout import RolloutSettings
 
 
@@ -45,3 +55,15 @@ class NoopSettings(MetricsSource):
 
     def build(self, ctx: MetricsContext) -> MetricsProvider:
         return NoopProvider()
+
+    def without_metrics(self) -> Analysis | None:
+        return HooksJudge()
+
+
+class HooksJudge:
+    """The analysis of a rollout with no metrics: every step passes here, and its hooks judge it."""
+
+    def analyse(self, ctx: AnalysisContext) -> AnalysisResult:
+        return AnalysisResult(Verdict.PASS, (CheckResult(
+            "no-metrics", Verdict.PASS, None, None, "metrics kind noop: the step and confirm-promotion hooks "
+                                                     "judge this rollout"),))
