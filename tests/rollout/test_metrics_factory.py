@@ -133,5 +133,5 @@ def test_the_noop_backend_needs_a_judging_hook_and_no_gates() -> None:
     assert result.verdict is Verdict.PASS and "hooks" in result.checks[0].detail
     # Without the hook-judged fallback, a backend with no traffic and no gates is refused.
     http = cfg.rollout.model_copy(update={"metrics": registry.METRICS.validate({"kind": "http", "url": "http://x"})})
-    with pytest.raises(InputError, match="rollout.gates must be non-empty when metrics.kind is http"):
+    with pytest.raises(InputError, match=r"rollout\.gates must be non-empty when metrics\.kind is http"):
         factory.make_analysis(http, project=Path("."), image="demo:v2", baseline_image="demo:v1")
