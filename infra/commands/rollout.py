@@ -105,6 +105,7 @@ def _engine_for(project: Path, stack: str, service: str, image: str, strategy: S
     from infra.rollout.lock import SqliteLock
     from infra.rollout.masking import Masker, mask_logs
     from infra.rollout.seams import StackName
+
     def echo(line: str) -> None:
         (err if json_mode else out).print(styled("[dim]{}[/dim]", line))
 
