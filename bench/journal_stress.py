@@ -1,6 +1,6 @@
 """Journal stress figures: 8 processes (engines, operators, readers) on one journal.db, writers SIGKILLed at random.
 
-Runs ``infra.rollout.stress`` on disk (fsync is real here, unlike the CI test's tmpfs), then prints and
+Runs ``tests/rollout/stress.py`` on disk (fsync is real here, unlike the CI test's tmpfs), then prints and
 writes ``bench/results/journal_stress.json``: processes, operations, kills, lost writes, aborts
 acknowledged and honoured, integrity result, with the machine's load average.
 Usage: ``.venv/bin/python bench/journal_stress.py [min_operations]``
@@ -17,8 +17,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "rollout"))  # the stress and its fakes
 
-from infra.rollout.stress import run
+from stress import run
 
 
 def main() -> None:

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 # The fake Automation API (and its file-backed wrapper) the pulumi drill runs on.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "rollout"))
 
-from infra.rollout.drills import (
+from drills import (
     SANDBOX_SCENARIOS,
     SCENARIOS,
     PointResult,

@@ -22,10 +22,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "rollout"))  # the fakes
+
+from fakes import FakeAnalysis, FakeTarget
 
 from infra.rollout.clock import FakeClock
 from infra.rollout.engine import Engine
-from infra.rollout.fakes import FakeAnalysis, FakeTarget
 from infra.rollout.journal import Entry, EntryKind, SqliteJournal
 from infra.rollout.lock import SqliteLock
 from infra.rollout.scheduler import ActionKind, Plan, canary_plan, fold, next_action, replay, started_data

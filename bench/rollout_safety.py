@@ -49,6 +49,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from components.spec import Strategy  # noqa: E402
+from infra import plugins  # noqa: E402
 from infra.config import load_stack  # noqa: E402
 from infra.rollout import factory  # noqa: E402
 from infra.rollout.analysis import SprtPlan, expected_sample_number  # noqa: E402
@@ -67,7 +68,6 @@ from infra.rollout.seams import (  # noqa: E402
     Track,
     Verdict,
 )
-from infra.rollout.settings import RolloutSettings, parse_duration  # noqa: E402
 from infra.sandbox import lifecycle  # noqa: E402
 from infra.sandbox.haproxy import RuntimeApi  # noqa: E402
 from infra.sandbox.loadgen import LoadGenerator  # noqa: E402
@@ -75,6 +75,9 @@ from infra.sandbox.settings import FaultSpec  # noqa: E402
 from infra.sandbox.state import SandboxState  # noqa: E402
 from infra.sandbox.state import load as load_state  # noqa: E402
 from infra.sandbox.target import sandbox_traffic  # noqa: E402
+from infra.settings.rollout import RolloutSettings, parse_duration  # noqa: E402
+
+plugins.load()  # stack config validates against the registered backends
 
 RATE = 200.0
 STEPS = [10, 25, 50, 100]
@@ -228,7 +231,7 @@ class Bench:
         clock = SystemClock()
         engine = Engine(target=parts.target, analysis=analysis, journal=self.journal,
                         lock=SqliteLock(self.journal.path, clock), clock=clock, observer=rec, poll=0.05,
-                        look_every=parse_duration(settings.poll_interval))
+                        look_every=float(settings.poll_interval))
         load1 = os.getloadavg()[0]
         load = LoadGenerator(self.st.frontend_url("web"), rate_rps=RATE, max_seconds=240,
                              max_requests=int(RATE * 240)).start()

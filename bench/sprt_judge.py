@@ -30,9 +30,12 @@ from scipy.optimize import brentq  # type: ignore[import-untyped]
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from infra import plugins
 from infra.rollout.analysis import SprtPlan, error_rate_check
 from infra.rollout.seams import TrafficCounts, Verdict
-from infra.rollout.settings import RolloutSettings
+from infra.settings.rollout import RolloutSettings
+
+plugins.load()  # RolloutSettings defaults come from the registered backends
 
 GRID = [round(0.0025 * i, 4) for i in range(41)]  # 0% .. 10%
 RPS, INTERVAL_S, MAX_HOLDS = 20, 5, 3

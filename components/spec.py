@@ -69,6 +69,7 @@ class RouterKind(StrEnum):
     GATEWAY_API = "gateway-api"
     ISTIO = "istio"
     NGINX = "nginx"
+    SMI = "smi"
 
 
 # --------------------------------------------------------------------------- clusters

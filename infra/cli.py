@@ -10,7 +10,7 @@ import gc
 
 import typer
 
-from infra import commands
+from infra import commands, plugins
 
 app = typer.Typer(
     name="gantry",
@@ -23,6 +23,7 @@ app = typer.Typer(
 # Registering commands imports typer, rich and pydantic models: pause the collector while that
 # builds its many objects, as it finds nothing to free there.
 gc.disable()
+plugins.load()  # every backend registers before any stack config is validated
 commands.register_all(app)
 gc.enable()
 

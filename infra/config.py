@@ -13,17 +13,17 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Annotated, Any, cast
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from components.spec import Cloud, ClusterSpec, ServiceSpec, Spec, Strategy, Tier, namespace_owner_violations
 from components.validation import SpecError, Violation, check_region, message, raise_first
+from infra import registry
 from infra.documents import DocumentError, clip, load_yaml
 from infra.errors import InputError
-from infra.rollout.settings import RolloutSettings
-from infra.sandbox.settings import SandboxSettings
 from infra.secret_value import SecretValue
+from infra.settings.rollout import RolloutSettings
 
 __all__ = ["ConfigError", "GantryConfig", "SecretValue", "load_stack", "parse", "read_stack_file"]
 
@@ -78,7 +78,9 @@ class GantryConfig(Spec):
     rollout: RolloutSettings = Field(default_factory=RolloutSettings, description="Rollout defaults.")
     tags: dict[str, str] = Field(default_factory=dict, description="Tags / labels on every cloud resource.")
     policy: PolicySettings = Field(default_factory=PolicySettings, description="Policy inputs.")
-    sandbox: SandboxSettings = Field(default_factory=SandboxSettings, description="Local sandbox (cloud local).")
+    sandbox: Annotated[Any, registry.section("sandbox")] = Field(
+        default_factory=registry.section_default("sandbox"),
+        description="Local sandbox (cloud local): the section the sandbox package registers.")
 
     @model_validator(mode="after")
     def _check(self) -> GantryConfig:
@@ -105,7 +107,7 @@ class GantryConfig(Spec):
                 out.append(Violation(f"services.{name}", "named in lowercase letters, digits and '-'", name))
         out += namespace_owner_violations(self.services)
         if not out:
-            from infra.rollout.readiness import rollout_violations
+            from infra.settings.checks import rollout_violations
 
             out += rollout_violations(self)
         raise_first(out)
@@ -222,16 +224,16 @@ def _decode_engine_value(raw: object) -> object:
 
 
 def parse(values: Mapping[str, object], source: str) -> GantryConfig:
-    """Validate ``gantry:*`` values; every problem becomes one line of a ``ConfigError``."""
+    """Validate ``gantry:*`` values against the registered backends; every problem is one line of a ``ConfigError``."""
     try:
         return GantryConfig.model_validate(dict(values))
     except ValidationError as exc:
-        raise ConfigError(source, [_format(err) for err in exc.errors()]) from None
+        raise ConfigError(source, [_format(err, values) for err in exc.errors()]) from None
     except (SpecError, ValueError, TypeError) as exc:  # defensive: validators raising outside pydantic
         raise ConfigError(source, [_one_line(str(exc))]) from None
 
 
-def _format(err: Mapping[str, Any]) -> str:
+def _format(err: Mapping[str, Any], values: Mapping[str, object] | None = None) -> str:
     loc: tuple[int | str, ...] = tuple(err.get("loc", ()))
     typ = str(err.get("type", ""))
     ctx = cast(Mapping[str, Any], err.get("ctx") or {})
@@ -241,7 +243,11 @@ def _format(err: Mapping[str, Any]) -> str:
         # Raised by a model validator: the field is relative to the model at `loc`.
         return f"{_key(loc, inner.field)} {_rest(inner.field, inner.constraint, inner.value)}"
     if typ == "extra_forbidden":
-        return _unknown_key(loc)
+        return _unknown_key(loc, values or {})
+    if typ in ("unknown_backend", "backend_type"):
+        given = value.get("kind", value.get("provider")) if isinstance(value, dict) else value
+        shown = "nothing" if given is None else _show(given)
+        return f"{_key(loc)}.kind must be one of {ctx.get('valid', '')}, but {shown} was given"
     if typ == "missing":
         return f"{_key(loc)} must be set, but nothing was given"
     constraint = _constraint(typ, ctx, str(err.get("msg", "")))
@@ -310,9 +316,9 @@ def _key(loc: tuple[int | str, ...], field: str = "") -> str:
     return f"{NAMESPACE}:{parts}"
 
 
-def _unknown_key(loc: tuple[int | str, ...]) -> str:
+def _unknown_key(loc: tuple[int | str, ...], values: Mapping[str, object]) -> str:
     parent, name = loc[:-1], str(loc[-1])
-    model = _model_at(GantryConfig, parent)
+    model = _model_at(parent, values)
     valid: list[str] = []
     if model is not None:
         valid = [f.alias or n for n, f in model.model_fields.items()]
@@ -325,21 +331,49 @@ def _unknown_key(loc: tuple[int | str, ...]) -> str:
     return f"{_key(loc)} is not a known key{hint}"
 
 
-def _model_at(model: type[BaseModel], loc: tuple[int | str, ...]) -> type[BaseModel] | None:
-    """Walk the model tree along a validation location (skipping list indices and dict keys)."""
-    current: type[BaseModel] | None = model
+def _model_at(loc: tuple[int | str, ...], values: Mapping[str, object]) -> type[BaseModel] | None:
+    """Walk the model tree along a validation location (list indices and dict keys stay on their model);
+    at a pluggable key, the model is the backend the raw value's ``kind`` names."""
+    current: type[BaseModel] | None = GantryConfig
+    raw: object = values
     for item in loc:
-        if current is None:
-            return None
-        if isinstance(item, int):
+        raw = _child(raw, item)
+        if current is None or isinstance(item, int):
             continue
         fields = {(f.alias or n): f for n, f in current.model_fields.items()}
-        field = fields.get(item)
+        field = fields.get(str(item))
         if field is None:
-            # a dict key (service name): stay on the value model found previously
-            continue
+            continue  # a dict key (service name): stay on the value model
         current = _model_of(field.annotation)
+        plug = registry.pluggable_registry(field.metadata) or _list_registry(field.annotation)
+        if plug is not None:
+            current = _backend_model(plug, raw, current)
     return current
+
+
+def _child(raw: object, item: int | str) -> object:
+    if isinstance(raw, dict):
+        return raw.get(item)
+    if isinstance(raw, list) and isinstance(item, int) and 0 <= item < len(raw):
+        return raw[item]
+    return None
+
+
+def _backend_model(plug: registry.Registry, raw: object, base: type[BaseModel] | None) -> type[BaseModel] | None:
+    try:
+        value = plug.normalise(raw)
+    except ValueError:
+        return base
+    kind = value.get("kind") if isinstance(value, dict) else None
+    return plug.model(kind) if isinstance(kind, str) and kind in plug else base
+
+
+def _list_registry(annotation: object) -> registry.Registry | None:
+    for arg in getattr(annotation, "__args__", ()):
+        found = registry.pluggable_registry(list(getattr(arg, "__metadata__", ())))
+        if found is not None:
+            return found
+    return None
 
 
 def _model_of(annotation: object) -> type[BaseModel] | None:
@@ -361,3 +395,4 @@ def _display(path: Path) -> str:
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
+

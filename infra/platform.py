@@ -24,7 +24,7 @@ def build_platform(cfg: GantryConfig) -> dict[str, pulumi.Input[object]]:
         # `pulumi up` (rollout target pulumi, e.g. stack local-engine) get their HAProxy slots and weights
         # as dynamic-provider resources; the others are shifted by HaproxyTarget outside Pulumi.
         exports["services"] = {name: _local_view(svc) for name, svc in cfg.services.items()}
-        engine_driven = {name: svc for name, svc in cfg.services.items() if cfg.rollout_for(name).target == "pulumi"}
+        engine_driven = {name: svc for name, svc in cfg.services.items() if cfg.rollout_for(name).target.program_routes}
         if engine_driven:
             from infra.sandbox.haproxy_provider import SandboxRouting, sandbox_dir_of_project
 

@@ -1,6 +1,6 @@
 """``SecretValue``: the placeholder a ``secure:`` stack value becomes when Gantry reads a stack file offline.
 
-Defined here, below both ``infra.config`` and ``infra.rollout.settings``, so settings can refuse a secure
+Defined here, below both ``infra.config`` and ``infra.settings.rollout``, so settings can refuse a secure
 value where Gantry would need the plaintext (a webhook URL, a hook's environment) with an accurate message.
 """
 

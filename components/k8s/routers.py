@@ -1,4 +1,4 @@
-"""Pluggable traffic routers: weighted routes for Gateway API, Istio and NGINX ingress.
+"""Pluggable traffic routers: weighted routes for Gateway API, Istio, NGINX ingress and SMI (Linkerd).
 
 Called by ``CanaryService`` (stable/canary split) and ``BlueGreenService`` (one backend that
 exposes the active Service). A router is one small interface: given the backends and their weights,
@@ -210,11 +210,46 @@ class NginxRouter:
         )
 
 
-ROUTERS: dict[RouterKind, TrafficRouter] = {
-    RouterKind.GATEWAY_API: GatewayApiRouter(),
-    RouterKind.ISTIO: IstioRouter(),
-    RouterKind.NGINX: NginxRouter(),
-}
+class SmiRouter:
+    """SMI ``TrafficSplit`` (``split.smi-spec.io/v1alpha2``), as Linkerd's SMI extension implements it.
+
+    Clients (in the mesh, or an ingress meshed by Linkerd) address the apex Service ``<service>``; the
+    split sends each backend Service its integer weight out of the total. The apex may be a backend itself
+    (the stable Service), as Linkerd's traffic-split examples do.
+    """
+
+    @property
+    def kind(self) -> RouterKind:
+        return RouterKind.SMI
+
+    def manifests(self, ctx: RouteContext) -> list[Manifest]:
+        backends: list[JsonValue] = [{"service": b.service, "weight": b.weight} for b in ctx.backends]
+        return [
+            Manifest(
+                api_version="split.smi-spec.io/v1alpha2",
+                kind="TrafficSplit",
+                name=ctx.service,
+                namespace=ctx.namespace,
+                labels=ctx.labels,
+                body={"spec": {"service": ctx.service, "backends": backends}},
+            )
+        ]
+
+
+ROUTERS: dict[RouterKind, TrafficRouter] = {}
+"""The router registry: one instance per ``RouterKind``, added by ``register``."""
+
+
+def register(router: TrafficRouter) -> TrafficRouter:
+    """Register ``router`` under its kind, once."""
+    if router.kind in ROUTERS:
+        raise ValueError(f"router {router.kind.value!r} is already registered")
+    ROUTERS[router.kind] = router
+    return router
+
+
+for _router in (GatewayApiRouter(), IstioRouter(), NginxRouter(), SmiRouter()):
+    register(_router)
 
 
 def router_for(kind: RouterKind | str) -> TrafficRouter:

@@ -26,8 +26,8 @@ if TYPE_CHECKING:
     from infra.config import GantryConfig
     from infra.rollout.engine import Engine, Observer, Outcome
     from infra.rollout.factory import Parts
-    from infra.rollout.journal import SqliteJournal
-    from infra.rollout.settings import RolloutSettings
+    from infra.rollout.journal import AppendHook, SqliteJournal
+    from infra.settings.rollout import RolloutSettings
 
 ProjectOpt = Annotated[
     Path, typer.Option("--project", "-p", help="Project directory (Pulumi.yaml, stacks/, .gantry/).")]
@@ -44,7 +44,7 @@ def usage(message: str) -> NoReturn:
 
 
 def parse_steps(text: str) -> list[int]:
-    from infra.rollout.settings import steps_violations
+    from infra.settings.rollout import steps_violations
 
     try:
         steps = [int(part) for part in text.split(",") if part.strip()]
@@ -78,14 +78,17 @@ def load_config(project: Path, stack: str) -> GantryConfig:
     return load_stack(stack, config_dir(project))
 
 
+ON_APPEND: AppendHook | None = None
+"""Called around each journal append of this process. None in production; only the crash drills' test-side
+launcher (tests/rollout/drill_cli.py) sets it, to SIGKILL the CLI at an exact journal boundary."""
+
+
 def open_journal(project: Path) -> SqliteJournal:
     from infra.errors import GantryError
-    from infra.rollout.drills import kill_hook_from_env
     from infra.rollout.journal import SqliteJournal, journal_path
 
     try:
-        # GANTRY_DRILL_KILL_AT lets crash drills SIGKILL this process at an exact journal boundary.
-        return SqliteJournal(journal_path(project), on_append=kill_hook_from_env())
+        return SqliteJournal(journal_path(project), on_append=ON_APPEND)
     except GantryError as exc:  # e.g. a journal written by a newer gantry: one line, exit 2
         fail(exc)
 
@@ -102,7 +105,6 @@ def _engine_for(project: Path, stack: str, service: str, image: str, strategy: S
     from infra.rollout.lock import SqliteLock
     from infra.rollout.masking import Masker, mask_logs
     from infra.rollout.seams import StackName
-    from infra.rollout.settings import parse_duration
 
     def echo(line: str) -> None:
         (err if json_mode else out).print(styled("[dim]{}[/dim]", line))
@@ -121,11 +123,11 @@ def _engine_for(project: Path, stack: str, service: str, image: str, strategy: S
             raise InputError(f"{exc} (nothing was changed)") from exc
         raise
     clock = SystemClock()
-    lock = SqliteLock(journal.path, clock, ttl=parse_duration(settings.lock_ttl))
+    lock = SqliteLock(journal.path, clock, ttl=float(settings.lock_ttl))
     engine = Engine(target=parts.target, analysis=parts.analysis, journal=journal, lock=lock, clock=clock,
                     hooks=parts.hooks, notifier=parts.notifier, observer=observer, poll=1.0,
                     masker=Masker(parts.secrets),
-                    look_every=parse_duration(settings.poll_interval))
+                    look_every=float(settings.poll_interval))
     return engine, parts
 
 
@@ -237,7 +239,7 @@ def register(app: typer.Typer) -> None:
         from infra.errors import GantryError
         from infra.rollout.provenance import resolve as resolve_provenance
         from infra.rollout.seams import StackName
-        from infra.rollout.settings import linear_violations, parse_duration
+        from infra.settings.rollout import Duration, linear_violations, parse_duration
 
         # Everything is validated before the journal, the lock or the target is touched.
         problems = check_image("--image", image)
@@ -277,7 +279,7 @@ def register(app: typer.Typer) -> None:
         if step_weight is not None:
             update.update(step_weight=step_weight, max_weight=max_weight)
         if interval is not None:
-            update["interval"] = interval
+            update["interval"] = Duration(interval)  # model_copy skips validation: parsed here, checked above
         if threshold is not None:
             update["threshold"] = threshold
         settings = settings.model_copy(update=update)

@@ -90,7 +90,7 @@ from infra.rollout.seams import (
     TrafficCounts,
     Verdict,
 )
-from infra.rollout.settings import RolloutSettings
+from infra.settings.rollout import RolloutSettings
 
 MIN_WINDOW_SECONDS = 1.0
 

@@ -14,6 +14,7 @@ While a step's interval runs, a streaming judge looks at the evidence every
 
 from __future__ import annotations
 
+import logging
 import secrets
 import threading
 from collections.abc import Callable, Sequence
@@ -61,6 +62,8 @@ from infra.rollout.seams import (
     Target,
     Verdict,
 )
+
+_log = logging.getLogger(__name__)
 
 _DECISION_PHASE = {Decision.PROMOTE: Phase.PROMOTING, Decision.ROLLBACK: Phase.ROLLING_BACK}
 _EVENT_FOR = {Phase.PROMOTED: EventKind.PROMOTED, Phase.ROLLED_BACK: EventKind.ROLLED_BACK,
@@ -544,8 +547,9 @@ class Engine:
                       data={"image": s.image, "step": s.step, "weight": s.weight, "phase": s.phase.value})
         try:
             self.notifier.notify(event)
-        except Exception:  # notifiers promise not to raise; a broken one must still not stop a rollback
-            return
+        except Exception as exc:  # notifiers promise not to raise; a broken one must still not stop a rollback
+            _log.warning("notifier %s raised on %s: %s", type(self.notifier).__name__, kind.value,
+                         self.masker.mask(f"{type(exc).__name__}: {exc}"))
 
 
 # --------------------------------------------------------------------------- operator actions

@@ -3,7 +3,7 @@
 Targets (``HaproxyTarget``, ``PulumiStackTarget``) call ``point("<target>.<operation>.<effect>")`` right
 after each single effect they make. Unarmed, which is the default and the only state a normal
 ``gantry`` run ever sees, a point does nothing but read two environment variables. The drill harness
-(``infra.rollout.drills``, ``bench/rollout_kill.py``, the tests) arms exactly one point in the
+(``tests/rollout/drills.py``, ``bench/rollout_kill.py``, the tests) arms exactly one point in the
 environment of the process it starts:
 
 - ``GANTRY_DRILL_KILL_POINT=<name>`` (or ``<name>#<n>`` for its n-th passage) SIGKILLs the process there;

@@ -1,5 +1,6 @@
 """Rollout hooks: an HTTP POST of a JSON payload (2xx passes) or an argv command (exit 0 passes).
 
+Registers the ``http`` and ``command`` hook backends.
 The scheduler runs them at pre-rollout, each step, confirm-promotion, post-rollout and rollback, like
 Flagger's webhooks. Never a shell, always a timeout, and ``run`` never raises: a hook that cannot run
 fails, and its detail is masked before it reaches the journal.
@@ -16,16 +17,25 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Annotated, Literal
 
-import httpx
+from pydantic import BeforeValidator, Field, model_validator
 
+from components.spec import Spec
+from components.validation import Violation, raise_first
+from infra import registry
 from infra.errors import InputError
 from infra.rollout.argv import Timeout, run_argv
+from infra.rollout.backends import RolloutHook
 from infra.rollout.masking import Masker
 from infra.rollout.seams import Hook, HookPhase, HookResult, JSONObject
-from infra.rollout.settings import HOOK_BASE_ENV
+from infra.settings.rollout import refuse_secure
+
+HOOK_BASE_ENV = ("PATH", "HOME")
+"""What every command hook gets from Gantry's own environment; anything else must be listed in its ``env``."""
+_ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 DETAIL_LIMIT = 500
 # Payload key -> the variable a command hook gets it in.
@@ -67,6 +77,8 @@ class HttpHook:
             raise InputError(f"hooks.{self.name}.url must be an http(s) URL, but {self.url!r} was given")
 
     def run(self, payload: JSONObject) -> HookResult:
+        import httpx
+
         masker = Masker([*self.secrets, *self.headers.values()])
         body = {"hook": self.name, "phase": self.phase.value, **payload}
         try:
@@ -119,19 +131,85 @@ class CommandHook:
         return HookResult(done.returncode == 0, f"exit {done.returncode}" + (f": {tail}" if tail else ""))
 
 
-def run_hooks(hooks: Iterable[Hook], phase: HookPhase, payload: JSONObject) -> list[tuple[str, HookResult]]:
-    """Run every hook of ``phase`` in order; a hook that raises anyway is a failed hook, not a crash."""
-    results: list[tuple[str, HookResult]] = []
-    for hook in hooks:
-        if hook.phase is not phase:
-            continue
-        try:
-            result = hook.run(payload)
-        except Exception as exc:  # a third-party Hook must not crash the rollout
-            result = HookResult(False, f"hook raised {type(exc).__name__}")
-        results.append((hook.name, result))
-    return results
+# --------------------------------------------------------------------------- the backends
 
 
-def all_passed(results: Sequence[tuple[str, HookResult]]) -> bool:
-    return all(r.ok for _, r in results)
+class HookEnvSettings(Spec):
+    """One variable a command hook may see: passed through from Gantry's environment, or set to ``value``."""
+
+    name: str = Field(pattern=_ENV_NAME, description="Variable name. Required.")
+    value: Annotated[str | None, BeforeValidator(lambda v: refuse_secure(
+        v, "keep the secret in the pipeline's environment and list the variable by name with secret: true"))] = (
+        Field(default=None, description="Literal value. Default: none (Gantry's own value of the variable, "
+                                        "which must be set)."))
+    secret: bool = Field(default=False, description="Mask the value in the journal, logs and output. "
+                                                    "Default: false.")
+
+    @model_validator(mode="after")
+    def _not_reserved(self) -> HookEnvSettings:
+        if self.name.startswith("GANTRY_"):
+            raise_first([Violation("name", "a name outside GANTRY_* (Gantry sets those itself)", self.name)])
+        return self
+
+
+def _env_entry(value: object) -> object:
+    # `env: [KUBECONFIG]` is shorthand for `env: [{name: KUBECONFIG}]`.
+    return {"name": value} if isinstance(value, str) else value
+
+
+@registry.HOOKS.register
+class HttpHookSettings(RolloutHook):
+    """POST a JSON payload to ``url``; a 2xx passes."""
+
+    kind: Literal["http"] = "http"
+    url: Annotated[str, BeforeValidator(lambda v: refuse_secure(
+        v, "use an argv hook instead and pass the token in its env with secret: true"))] = Field(
+        description="POST a JSON payload here. Required.")
+    env: list[str | dict[str, object]] = Field(default_factory=list, exclude=True,
+                                               description="Must stay empty: an HTTP hook runs no process.")
+
+    @model_validator(mode="after")
+    def _no_env(self) -> HttpHookSettings:
+        if self.env:
+            raise_first([Violation("env", "empty for an HTTP hook (it runs no process)", self.env)])
+        return self
+
+    def build(self, env: Mapping[str, str], secrets: Sequence[str]) -> Hook:
+        return HttpHook(self.name, HookPhase(self.phase), self.url, timeout=float(self.timeout),
+                        secrets=tuple(secrets))
+
+
+@registry.HOOKS.register
+class CommandHookSettings(RolloutHook):
+    """Run ``argv`` (never a shell) with the payload on stdin, in a minimal environment; exit 0 passes."""
+
+    kind: Literal["command"] = "command"
+    argv: list[str] = Field(min_length=1, description="Command and arguments. Required.")
+    env: list[Annotated[HookEnvSettings, BeforeValidator(_env_entry)]] = Field(
+        default_factory=list,
+        description="Variables the hook sees besides PATH, HOME and GANTRY_*: names passed through from "
+                    "Gantry's environment, or {name, value, secret}. Default: none (a minimal environment).")
+
+    @model_validator(mode="after")
+    def _distinct(self) -> CommandHookSettings:
+        names = [e.name for e in self.env]
+        if len(set(names)) != len(names):
+            raise_first([Violation("env", "a list of distinct variable names", names)])
+        return self
+
+    def resolved_env(self, index: int, environ: Mapping[str, str]) -> dict[str, str]:
+        resolved: dict[str, str] = {}
+        for e in self.env:
+            value = e.value if e.value is not None else environ.get(e.name)
+            if value is None:
+                raise InputError(f"rollout.hooks[{index}].env.{e.name} must be set in Gantry's environment or "
+                                 f"given a value, but {e.name} is unset")
+            resolved[e.name] = value
+        return resolved
+
+    def secret_values(self, env: Mapping[str, str]) -> list[str]:
+        return [env[e.name] for e in self.env if e.secret]
+
+    def build(self, env: Mapping[str, str], secrets: Sequence[str]) -> Hook:
+        return CommandHook(self.name, HookPhase(self.phase), list(self.argv), timeout=float(self.timeout), env=env,
+                           secrets=tuple(secrets))

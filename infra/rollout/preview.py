@@ -8,13 +8,14 @@ analysis will send them (window = the analysis interval).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from components.spec import Color, Strategy
 from infra.config import GantryConfig, ServiceConfig
-from infra.rollout.readiness import exports_metrics
-from infra.rollout.seams import JSONObject, JSONValue, Track
-from infra.rollout.settings import RolloutSettings, parse_duration
+from infra.rollout.backends import MetricsContext, as_metrics, as_target
+from infra.rollout.seams import JSONObject, JSONValue
+from infra.settings.rollout import RolloutSettings
 
 GateKind = Literal["absolute", "comparative"]
 
@@ -74,19 +75,7 @@ class RolloutPreview:
 
 def metrics_source(settings: RolloutSettings, config: GantryConfig) -> JSONObject:
     """Where the metrics endpoint will come from, without reading anything remote."""
-    m = settings.metrics
-    auth: str
-    if m.url is not None:
-        url, source, auth = m.url, "config rollout.metrics.url", m.auth or "none"
-        if settings.target == "haproxy" and m.url == "sandbox":
-            source = "the running sandbox's Prometheus (.gantry/sandbox/state.json)"
-    elif exports_metrics(config):
-        url, source = None, "stack output metrics.url (the cluster's managed Prometheus), read when the rollout starts"
-        auth = m.auth or {"aws": "sigv4", "gcp": "google", "azure": "azure"}.get(config.cloud.value, "none")
-    else:
-        url, source, auth = None, "none", m.auth or "none"
-    region = m.region or (config.region if config.cloud.value == "aws" else None)
-    return {"provider": m.provider, "url": url, "source": source, "auth": auth, "region": region}
+    return as_metrics(settings.metrics).plan_source(config)
 
 
 def _step_names(settings: RolloutSettings, strategy: Strategy) -> list[str]:
@@ -99,31 +88,15 @@ def _step_names(settings: RolloutSettings, strategy: Strategy) -> list[str]:
 
 def _traffic_gates(settings: RolloutSettings, svc: ServiceConfig, service: str, window: float,
                    new_color: Color | None, new_image: str) -> list[GatePreview]:
-    from infra.rollout.metrics.templates import (
-        TEMPLATES,
-        DataPlane,
-        GatewayImplementation,
-        plane_for,
-        track_ids,
-    )
-
-    if settings.target == "haproxy":
-        plane_name = "sandbox demo-app"
-        canary = _sandbox_queries(service, svc.image, new_image, Track.CANARY, window)
-        baseline = _sandbox_queries(service, svc.image, new_image, Track.BASELINE, window)
-    else:
-        plane = (DataPlane.APP if settings.metrics.queries == "app"
-                 else plane_for(svc.router, GatewayImplementation(settings.metrics.gateway)))
-        ids = track_ids(service, svc.namespace, svc.service_port, svc.strategy, new_color)
-        t = TEMPLATES[plane]
-        c, b = ids[Track.CANARY].as_map(), ids[Track.BASELINE].as_map()
-        plane_name = f"{svc.router.value} router, {plane.value} metrics"
-        canary = {"error_rate": t.error_rate_query(c, window), "p95": t.quantile_query(c, 0.95, window),
-                  "buckets": t.buckets_query(c, window)}
-        baseline = {"error_rate": t.error_rate_query(b, window), "buckets": t.buckets_query(b, window)}
+    ctx = MetricsContext(settings, Path("."), service=service, svc=svc, image=new_image,
+                         baseline_image=svc.image, new_color=new_color)
+    planned = as_metrics(settings.metrics).plan_queries(ctx, window)
+    if planned is None:
+        return []
+    canary, baseline = planned.canary, planned.baseline
     gates = [
         GatePreview("error-rate", canary["error_rate"], "absolute", max=settings.max_error_rate, unit="ratio",
-                    note=f"{plane_name}; the analysis sums errors and requests separately and divides"),
+                    note=f"{planned.plane}; the analysis sums errors and requests separately and divides"),
         GatePreview("p95-latency", canary["p95"], "absolute", max=settings.max_p95_ms, unit="ms"),
     ]
     if settings.judge == "sprt":
@@ -138,58 +111,37 @@ def _traffic_gates(settings: RolloutSettings, svc: ServiceConfig, service: str, 
     return gates
 
 
-def _sandbox_queries(service: str, stable_image: str, new_image: str, track: Track,
-                     window: float) -> dict[str, str]:
-    """The sandbox's own series, exactly as ``sandbox_traffic`` selects them (by demo version and service)."""
-    from infra.rollout.metrics.prometheus import PrometheusProvider, duration
-    from infra.sandbox.target import sandbox_traffic
-
-    traffic = sandbox_traffic(PrometheusProvider(url="http://sandbox.invalid"), service, new_image, stable_image)
-    w = duration(window)
-    sel = traffic._selector(track)
-    err = traffic._selector(track, f'{traffic.status_label}=~"{traffic.error_status_regex}"')
-    return {
-        "error_rate": f"sum(increase({traffic.requests_metric}{err}[{w}])) / "
-                      f"sum(increase({traffic.requests_metric}{sel}[{w}]))",
-        "p95": f"histogram_quantile(0.95, sum by (le) (rate({traffic.latency_histogram}_bucket{sel}[{w}]))) * 1000",
-        "buckets": f"sum by (le) (increase({traffic.latency_histogram}_bucket{sel}[{w}]))",
-    }
+def _hook_plan(raw: dict[str, JSONValue]) -> JSONObject:
+    """A hook as ``rollout plan`` shows it: its settings, with a URL (a secret, often) hidden."""
+    out: dict[str, JSONValue] = {k: raw[k] for k in ("name", "phase", "timeout")}
+    if "argv" in raw:
+        out["argv"] = raw["argv"]
+    if "url" in raw:
+        out["url"] = "[url]"
+    return out
 
 
 def preview(config: GantryConfig, *, stack: str, service: str, image: str, strategy: Strategy,
             settings: RolloutSettings) -> RolloutPreview:
     """The whole plan of one rollout, rendered."""
-    from infra.rollout.factory import restarts_selector
-
     svc = config.services[service]
-    window = parse_duration(settings.interval)
+    window = float(settings.interval)
     new_color = svc.active_color.other if strategy is Strategy.BLUEGREEN else None
     gates: list[GatePreview] = []
     notes: list[str] = []
-    if settings.metrics.provider == "prometheus":
-        gates += _traffic_gates(settings, svc, service, window, new_color, image)
-    if settings.target == "pulumi":
-        selector = restarts_selector(service, strategy, new_color)
-        kube = settings.restarts.kubeconfig or "the stack's kubeconfig output"
-        gates.append(GatePreview(
-            "restarts", f"kubernetes: sum of restartCount over pods {selector} in namespace {svc.namespace}",
-            "absolute", max=float(settings.max_restarts), unit="restarts", note=f"via {kube}"))
-    elif settings.target == "haproxy":
-        gates.append(GatePreview("restarts", f"sandbox supervisor: restarts of the canary's demo process ({service})",
-                                 "absolute", max=float(settings.max_restarts), unit="restarts"))
+    gates += _traffic_gates(settings, svc, service, window, new_color, image)
+    target_backend = as_target(settings.target)
+    restarts = target_backend.restarts_plan(service, svc, strategy, new_color, settings)
+    if restarts is not None:
+        gates.append(GatePreview("restarts", restarts[0], "absolute", max=float(settings.max_restarts),
+                                 unit="restarts", note=restarts[1]))
     for g in settings.gates:
-        gates.append(GatePreview(g.name, g.expr, "absolute", max=g.max, note=f"{settings.metrics.provider} gate"))
-    hooks: list[JSONObject] = [
-        {"name": h.name, "phase": h.phase, "timeout": h.timeout,
-         **({"argv": list(h.argv)} if h.argv is not None else {"url": "[url]"})}
-        for h in settings.hooks
-    ]
-    target = {"pulumi": f"Pulumi stack {stack} (Automation API: config gantry:services.{service}.*, then up)",
-              "haproxy": f"sandbox HAProxy backend be_{service} (runtime API)",
-              "file": f".gantry/targets/{stack}-{service}.json (drills)"}.get(settings.target, settings.target)
+        gates.append(GatePreview(g.name, g.expr, "absolute", max=g.max, note=f"{settings.metrics.kind} gate"))
+    hooks: list[JSONObject] = [_hook_plan(h.model_dump(by_alias=True, mode="json")) for h in settings.hooks]
+    target = target_backend.describe(stack, service)
     if settings.judge == "sprt":
         notes.append("Absolute gates fail the canary alone; comparative gates judge it against the baseline.")
     return RolloutPreview(
         stack=stack, service=service, image=image, strategy=strategy, steps=_step_names(settings, strategy),
-        interval=settings.interval, threshold=settings.threshold, judge=settings.judge, gates=gates, hooks=hooks,
+        interval=str(settings.interval), threshold=settings.threshold, judge=settings.judge, gates=gates, hooks=hooks,
         target=target, metrics=metrics_source(settings, config), notes=notes)

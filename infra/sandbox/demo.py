@@ -352,7 +352,7 @@ def kpi_summary(project: Path, rollout_ids: Sequence[str], since: float) -> KpiR
 def _rate(project: Path) -> float:
     from infra.config import load_stack
 
-    return load_stack(STACK, project / "stacks").sandbox.rate_rps
+    return float(load_stack(STACK, project / "stacks").sandbox.rate_rps)
 
 
 class _View:

@@ -60,7 +60,8 @@ def fault_for(version: str, st_faults: dict[str, FaultSpec], cfg: GantryConfig |
     if version in st_faults:
         return st_faults[version]
     if cfg is not None and version in cfg.sandbox.faults:
-        return cfg.sandbox.faults[version]
+        fault: FaultSpec = cfg.sandbox.faults[version]  # gantry:sandbox is a registered section (Any to config)
+        return fault
     return FaultSpec()
 
 

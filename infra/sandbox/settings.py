@@ -1,6 +1,7 @@
 """Typed sandbox settings (``gantry:sandbox`` in a local stack): load, fault profiles per version.
 
-Loaded by ``infra.config`` as ``GantryConfig.sandbox``; read by the sandbox lifecycle, the demo and
+Registered as the ``gantry:sandbox`` section (``infra.registry.SECTIONS``) and validated by ``infra.config`` as
+``GantryConfig.sandbox``; read by the sandbox lifecycle, the demo and
 ``HaproxyTarget`` (a version's fault profile applies whenever that version is started).
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from components.spec import Spec
+from infra import registry
 
 PROMETHEUS_SENTINEL = "sandbox"
 """``gantry:rollout.metrics.url: sandbox`` means: the running sandbox's Prometheus, read from its state file."""
@@ -29,3 +31,6 @@ class SandboxSettings(Spec):
     faults: dict[str, FaultSpec] = Field(
         default_factory=dict, description="Fault profile by version label (v3, ...). Default: all healthy."
     )
+
+
+registry.register_section("sandbox", SandboxSettings)

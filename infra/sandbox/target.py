@@ -1,6 +1,6 @@
 """``HaproxyTarget``: the rollout engine's Target seam over the local sandbox (HAProxy runtime API + demo processes).
 
-Built by ``infra.rollout.factory`` when a stack sets ``gantry:rollout.target: haproxy``, as
+Built through the ``haproxy`` target backend (``infra.sandbox.backends``) like any other target:
 ``HaproxyTarget(project_dir, config, service)``: ``project_dir`` holds ``.gantry/sandbox/`` (the
 sandbox must be up), ``config`` is the stack's ``GantryConfig`` (fault profiles), ``service`` a
 service of that stack. ``prepare`` starts the new version's process; ``set_weights``/``switch`` are
@@ -18,8 +18,8 @@ Each effect is followed by a named fault point (``infra.rollout.faults``) for th
 
 from __future__ import annotations
 
-import contextlib
 import http.client
+import logging
 from pathlib import Path
 
 from components.spec import Color, Strategy
@@ -30,7 +30,18 @@ from infra.rollout.seams import JSONObject, MetricQuery, MetricsProvider, Track,
 from infra.sandbox import lifecycle
 from infra.sandbox.haproxy import PLACEHOLDER_PORT, RuntimeApi, metrics_backend
 from infra.sandbox.procs import SandboxError, alive, free_port, reap, stop_pid, tagged
-from infra.sandbox.state import SandboxState, ServiceState, Slot, locked, require, sandbox_dir, save, version_of
+from infra.sandbox.state import (
+    SandboxState,
+    ServiceState,
+    Slot,
+    locked,
+    require,
+    sandbox_dir,
+    save,
+    version_of,
+)
+
+_log = logging.getLogger(__name__)
 
 
 def sandbox_traffic(provider: PrometheusProvider, service: str | None, image: str,
@@ -422,16 +433,10 @@ class HaproxyTarget:
         shown = ", ".join(f"{k}: {v}" for k, v in sorted(seen.items()))
         return [f"{good}/{n} sampled requests were served by {version} through 127.0.0.1:{port} ({shown})"]
 
-    def preview_url(self) -> str | None:
-        """Blue/green: the idle color's own address, for smoke hooks (None when nothing is prepared)."""
-        st = require(self.directory)
-        svc = self._svc(st)
-        if self.strategy is not Strategy.BLUEGREEN:
-            return None
-        slot = svc.slots.get(self._active_color(svc).other.value)
-        return f"http://127.0.0.1:{slot.port}" if slot else None
-
     def finalize(self) -> None:
         # finalize never raises, by contract: it only reaps children that already exited.
-        with contextlib.suppress(Exception):
+        try:
             reap()
+        except Exception as exc:
+            _log.warning("sandbox: reaping exited demo processes failed: %s: %s", type(exc).__name__, exc)
+

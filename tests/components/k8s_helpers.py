@@ -23,7 +23,8 @@ HTTPROUTE = "kubernetes:gateway.networking.k8s.io/v1:HTTPRoute"
 VIRTUAL_SERVICE = "kubernetes:networking.istio.io/v1:VirtualService"
 DESTINATION_RULE = "kubernetes:networking.istio.io/v1:DestinationRule"
 INGRESS = "kubernetes:networking.k8s.io/v1:Ingress"
-ROUTE_TYPES = {HTTPROUTE, VIRTUAL_SERVICE, DESTINATION_RULE, INGRESS}
+TRAFFIC_SPLIT = "kubernetes:split.smi-spec.io/v1alpha2:TrafficSplit"
+ROUTE_TYPES = {HTTPROUTE, VIRTUAL_SERVICE, DESTINATION_RULE, INGRESS, TRAFFIC_SPLIT}
 PROVIDER_NAME = "cluster"
 NGINX = "nginx.ingress.kubernetes.io"
 

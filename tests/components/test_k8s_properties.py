@@ -16,6 +16,7 @@ from k8s_helpers import (
     NGINX,
     PDB,
     SERVICE,
+    TRAFFIC_SPLIT,
     VIRTUAL_SERVICE,
     bluegreen_specs,
     canary_specs,
@@ -83,6 +84,12 @@ def _route_weights(result: RenderResult, kind: RouterKind, name: str) -> dict[st
     if kind is RouterKind.ISTIO:
         (http,) = result.one(VIRTUAL_SERVICE).inputs["spec"]["http"]
         return {r["destination"]["host"].split(".")[0]: float(r["weight"]) for r in http["route"]}
+    if kind is RouterKind.SMI:
+        # Linkerd sends each backend its weight out of the sum of the split's weights.
+        split = result.one(TRAFFIC_SPLIT).inputs["spec"]
+        assert split["service"] == name  # clients address the apex Service
+        total = sum(b["weight"] for b in split["backends"])
+        return {b["service"]: 100 * b["weight"] / total for b in split["backends"]}
     main = named(result, INGRESS, name).inputs
     canary = named(result, INGRESS, f"{name}-canary").inputs
     assert f"{NGINX}/canary" not in main["metadata"].get("annotations", {})

@@ -1,8 +1,9 @@
 """Each router's rendered objects against the shape its CRD (or built-in API) requires.
 
 The schemas below restate the parts of the published openAPIV3Schema that matter to us: required
-fields, enums, bounds and patterns from Gateway API v1 (standard channel), Istio networking v1 and
-networking.k8s.io/v1 Ingress. CEL rules the schema cannot express are asserted next to them.
+fields, enums, bounds and patterns from Gateway API v1 (standard channel), Istio networking v1,
+networking.k8s.io/v1 Ingress and SMI TrafficSplit v1alpha2 (as Linkerd's SMI extension installs it).
+CEL rules the schema cannot express are asserted next to them.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from k8s_helpers import (
     HTTPROUTE,
     INGRESS,
     ROUTE_TYPES,
+    TRAFFIC_SPLIT,
     VIRTUAL_SERVICE,
     make_bluegreen_spec,
     make_service_spec,
@@ -248,17 +250,45 @@ INGRESS_SCHEMA = _object(
     },
 )
 
+TRAFFIC_SPLIT_SCHEMA = _object(
+    "split.smi-spec.io/v1alpha2",
+    "TrafficSplit",
+    {
+        "type": "object",
+        "required": ["service", "backends"],
+        "additionalProperties": False,
+        "properties": {
+            "service": {"type": "string", "pattern": DNS_LABEL},
+            "backends": {
+                "type": "array",
+                "minItems": 1,
+                "items": {
+                    "type": "object",
+                    "required": ["service", "weight"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "service": {"type": "string", "pattern": DNS_LABEL},
+                        "weight": {"type": "integer", "minimum": 0},
+                    },
+                },
+            },
+        },
+    },
+)
+
 SCHEMAS = {
     HTTPROUTE: HTTPROUTE_SCHEMA,
     VIRTUAL_SERVICE: VIRTUAL_SERVICE_SCHEMA,
     DESTINATION_RULE: DESTINATION_RULE_SCHEMA,
     INGRESS: INGRESS_SCHEMA,
+    TRAFFIC_SPLIT: TRAFFIC_SPLIT_SCHEMA,
 }
 
 EXPECTED_KINDS = {
     RouterKind.GATEWAY_API: {HTTPROUTE: 1},
     RouterKind.ISTIO: {VIRTUAL_SERVICE: 1, DESTINATION_RULE: 2},
     RouterKind.NGINX: {INGRESS: 2},
+    RouterKind.SMI: {TRAFFIC_SPLIT: 1},
 }
 
 
@@ -313,6 +343,14 @@ def test_gateway_parent_ref_splits_namespace_and_name() -> None:
     assert parent == {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "gantry-gateway"}
 
 
+def test_smi_splits_the_apex_service_between_stable_and_canary_by_integer_weight() -> None:
+    spec = make_service_spec(router=RouterKind.SMI, canary_image="ghcr.io/acme/web:1.1.0", canary_weight=25)
+    split = render_service("web", spec).one(TRAFFIC_SPLIT).inputs
+    assert split["metadata"]["name"] == "web" and split["metadata"]["namespace"] == "shop"
+    assert _engine_to_json(split["spec"]) == {"service": "web", "backends": [
+        {"service": "web", "weight": 75}, {"service": "web-canary", "weight": 25}]}
+
+
 def test_istio_splits_mesh_traffic_too_and_pins_mutual_tls() -> None:
     spec = make_service_spec(router=RouterKind.ISTIO, canary_image="ghcr.io/acme/web:1.1.0", canary_weight=5)
     result = render_service("web", spec)
@@ -343,10 +381,12 @@ def test_bluegreen_routes_the_active_service_only(router: RouterKind) -> None:
         (VIRTUAL_SERVICE, lambda d: d["spec"]["http"][0]["route"][0]["destination"].pop("host")),
         (DESTINATION_RULE, lambda d: d["spec"].pop("host")),
         (INGRESS, lambda d: d["spec"]["rules"][0]["http"]["paths"][0].pop("pathType")),
+        (TRAFFIC_SPLIT, lambda d: d["spec"]["backends"][0].update(weight="750m")),
     ],
 )
 def test_the_shape_checks_catch_a_missing_required_field(type_: str, break_it: Any) -> None:
-    router = {HTTPROUTE: RouterKind.GATEWAY_API, INGRESS: RouterKind.NGINX}.get(type_, RouterKind.ISTIO)
+    router = {HTTPROUTE: RouterKind.GATEWAY_API, INGRESS: RouterKind.NGINX,
+              TRAFFIC_SPLIT: RouterKind.SMI}.get(type_, RouterKind.ISTIO)
     result = render_service("web", make_service_spec(router=router))
     doc = _engine_to_json(result.of_type(type_)[0].inputs)
     _validate(type_, doc)

@@ -44,7 +44,7 @@ def config_error(service: dict[str, object]) -> str:
         ({"port": 8080, "liveness": {"port": 9000}},
          "gantry:services.web.liveness.port must be a container port (8080), but 9000 was given"),
         ({"router": "traefik"},
-         "gantry:services.web.router must be one of 'gateway-api', 'istio' or 'nginx', but 'traefik' was given"),
+         "gantry:services.web.router must be one of 'gateway-api', 'istio', 'nginx' or 'smi', but 'traefik' was given"),
         ({"image": "ghcr.io/acme/web:latest"},
          "gantry:services.web.image must be an image pinned by a tag other than 'latest' or by a sha256 "
          "digest, but 'ghcr.io/acme/web:latest' was given"),
@@ -128,7 +128,7 @@ def test_a_refused_component_registers_nothing() -> None:
 def test_unknown_router_lists_the_valid_ones() -> None:
     with pytest.raises(SpecError) as exc:
         router_for("traefik")
-    assert str(exc.value) == "router must be one of gateway-api, istio, nginx, but 'traefik' was given"
+    assert str(exc.value) == "router must be one of gateway-api, istio, nginx, smi, but 'traefik' was given"
     assert {router_for(k.value).kind for k in RouterKind} == set(ROUTERS) == set(RouterKind)
 
 

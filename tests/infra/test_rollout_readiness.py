@@ -63,7 +63,7 @@ def test_providers_without_traffic_need_gates_and_per_service_keys_are_named() -
     values = base()
     values["services"]["web"]["rollout"] = {"metrics": {"provider": "http", "url": "http://probe"}}
     (line,) = problems(values)
-    assert line == ("gantry:services.web.rollout.gates must be non-empty when metrics.provider is http (it gives no "
+    assert line == ("gantry:services.web.rollout.gates must be non-empty when metrics.kind is http (it gives no "
                     "per-version traffic), but [] was given")
 
 

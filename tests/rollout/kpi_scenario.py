@@ -25,17 +25,18 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fakes import FakeTarget
+
 from components.spec import Strategy
 from infra.rollout.analysis import ThresholdAnalysis
 from infra.rollout.clock import FakeClock
 from infra.rollout.engine import Engine, Outcome
-from infra.rollout.fakes import FakeTarget
 from infra.rollout.journal import SqliteJournal
 from infra.rollout.lock import SqliteLock
 from infra.rollout.provenance import Provenance, Source
 from infra.rollout.scheduler import canary_plan
 from infra.rollout.seams import RolloutId, StackName, Track, TrafficCounts
-from infra.rollout.settings import RolloutSettings
+from infra.settings.rollout import RolloutSettings
 
 T0 = 1_700_000_000.0
 DAY = 86_400.0

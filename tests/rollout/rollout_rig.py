@@ -6,10 +6,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from fakes import FakeAnalysis, FakeTarget, RecordingNotifier
+
 from components.spec import Strategy
 from infra.rollout.clock import FakeClock
 from infra.rollout.engine import Engine, Outcome
-from infra.rollout.fakes import FakeAnalysis, FakeTarget, RecordingNotifier
 from infra.rollout.journal import Entry, EntryKind, SqliteJournal
 from infra.rollout.lock import SqliteLock
 from infra.rollout.scheduler import Plan, bluegreen_plan, canary_plan

@@ -25,7 +25,7 @@ from infra.rollout.seams import (
     TrafficCounts,
     Verdict,
 )
-from infra.rollout.settings import RolloutSettings
+from infra.settings.rollout import RolloutSettings
 
 
 class FakeTraffic:

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from infra.errors import InputError
 from infra.rollout.analysis import SequentialAnalysis, SprtPlan, expected_sample_number, mann_whitney_check
 from infra.rollout.seams import TrafficCounts, Verdict
-from infra.rollout.settings import RolloutSettings
+from infra.settings.rollout import RolloutSettings
 
 BASELINE = TrafficCounts(requests=20_000, errors=200)  # a healthy 1% baseline
 

@@ -4,10 +4,13 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
+import drill_cli
 import pytest
+from fakes import FakeTarget, JsonFileTarget
 from rollout_rig import make_plan, make_rig
 from typer.testing import CliRunner
 
@@ -16,7 +19,6 @@ from infra.cli import app
 from infra.errors import InputError
 from infra.rollout import factory
 from infra.rollout.clock import SystemClock
-from infra.rollout.fakes import FakeTarget, JsonFileTarget
 from infra.rollout.journal import EntryKind, SqliteJournal, journal_path
 from infra.rollout.lock import SqliteLock
 from infra.rollout.seams import AnalysisContext, AnalysisResult, RolloutId, StackName, Verdict
@@ -61,7 +63,7 @@ def start(project: Path, *extra: str, service: str = "web", image: str = "app:2.
 
 
 def live(project: Path, service: str = "web") -> JsonFileTarget:
-    return JsonFileTarget(factory.file_target_path(project, "drill", service))
+    return JsonFileTarget(drill_cli.file_target_path(project, "drill", service))
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -152,7 +154,7 @@ def _unfinished(project: Path) -> str:
             return AnalysisResult(Verdict.PASS, ())
 
     (project / ".gantry" / "targets").mkdir(parents=True, exist_ok=True)
-    target = JsonFileTarget(factory.file_target_path(project, "drill", "web"), Strategy.CANARY, "app:1.0")
+    target = JsonFileTarget(drill_cli.file_target_path(project, "drill", "web"), Strategy.CANARY, "app:1.0")
     plan = make_plan(weights=(10, 50, 100), interval=0.0)
     rig = make_rig(project, target=target, analysis=Dies(), plan=plan)  # type: ignore[arg-type]
     with pytest.raises(KeyboardInterrupt):
@@ -231,12 +233,23 @@ def test_rollback_with_nothing_to_revert_exits_2(project: Path) -> None:
 
 
 def test_unknown_target_backend_lists_the_valid_ones(project: Path) -> None:
-    from infra.config import load_stack
+    from infra import registry
 
-    config = load_stack("drill", project / "stacks")
-    with pytest.raises(InputError, match=r"rollout.target must be one of pulumi, haproxy, file, but 'k8s' was given"):
-        factory.make_target("k8s", project=project, stack=StackName("drill"), service="web", config=config,
-                            strategy=Strategy.CANARY)
+    with pytest.raises(InputError, match=r"rollout.target.kind must be one of file, haproxy, pulumi, but 'k8s' was"):
+        registry.TARGETS.model("k8s")
+    stack = project / "stacks" / "Pulumi.drill.yaml"
+    stack.write_text(stack.read_text().replace("target: file", "target: k8s"))
+    code, _, err = gantry(project, "rollout", "start", "--stack", "drill", "--service", "web", "--image", "app:2.0")
+    assert code == 2 and "gantry:rollout.target.kind must be one of file, haproxy, pulumi, but 'k8s' was given" in err
+
+
+def test_the_installed_cli_offers_no_file_target(project: Path) -> None:
+    """`file` is a test fake: the real CLI, started without the drills' launcher, refuses it at load."""
+    done = subprocess.run([sys.executable, "-m", "infra.cli", "rollout", "start", "--stack", "drill", "--service",
+                           "web", "--image", "app:2.0", "--project", str(project)], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 2, done.stderr
+    assert "rollout.target.kind must be one of haproxy, pulumi, but 'file' was given" in done.stderr
 
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from fakes import FakeAnalysis, FakeHook, FakeTarget
 from rollout_rig import STACK, make_rig
 
 from components.spec import Color, Strategy
 from infra.errors import ExitCode
 from infra.rollout.engine import OperatorAction, request
 from infra.rollout.errors import QuarantinedVersion, StackLocked
-from infra.rollout.fakes import FakeAnalysis, FakeHook, FakeTarget
 from infra.rollout.journal import Entry, EntryKind, SqliteJournal
 from infra.rollout.scheduler import RolloutState
 from infra.rollout.seams import (

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 from fake_automation import FakeStack, FakeWorkspace, services_program
+from fakes import FakeAnalysis
 from rollout_rig import make_plan, make_rig
 
 from components.spec import Strategy
 from infra.errors import ExitCode
 from infra.rollout.errors import StackLocked
-from infra.rollout.fakes import FakeAnalysis
 from infra.rollout.journal import EntryKind
 from infra.rollout.pulumi_target import PulumiStackTarget
 from infra.rollout.seams import AnalysisContext, AnalysisResult, Phase, Verdict

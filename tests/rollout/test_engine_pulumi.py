@@ -9,12 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from fakes import FakeAnalysis
 from test_pulumi_target_engine import project  # noqa: F401  (the fixture)
 
 from components.spec import Strategy
 from infra.rollout.clock import FakeClock
 from infra.rollout.engine import Engine
-from infra.rollout.fakes import FakeAnalysis
 from infra.rollout.journal import SqliteJournal, journal_path
 from infra.rollout.lock import SqliteLock
 from infra.rollout.scheduler import canary_plan

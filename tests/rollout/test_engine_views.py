@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from fakes import FakeAnalysis
 from rich.console import Console
 from rollout_rig import make_rig
 
@@ -14,12 +15,11 @@ from components.spec import Strategy
 from infra.config import SecretValue
 from infra.errors import InputError
 from infra.rollout import factory
-from infra.rollout.fakes import FakeAnalysis
 from infra.rollout.hooks import CommandHook, HttpHook
 from infra.rollout.scheduler import StepEffect, replay
 from infra.rollout.seams import HookPhase, Verdict
-from infra.rollout.settings import RolloutSettings
 from infra.rollout.view import JsonView, remaining_seconds, render
+from infra.settings.rollout import RolloutSettings
 
 
 def _text(renderable: object) -> str:
@@ -85,10 +85,14 @@ def test_make_hooks_builds_http_and_argv_hooks_with_timeouts() -> None:
     assert isinstance(hooks[1], CommandHook) and list(hooks[1].argv) == ["./migrate", "--check"]
 
 
-@pytest.mark.parametrize("hook", [{"name": "x", "phase": "step"},
-                                  {"name": "x", "phase": "step", "url": "http://a", "argv": ["b"]}])
-def test_a_hook_is_exactly_one_of_url_or_argv(hook: dict[str, object]) -> None:
-    with pytest.raises(ValueError, match="url must be set exactly when argv is not"):
+@pytest.mark.parametrize(("hook", "error"), [
+    ({"name": "x", "phase": "step"}, "kind must be one of command, http"),
+    ({"name": "x", "phase": "step", "url": "http://a", "argv": ["b"]}, "kind must be one of command, http"),
+    ({"kind": "http", "name": "x", "phase": "step", "url": "http://a", "argv": ["b"]}, "argv"),
+    ({"kind": "command", "name": "x", "phase": "step", "url": "http://a", "argv": ["b"]}, "url"),
+])
+def test_a_hook_is_exactly_one_of_url_or_argv(hook: dict[str, object], error: str) -> None:
+    with pytest.raises(ValueError, match=error):
         RolloutSettings.model_validate({"hooks": [hook]})
 
 

@@ -18,6 +18,8 @@ from components.spec import Strategy
 from infra.config import GantryConfig, load_stack
 from infra.errors import InputError
 from infra.rollout import factory
+from infra.rollout.metrics.cloudwatch import CloudWatchSettings
+from infra.rollout.metrics.kubernetes import KubernetesSettings
 from infra.rollout.metrics.templates import TemplatedTraffic
 from infra.rollout.pulumi_target import PulumiStackTarget
 from infra.rollout.seams import AnalysisContext, RolloutId, Verdict
@@ -180,8 +182,7 @@ def test_kubernetes_provider_gets_the_kubeconfig_and_the_service_namespace(
         cluster: tuple[App, PromApi], tmp_path: Path) -> None:
     app, _ = cluster
     cfg = prod()
-    settings = cfg.rollout_for("web").model_copy(update={"metrics": cfg.rollout.metrics.model_copy(
-        update={"provider": "kubernetes"})})
+    settings = cfg.rollout_for("web").model_copy(update={"metrics": KubernetesSettings()})
     path = factory.kubeconfig_path(settings, tmp_path, "prod", target_for(cfg, app, tmp_path))
     provider = factory.make_metrics(settings, tmp_path, kubeconfig=path, namespace="web")
     assert provider.namespace == "web"  # type: ignore[attr-defined]
@@ -190,11 +191,9 @@ def test_kubernetes_provider_gets_the_kubeconfig_and_the_service_namespace(
 
 def test_cloudwatch_uses_the_resolved_region(tmp_path: Path) -> None:
     cfg = prod()
-    settings = cfg.rollout.model_copy(update={"metrics": cfg.rollout.metrics.model_copy(
-        update={"provider": "cloudwatch", "region": "eu-west-1"})})
+    settings = cfg.rollout.model_copy(update={"metrics": CloudWatchSettings(region="eu-west-1")})
     endpoint = factory.metrics_endpoint(settings, cfg, None)
     provider = factory.make_metrics(settings, tmp_path, endpoint)
     assert provider._client.meta.region_name == "eu-west-1"  # type: ignore[attr-defined]
-    default = cfg.rollout.model_copy(update={"metrics": cfg.rollout.metrics.model_copy(
-        update={"provider": "cloudwatch"})})
+    default = cfg.rollout.model_copy(update={"metrics": CloudWatchSettings()})
     assert factory.metrics_endpoint(default, cfg, None).region == "us-east-1", "the stack's own region"

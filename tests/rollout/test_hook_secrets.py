@@ -20,8 +20,8 @@ from infra.rollout.hooks import CommandHook, hook_environment
 from infra.rollout.journal import journal_path
 from infra.rollout.masking import Masker, mask_logs
 from infra.rollout.seams import HookPhase
-from infra.rollout.settings import RolloutSettings
 from infra.secret_value import SecretValue
+from infra.settings.rollout import RolloutSettings
 
 runner = CliRunner()
 PY = sys.executable

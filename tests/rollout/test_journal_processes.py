@@ -17,16 +17,17 @@ import sys
 import time
 from pathlib import Path
 
+import drill_cli
 import pytest
+from fakes import JsonFileTarget
 
 from infra.rollout.clock import FakeClock
-from infra.rollout.fakes import JsonFileTarget
 from infra.rollout.journal import EntryKind, SqliteJournal, journal_path, open_connections
 from infra.rollout.lock import SqliteLock, process_identity
 from infra.rollout.scheduler import replay
 from infra.rollout.seams import Phase, RolloutId, StackName
 
-GANTRY = [sys.executable, "-m", "infra.cli"]
+GANTRY = drill_cli.GANTRY  # the real CLI, with the test-only file target and kill hook
 REPO = Path(__file__).resolve().parents[2]
 READER = """
 import sys

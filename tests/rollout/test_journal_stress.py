@@ -3,7 +3,7 @@
 Three engine processes run real rollouts (real engine, journal and lease; file targets; a clock whose
 waits take milliseconds), three operators journal pause, resume and abort as the CLI does, and two
 readers open, read and close as `status` does. Writers are SIGKILLed at random points of their work and
-restarted (a restarted engine resumes what its predecessor left). See ``infra.rollout.stress``; the
+restarted (a restarted engine resumes what its predecessor left). See ``tests/rollout/stress.py``; the
 figures for the record come from ``bench/journal_stress.py``.
 """
 
@@ -14,8 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from infra.rollout.stress import run
+from stress import run
 
 
 @pytest.fixture

@@ -168,7 +168,7 @@ def test_an_unfinished_rollout_is_in_progress_not_a_failure(tmp_path: Path) -> N
     from infra.rollout.lock import SqliteLock
     from infra.rollout.scheduler import canary_plan
     from infra.rollout.seams import StackName
-    from infra.rollout.settings import RolloutSettings
+    from infra.settings.rollout import RolloutSettings
 
     def die() -> None:
         raise Crash
@@ -223,9 +223,8 @@ def test_since_rejects_anything_else_naming_the_flag(text: str) -> None:
 
 
 def test_failed_promotions_count_once_and_a_lying_promotion_is_not_a_success(tmp_path: Path) -> None:
+    from fakes import FakeTarget
     from rollout_rig import make_rig
-
-    from infra.rollout.fakes import FakeTarget
 
     class SilentPromote(FakeTarget):
         def promote(self) -> None:

@@ -107,9 +107,10 @@ def test_engine_heartbeat_thread_keeps_the_lease_through_a_blocking_up(tmp_path:
     import threading
     import time
 
+    from fakes import FakeAnalysis, FakeTarget
+
     from infra.rollout.clock import SystemClock
     from infra.rollout.engine import Engine
-    from infra.rollout.fakes import FakeAnalysis, FakeTarget
     from infra.rollout.journal import SqliteJournal
     from infra.rollout.scheduler import canary_plan
 
@@ -140,9 +141,10 @@ def test_engine_heartbeat_thread_keeps_the_lease_through_a_blocking_up(tmp_path:
 def test_engine_stops_when_its_lease_is_taken(tmp_path: Path) -> None:
     import time
 
+    from fakes import FakeAnalysis, FakeTarget
+
     from infra.rollout.clock import SystemClock
     from infra.rollout.engine import Engine
-    from infra.rollout.fakes import FakeAnalysis, FakeTarget
     from infra.rollout.journal import SqliteJournal
     from infra.rollout.scheduler import canary_plan
 

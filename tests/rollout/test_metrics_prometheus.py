@@ -21,7 +21,7 @@ from infra.rollout.analysis import SequentialAnalysis, ThresholdAnalysis
 from infra.rollout.errors import MetricsUnavailable
 from infra.rollout.metrics.prometheus import PrometheusProvider, PrometheusTraffic
 from infra.rollout.seams import AnalysisContext, MetricQuery, RolloutId, Sample, Track, Verdict
-from infra.rollout.settings import RolloutSettings
+from infra.settings.rollout import RolloutSettings
 
 CANARY = (400, 40, 0.3)   # requests, errors, latency seconds
 STABLE = (1000, 10, 0.05)

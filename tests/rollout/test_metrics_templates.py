@@ -102,6 +102,12 @@ def record(expo: Exposition, plane: DataPlane, track: Track, truth: Truth, *, ze
         code_label, hist, bounds, unit = "status", "nginx_ingress_controller_request_duration_seconds", \
             SECONDS_BUCKETS, 1000.0
         metric = "nginx_ingress_controller_requests"
+    elif plane is DataPlane.LINKERD:
+        # The proxy's own labels, plus what the scrape adds from the pod (namespace, deployment, pod).
+        base = {"direction": "inbound", "namespace": NAMESPACE, "deployment": ids.workload,
+                "pod": f"{ids.workload}-5d8f7-abcde", "tls": "true"}
+        code_label, hist, bounds, unit = "status_code", "response_latency_ms", MS_BUCKETS, 1.0
+        metric = "response_total"
     elif plane is DataPlane.CONTOUR:
         base = {"envoy_cluster_name": f"{NAMESPACE}_{ids.backend}_{PORT}"}
         code_label, hist, bounds, unit = "envoy_response_code", "envoy_cluster_upstream_rq_time", MS_BUCKETS, 1.0
@@ -111,7 +117,10 @@ def record(expo: Exposition, plane: DataPlane, track: Track, truth: Truth, *, ze
         code_label, hist, bounds, unit = "code", "http_request_duration_seconds", SECONDS_BUCKETS, 1000.0
         metric = "http_requests_total"
     for code, n in (("200", truth.requests - truth.errors), ("503", truth.errors)):
-        expo.count(metric, {**base, code_label: code}, 0.0 if zero else float(n))
+        labels = {**base, code_label: code}
+        if plane is DataPlane.LINKERD:  # Linkerd classifies each response; 5xx is a failure
+            labels["classification"] = "failure" if code.startswith("5") else "success"
+        expo.count(metric, labels, 0.0 if zero else float(n))
     for latency in truth.latencies_ms[:1] if zero else truth.latencies_ms:
         if zero:
             for le in (*bounds, math.inf):
@@ -200,6 +209,13 @@ def test_rendered_queries_are_exact() -> None:
         'sum(increase(istio_requests_total{reporter="destination",destination_workload_namespace="shop",'
         'destination_workload="web-canary",response_code=~"5.."}[30s]))')
     assert TEMPLATES[DataPlane.NGINX].quantile_query(ids, 0.95, 60).endswith("[60s]))) * 1000")
+    assert TEMPLATES[DataPlane.LINKERD].error_rate_query(ids, 60) == (
+        'sum(increase(response_total{direction="inbound",namespace="shop",deployment="web-canary",'
+        'classification="failure"}[60s])) / '
+        'sum(increase(response_total{direction="inbound",namespace="shop",deployment="web-canary"}[60s]))')
+    assert TEMPLATES[DataPlane.LINKERD].quantile_query(ids, 0.95, 60) == (
+        'histogram_quantile(0.95, sum by (le) (rate(response_latency_ms_bucket{direction="inbound",'
+        'namespace="shop",deployment="web-canary"}[60s])))')
 
 
 def test_routers_map_to_planes() -> None:
@@ -207,6 +223,7 @@ def test_routers_map_to_planes() -> None:
     assert plane_for(RouterKind.NGINX) is DataPlane.NGINX
     assert plane_for(RouterKind.GATEWAY_API) is DataPlane.CONTOUR
     assert plane_for(RouterKind.GATEWAY_API, GatewayImplementation.ISTIO) is DataPlane.ISTIO
+    assert plane_for(RouterKind.SMI) is DataPlane.LINKERD
     with pytest.raises(InputError, match="router must be one of"):
         plane_for("linkerd")  # type: ignore[arg-type]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from metric_servers import App, free_port, serve
@@ -91,6 +92,51 @@ def test_fan_out_survives_a_raising_notifier(app: App) -> None:
 
     FanOut([Raises(), WebhookNotifier(f"{app.url}/hook")]).notify(event())
     assert len(app.requests) == 1
+
+
+def test_a_notifier_that_raises_is_logged_with_its_secrets_masked(caplog: pytest.LogCaptureFixture) -> None:
+    """No layer swallows a notifier's error silently: the fan-out logs it once, masked."""
+    token = "https://hooks.example.test/services/T000/B000/abcdefSECRET"
+
+    class Leaky:
+        def notify(self, event: Event) -> None:
+            raise ConnectionError(f"cannot post to {token}")
+
+    with caplog.at_level(logging.WARNING, logger="infra.rollout.notify"):
+        FanOut([Leaky()], secrets=[token]).notify(event())
+    (record,) = caplog.records
+    assert "Leaky raised" in record.getMessage() and "ConnectionError" in record.getMessage()
+    assert token not in record.getMessage()
+
+
+def test_the_engine_logs_a_notifier_that_breaks_the_contract(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from rollout_rig import make_rig
+
+    secret = "s3cr3t-notifier-token-0001"
+
+    class Raises:
+        def notify(self, event: Event) -> None:
+            raise RuntimeError(f"broken with {secret}")
+
+    rig = make_rig(tmp_path)
+    rig.engine.notifier = Raises()
+    rig.engine.masker = Masker([secret])
+    with caplog.at_level(logging.WARNING, logger="infra.rollout.engine"):
+        outcome = rig.start("app:2.0")
+    assert outcome.phase.value == "promoted"  # a broken notifier never changes the outcome
+    messages = [r.getMessage() for r in caplog.records if "notifier Raises raised" in r.getMessage()]
+    assert messages and all(secret not in m and "RuntimeError" in m for m in messages)
+
+
+def test_noop_notifier_sends_nothing_and_needs_no_url(app: App) -> None:
+    from infra.rollout import factory
+    from infra.settings.rollout import RolloutSettings
+
+    settings = RolloutSettings.model_validate({"notifications": [{"kind": "noop"}]})
+    notifier = factory.make_notifier(settings, environ={})
+    assert notifier is not None and factory.known_secrets(settings, environ={}) == ()
+    notifier.notify(event())
+    assert app.requests == []
 
 
 def test_bad_url_names_the_field_without_echoing_it() -> None:

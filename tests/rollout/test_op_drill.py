@@ -13,16 +13,16 @@ import signal
 from pathlib import Path
 
 import pytest
+from drills import SCENARIOS, StepAnalysis, numbered, run_engine_drill
 from fake_automation import FakeStack, FakeWorkspace, services_program
+from fakes import JsonFileTarget
 from pulumi.automation import ConfigValue
 from pulumi_drill import make_pulumi_target
 
 from components.spec import Strategy
 from infra.rollout import faults
 from infra.rollout.clock import FakeClock
-from infra.rollout.drills import SCENARIOS, StepAnalysis, numbered, run_engine_drill
 from infra.rollout.engine import Engine
-from infra.rollout.fakes import JsonFileTarget
 from infra.rollout.journal import EntryKind, SqliteJournal
 from infra.rollout.lock import SqliteLock
 from infra.rollout.pulumi_target import PulumiStackTarget

@@ -6,12 +6,12 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+from fakes import FakeAnalysis, FakeTarget
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from rollout_rig import make_plan, make_rig
 
 from components.spec import Color, Strategy
-from infra.rollout.fakes import FakeAnalysis, FakeTarget
 from infra.rollout.journal import EntryKind, SqliteJournal
 from infra.rollout.scheduler import canary_plan, mismatches, replay
 from infra.rollout.seams import Phase, Verdict

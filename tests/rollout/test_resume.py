@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from fakes import FakeAnalysis, FakeTarget
 from rollout_rig import Rig, make_rig
 
 from components.spec import Strategy
-from infra.rollout.fakes import FakeAnalysis, FakeTarget
 from infra.rollout.journal import EntryKind
 from infra.rollout.scheduler import replay
 from infra.rollout.seams import AnalysisContext, AnalysisResult, Phase, Verdict

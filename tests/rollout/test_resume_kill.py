@@ -17,15 +17,16 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import drill_cli
 import pytest
+from drills import SCENARIOS, Scenario, reference_appends, run_point
+from fakes import JsonFileTarget
 
-from infra.rollout.drills import SCENARIOS, Scenario, reference_appends, run_point
-from infra.rollout.fakes import JsonFileTarget
 from infra.rollout.journal import EntryKind, SqliteJournal, journal_path
 from infra.rollout.scheduler import mismatches, replay
 from infra.rollout.seams import Phase
 
-GANTRY = [sys.executable, "-m", "infra.cli"]
+GANTRY = drill_cli.GANTRY  # the real CLI, with the test-only file target and kill hook
 REPO = Path(__file__).resolve().parents[2]
 
 

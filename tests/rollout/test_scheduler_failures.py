@@ -7,15 +7,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from fakes import FakeHook, FakeMetrics, FakeTarget
 from rollout_rig import make_rig
 
 from components.spec import Color, Strategy
 from infra.errors import ExitCode
 from infra.rollout.analysis import MetricGate, ThresholdAnalysis
-from infra.rollout.fakes import FakeHook, FakeMetrics, FakeTarget
 from infra.rollout.journal import EntryKind
 from infra.rollout.seams import EventKind, HookPhase, MetricQuery, Phase, StackName
-from infra.rollout.settings import RolloutSettings
+from infra.settings.rollout import RolloutSettings
 
 WEIGHTS = (10, 25, 50, 100)
 GOOD = {"error_rate": 0.01, "p95_ms": 300.0, "restarts": 0.0}

@@ -26,7 +26,7 @@ from infra.rollout.seams import (
     TrafficCounts,
     Verdict,
 )
-from infra.rollout.settings import RolloutSettings
+from infra.settings.rollout import RolloutSettings
 
 SETTINGS = RolloutSettings()
 
@@ -79,7 +79,7 @@ def test_defaults_are_the_seed_gates() -> None:
     assert SETTINGS.sprt_hypotheses("canary") == pytest.approx((0.003, 0.02))
     assert SETTINGS.sprt_hypotheses("bluegreen") == pytest.approx((0.005, 0.02))
     assert (SETTINGS.sprt.alpha, SETTINGS.sprt.beta) == (0.01, 0.05)
-    assert SETTINGS.poll_interval == "1s"
+    assert str(SETTINGS.poll_interval) == "1s" and SETTINGS.poll_interval == 1.0
 
 
 def test_stacks_override_every_gate_with_camel_case_keys() -> None:
@@ -368,7 +368,7 @@ def test_the_sandbox_stack_looks_every_quarter_second() -> None:
     from infra.config import load_stack
 
     cfg = load_stack("local", Path(__file__).resolve().parents[2] / "stacks")
-    assert cfg.rollout.poll_interval == "250ms" and cfg.rollout.judge == "sprt"
+    assert cfg.rollout.poll_interval == 0.25 and cfg.rollout.judge == "sprt"
 
 
 def test_at_100_percent_the_previous_steps_tail_on_the_baseline_is_ignored() -> None:

@@ -26,7 +26,8 @@ WEIGHTS = "pulumi-python:dynamic/gantry:SandboxWeights"
 def test_the_stack_targets_pulumi_and_judges_the_sandbox_prometheus_by_version(tmp_path: Path) -> None:
     cfg = load_stack("local-engine", REPO / "stacks")
     settings = cfg.rollout_for("web")
-    assert (settings.target, settings.metrics.provider, settings.metrics.url) == ("pulumi", "prometheus", "sandbox")
+    # `metrics: {provider: prometheus, url: sandbox}` is the sandbox metrics backend (the running sandbox's).
+    assert (settings.target.kind, settings.metrics.kind, settings.metrics.local) == ("pulumi", "sandbox", True)
     directory = sandbox_dir(tmp_path)
     directory.mkdir(parents=True)
     save(directory, SandboxState(directory=str(directory), stack="local-engine", haproxy_pid=1,

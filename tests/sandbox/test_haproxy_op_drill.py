@@ -13,10 +13,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from drills import SANDBOX_SCENARIOS, SandboxDrill, run_sandbox_drill
 from sandbox_helpers import leftovers
 
 from components.spec import Strategy
-from infra.rollout.drills import SANDBOX_SCENARIOS, SandboxDrill, run_sandbox_drill
 
 pytestmark = pytest.mark.sandbox
 

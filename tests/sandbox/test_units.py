@@ -97,10 +97,10 @@ def test_fault_spec_bounds() -> None:
 def test_local_stack_selects_haproxy_and_the_sandbox_prometheus(tmp_path: Path) -> None:
     cfg = load_stack("local", make_project(tmp_path).joinpath("stacks"))
     assert cfg.cloud.value == "local" and cfg.cluster is None
-    assert cfg.rollout.target == "haproxy"
-    assert (cfg.rollout.metrics.provider, cfg.rollout.metrics.url) == ("prometheus", "sandbox")
+    assert cfg.rollout.target.kind == "haproxy"
+    assert cfg.rollout.metrics.kind == "sandbox"
     assert cfg.services["web"].strategy is Strategy.CANARY and cfg.services["web"].image == "demo:v1"
-    assert cfg.rollout_for("api").target == "haproxy"
+    assert cfg.rollout_for("api").target.kind == "haproxy"
     assert cfg.sandbox.faults["v3"].error_rate == 0.2 and cfg.sandbox.rate_rps == 200
 
 

@@ -1,39 +1,16 @@
-"""Metrics providers behind the ``MetricsProvider`` seam, and the factory that builds one by name.
+"""Metrics providers behind the ``MetricsProvider`` seam: one module per backend, each registering itself.
 
-Called by the rollout factory and the sandbox; each backend lives in its own module and is imported
-lazily so that, e.g., the command provider never pays for boto3 or the kubernetes client.
+A backend module declares its settings model (``kind: Literal["<name>"]`` plus its own fields) and how
+to build its provider, and registers in ``infra.registry.METRICS``; ``infra.plugins`` imports them.
+Heavy client libraries (boto3, the kubernetes client, httpx) load only when a provider is built.
 """
 
 from __future__ import annotations
 
-import importlib
 import math
 from collections.abc import Sequence
 
-from infra.errors import InputError
-from infra.rollout.seams import MetricsProvider, Sample
-
-PROVIDERS: dict[str, tuple[str, str]] = {
-    "http": ("infra.rollout.metrics.http", "HttpProvider"),
-    "prometheus": ("infra.rollout.metrics.prometheus", "PrometheusProvider"),
-    "cloudwatch": ("infra.rollout.metrics.cloudwatch", "CloudWatchProvider"),
-    "kubernetes": ("infra.rollout.metrics.kubernetes", "KubernetesProvider"),
-    "command": ("infra.rollout.metrics.command", "CommandProvider"),
-}
-
-
-def make_provider(name: str, **settings: object) -> MetricsProvider:
-    """Build the provider called ``name``; an unknown name is an input error listing the valid ones."""
-    if name not in PROVIDERS:
-        valid = ", ".join(sorted(PROVIDERS))
-        raise InputError(f"metrics.provider must be one of {valid}, but {name!r} was given")
-    module_name, class_name = PROVIDERS[name]
-    cls = getattr(importlib.import_module(module_name), class_name)
-    try:
-        provider: MetricsProvider = cls(**settings)
-    except TypeError as exc:
-        raise InputError(f"metrics settings for {name} must match its options, but {exc} ") from exc
-    return provider
+from infra.rollout.seams import Sample
 
 
 def as_sample(value: float | Sample) -> Sample:
@@ -53,4 +30,4 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[min(rank, len(ordered)) - 1]
 
 
-__all__ = ["PROVIDERS", "as_sample", "make_provider", "percentile"]
+__all__ = ["as_sample", "percentile"]

@@ -1,6 +1,7 @@
 """CloudWatch provider: a metric statistic through GetMetricData, or an alarm's state, via boto3.
 
-Built by ``make_provider("cloudwatch")``; ``endpoint_url`` points it at moto_server in tests.
+Registers the ``cloudwatch`` metrics backend (``CloudWatchSettings``: region, statistic, period);
+``endpoint_url`` points it at moto_server in tests. boto3 loads only when a provider is built.
 CodeDeploy-style gates: an alarm in ALARM state is value 1 (fail with limit 0), OK is 0.
 """
 
@@ -8,15 +9,19 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from typing import Protocol, cast
+from typing import Literal, Protocol, cast
 
-import boto3  # type: ignore[import-untyped]
-from botocore.config import Config  # type: ignore[import-untyped]
-from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
+from pydantic import Field
 
+from components.spec import Cloud
+from components.validation import Violation
+from infra import registry
+from infra.config import GantryConfig
 from infra.errors import InputError
+from infra.rollout.backends import MetricsContext, MetricsEndpoint, MetricsSource
 from infra.rollout.errors import MetricsUnavailable
-from infra.rollout.seams import MetricQuery, Sample
+from infra.rollout.seams import MetricQuery, MetricsProvider, Sample
+from infra.settings.rollout import RolloutSettings
 
 ALARM_PREFIX = "alarm:"
 STATS = ("Sum", "Average", "Maximum", "Minimum", "SampleCount", "p50", "p90", "p95", "p99")
@@ -36,6 +41,12 @@ def _parse(expr: str) -> tuple[str, str]:
     return namespace, metric
 
 
+def _errors() -> tuple[type[BaseException], ...]:
+    from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped]
+
+    return (BotoCoreError, ClientError)
+
+
 class CloudWatchProvider:
     """``query.expr`` is ``Namespace/MetricName`` (labels are dimensions) or ``alarm:<AlarmName>``."""
 
@@ -50,6 +61,9 @@ class CloudWatchProvider:
             raise InputError(f"period must be at least 1 second, but {period} was given")
         self.stat = stat
         self.period = period
+        import boto3  # type: ignore[import-untyped]
+        from botocore.config import Config  # type: ignore[import-untyped]
+
         cfg = Config(connect_timeout=timeout, read_timeout=timeout, retries={"max_attempts": 2})
         self._client: _CloudWatchClient = client or cast(
             _CloudWatchClient, boto3.client("cloudwatch", region_name=region, endpoint_url=endpoint_url, config=cfg))
@@ -57,7 +71,7 @@ class CloudWatchProvider:
     def alarm_state(self, alarm: str) -> str:
         try:
             found = self._client.describe_alarms(AlarmNames=[alarm])
-        except (BotoCoreError, ClientError) as exc:
+        except _errors() as exc:
             raise MetricsUnavailable(f"cloudwatch describe_alarms failed: {exc}") from exc
         alarms = cast(list[dict[str, object]], found.get("MetricAlarms", []))
         if not alarms:
@@ -79,7 +93,7 @@ class CloudWatchProvider:
             "Period": self.period, "Stat": self.stat}}
         try:
             data = self._client.get_metric_data(MetricDataQueries=[stat], StartTime=start, EndTime=end)
-        except (BotoCoreError, ClientError) as exc:
+        except _errors() as exc:
             raise MetricsUnavailable(f"cloudwatch get_metric_data failed: {exc}") from exc
         results = cast(list[dict[str, object]], data.get("MetricDataResults", []))
         values = tuple(float(v) for r in results for v in cast(list[float], r.get("Values", [])))
@@ -98,6 +112,36 @@ class CloudWatchProvider:
     def is_online(self) -> bool:
         try:
             self._client.describe_alarms(MaxRecords=1)
-        except (BotoCoreError, ClientError):
+        except _errors():
             return False
         return True
+
+
+@registry.METRICS.register
+class CloudWatchSettings(MetricsSource):
+    """``rollout.metrics`` for CloudWatch: each gate's ``expr`` is ``Namespace/MetricName`` or ``alarm:<name>``."""
+
+    kind: Literal["cloudwatch"] = "cloudwatch"
+    region: str | None = Field(
+        default=None, pattern=r"^[a-z]{2}(-[a-z]+)+-\d$",
+        description="AWS region of the metrics and alarms. Default: the stack's gantry:region (aws stacks).")
+    stat: Literal["Sum", "Average", "Maximum", "Minimum", "SampleCount", "p50", "p90", "p95", "p99"] = Field(
+        default="Sum", description="Statistic of a metric gate. Default: Sum.")
+    period: int = Field(default=60, ge=1, description="Seconds per data point. Default: 60.")
+
+    def violations(self, cfg: GantryConfig, settings: RolloutSettings, prefix: str) -> list[Violation]:
+        if self.region is None and not (cfg.cloud is Cloud.AWS and cfg.region):
+            return [Violation(f"{prefix}metrics.region", f"set (an AWS region) for cloudwatch metrics on a "
+                              f"{cfg.cloud.value} stack", None)]
+        return []
+
+    def endpoint(self, ctx: MetricsContext) -> MetricsEndpoint:
+        cfg = ctx.config
+        region = self.region or (cfg.region if cfg is not None and cfg.cloud is Cloud.AWS else None)
+        return MetricsEndpoint(None, "none", region, "config rollout.metrics.region" if self.region else "stack")
+
+    def build(self, ctx: MetricsContext) -> MetricsProvider:
+        region = (ctx.endpoint.region if ctx.endpoint is not None else None) or self.region
+        if region is None:
+            return CloudWatchProvider(stat=self.stat, period=self.period)
+        return CloudWatchProvider(region=region, stat=self.stat, period=self.period)

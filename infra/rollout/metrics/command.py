@@ -1,6 +1,6 @@
 """Command provider: runs an argv (never a shell) that prints a number, with a timeout.
 
-Built by ``make_provider("command")``; lets teams plug any script in as a metric.
+Registers the ``command`` metrics backend; lets teams plug any script in as a metric.
 """
 
 from __future__ import annotations
@@ -10,11 +10,17 @@ import os
 import shlex
 import shutil
 from collections.abc import Mapping, Sequence
+from typing import Literal
 
+from pydantic import Field
+
+from infra import registry
 from infra.errors import InputError
 from infra.rollout.argv import Timeout, run_argv
+from infra.rollout.backends import MetricsContext, MetricsSource
 from infra.rollout.errors import MetricsUnavailable
-from infra.rollout.seams import MetricQuery, Sample
+from infra.rollout.seams import MetricQuery, MetricsProvider, Sample
+from infra.settings.rollout import Duration
 
 OUTPUT_LIMIT = 200
 
@@ -74,3 +80,14 @@ class CommandProvider:
             return True
         program = self.argv[0]
         return shutil.which(program) is not None if "/" not in program else os.access(program, os.X_OK)
+
+
+@registry.METRICS.register
+class CommandSettings(MetricsSource):
+    """``rollout.metrics`` for commands: each gate's ``expr`` is an argv line whose last stdout line is a number."""
+
+    kind: Literal["command"] = "command"
+    timeout: Duration = Field(default=Duration("30s"), description="Kill a gate's command after this. Default: 30s.")
+
+    def build(self, ctx: MetricsContext) -> MetricsProvider:
+        return CommandProvider(timeout=float(self.timeout))

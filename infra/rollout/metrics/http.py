@@ -1,6 +1,6 @@
 """HTTP probe provider: requests a URL N times and reports success rate and p50/p95/p99 latency.
 
-Used by the analysis when no metrics backend exists (smoke checks, the sandbox); built by ``make_provider``.
+Registers the ``http`` metrics backend: gates probe ``url`` (or their ``expr``) when no metrics system exists.
 """
 
 from __future__ import annotations
@@ -8,13 +8,19 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
 
-import httpx
+from pydantic import Field
 
+from infra import registry
 from infra.errors import InputError
+from infra.rollout.backends import MetricsContext, MetricsSource
 from infra.rollout.errors import MetricsUnavailable
 from infra.rollout.metrics import percentile
-from infra.rollout.seams import MetricQuery, Sample, Track, TrafficCounts
+from infra.rollout.seams import MetricQuery, MetricsProvider, Sample
+
+if TYPE_CHECKING:
+    import httpx
 
 VALUES = ("success_rate", "error_rate", "p50", "p95", "p99", "requests", "errors")
 
@@ -53,6 +59,8 @@ class HttpProvider:
     def __init__(self, url: str | None = None, probes: int = 20, timeout: float = 5.0,
                  error_status: int = 500, client: httpx.Client | None = None,
                  timer: Callable[[], float] = time.perf_counter) -> None:
+        import httpx
+
         if probes < 1:
             raise InputError(f"probes must be at least 1, but {probes} was given")
         self.url = url
@@ -65,6 +73,8 @@ class HttpProvider:
 
     def probe(self, url: str, n: int | None = None) -> ProbeStats:
         """Request ``url`` n times in sequence, timing each request."""
+        import httpx
+
         latencies: list[float] = []
         errors = 0
         for _ in range(n or self.probes):
@@ -91,19 +101,9 @@ class HttpProvider:
             raise MetricsUnavailable(f"{self._url(query)}: all {stats.requests} probes failed")
         return Sample(value=stats.value(query.name), count=stats.requests, observations=stats.latencies_ms)
 
-    def traffic(self, url: str, n: int | None = None) -> TrafficCounts:
-        """Probe results as the request/error/latency counts the analysis judges."""
-        stats = self.probe(url, n)
-        lat = stats.latencies_ms
-        return TrafficCounts(
-            requests=stats.requests,
-            errors=stats.errors,
-            latencies_ms=lat,
-            p95_ms=percentile(lat, 95) if lat else None,
-            p99_ms=percentile(lat, 99) if lat else None,
-        )
-
     def is_online(self) -> bool:
+        import httpx
+
         if not self.url:
             return True  # nothing fixed to check: each query names its own URL
         try:
@@ -116,15 +116,13 @@ class HttpProvider:
         self._client.close()
 
 
-class HttpTraffic:
-    """A ``TrafficSource`` that probes one URL per track (canary and baseline) on each analysis."""
+@registry.METRICS.register
+class HttpSettings(MetricsSource):
+    """``rollout.metrics`` for HTTP probes: each gate's ``name`` picks the value (success_rate, p95, ...)."""
 
-    def __init__(self, provider: HttpProvider, urls: dict[Track, str], probes: int | None = None) -> None:
-        self.provider = provider
-        self.urls = urls
-        self.probes = probes
+    kind: Literal["http"] = "http"
+    url: str = Field(description="URL to probe (a gate's expr overrides it). Required.")
+    probes: int = Field(default=20, ge=1, le=1000, description="Requests per analysis. Default: 20.")
 
-    def counts(self, track: Track, window_seconds: float) -> TrafficCounts:
-        if track not in self.urls:
-            raise MetricsUnavailable(f"no probe URL configured for the {track.value} track")
-        return self.provider.traffic(self.urls[track], self.probes)
+    def build(self, ctx: MetricsContext) -> MetricsProvider:
+        return HttpProvider(url=self.url, probes=self.probes)

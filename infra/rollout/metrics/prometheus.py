@@ -1,7 +1,8 @@
 """Prometheus provider: PromQL instant queries over the HTTP API, plus per-version traffic helpers.
 
-Built by ``make_provider("prometheus")``; ``PrometheusTraffic`` feeds the analysis with request and error
-counts, latency quantiles and histogram-bucket latency samples for one track over the analysis window.
+Registers the ``prometheus`` metrics backend (``PrometheusSettings``); ``PrometheusTraffic`` feeds the
+analysis with request and error counts, latency quantiles and histogram-bucket latency samples for one
+track over the analysis window.
 """
 
 from __future__ import annotations
@@ -10,12 +11,26 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from string import Template
+from typing import TYPE_CHECKING, ClassVar, Literal
 
-import httpx
+from pydantic import Field
 
+from components.spec import Cloud
+from components.validation import Violation
+from infra import registry
+from infra.config import GantryConfig, ServiceConfig
 from infra.errors import InputError
+from infra.rollout.backends import MetricsContext, MetricsEndpoint, MetricsSource, PlannedQueries
 from infra.rollout.errors import MetricsUnavailable
-from infra.rollout.seams import MetricQuery, Sample, Track, TrafficCounts
+from infra.rollout.seams import JSONValue, MetricQuery, MetricsProvider, Sample, Track, TrafficCounts
+from infra.settings.checks import exports_metrics
+from infra.settings.rollout import RolloutSettings
+
+if TYPE_CHECKING:
+    import httpx
+
+    from infra.rollout.analysis import TrafficSource
+    from infra.rollout.metrics.templates import DataPlane
 
 
 def duration(seconds: float) -> str:
@@ -42,6 +57,8 @@ class PrometheusProvider:
 
     def __init__(self, url: str | None = None, timeout: float = 5.0, headers: Mapping[str, str] | None = None,
                  client: httpx.Client | None = None, auth: httpx.Auth | None = None) -> None:
+        import httpx
+
         if not url or not url.startswith(("http://", "https://")):
             raise InputError(f"metrics.url must be the Prometheus base URL (http://host:9090), but {url!r} was given")
         self.url = url.rstrip("/")
@@ -50,6 +67,8 @@ class PrometheusProvider:
 
     def vector(self, promql: str) -> list[Series]:
         """Evaluate ``promql`` now; a scalar result comes back as one unlabelled series."""
+        import httpx
+
         try:
             response = self._client.get(f"{self.url}/api/v1/query", params={"query": promql})
         except httpx.HTTPError as exc:
@@ -77,6 +96,8 @@ class PrometheusProvider:
         return Sample(value=sum(values), count=len(values), observations=tuple(values))
 
     def is_online(self) -> bool:
+        import httpx
+
         try:
             return self._client.get(f"{self.url}/-/ready").status_code == 200
         except httpx.HTTPError:
@@ -187,3 +208,127 @@ class PrometheusTraffic:
             p95_ms=self.quantile_ms(track, 0.95, window_seconds),
             p99_ms=self.quantile_ms(track, 0.99, window_seconds),
         )
+
+
+# --------------------------------------------------------------------------- the backend
+
+
+@registry.METRICS.register
+class PrometheusSettings(MetricsSource):
+    """``rollout.metrics`` for Prometheus: a self-run one at ``url``, or the managed one the cluster exports."""
+
+    kind: Literal["prometheus"] = "prometheus"
+    url: str | None = Field(
+        default=None,
+        description="Prometheus base URL. Default: the query endpoint the cluster stack exports "
+                    "(its managed Prometheus); set it for a self-run Prometheus.")
+    auth: Literal["none", "sigv4", "google", "azure"] | None = Field(
+        default=None,
+        description="How queries authenticate: sigv4 (Amazon Managed Prometheus), google (Google Cloud Managed "
+                    "Prometheus), azure (Azure Monitor) or none. Default: the exported endpoint's auth, else none.")
+    region: str | None = Field(
+        default=None, pattern=r"^[a-z]{2}(-[a-z]+)+-\d$",
+        description="AWS region for sigv4. Default: the stack's gantry:region.")
+    queries: Literal["router", "app"] = Field(
+        default="router",
+        description="Health queries from the service's router data plane, or from the app's own "
+                    "http_requests_total / http_request_duration_seconds. Default: router.")
+    gateway: Literal["contour", "istio"] = Field(
+        default="contour",
+        description="Gateway API implementation whose metrics judge gateway-api services. Default: contour.")
+
+    offers_traffic: ClassVar[bool] = True
+
+    def violations(self, cfg: GantryConfig, settings: RolloutSettings, prefix: str) -> list[Violation]:
+        out: list[Violation] = []
+        if self.url is None and not exports_metrics(cfg):
+            out.append(Violation(f"{prefix}metrics.url", "set (a Prometheus base URL), or exported by the cluster "
+                                 "(cluster.managedPrometheus: true on a cloud stack)", None))
+        if self.auth == "sigv4" and self.region is None and not (cfg.cloud is Cloud.AWS and cfg.region):
+            out.append(Violation(f"{prefix}metrics.region", f"set (an AWS region) for prometheus auth sigv4 on a "
+                                 f"{cfg.cloud.value} stack", None))
+        return out
+
+    def service_violations(self, cfg: GantryConfig, service: str, prefix: str) -> list[Violation]:
+        """Every service judged by router queries needs a template for its router."""
+        from infra.rollout.metrics.templates import GatewayImplementation, plane_for
+
+        if self.queries != "router":
+            return []
+        svc = cfg.services[service]
+        try:
+            plane_for(svc.router, GatewayImplementation(self.gateway))
+        except InputError:
+            return [Violation(f"services.{service}.router", "a router with a health-query template "
+                              f"(or {prefix}metrics.queries: app)", svc.router)]
+        return []
+
+    def endpoint(self, ctx: MetricsContext) -> MetricsEndpoint:
+        """``url`` wins; else the cluster's exported managed Prometheus (stack output ``metrics``)."""
+        cfg = ctx.config
+        region = self.region or (cfg.region if cfg is not None and cfg.cloud is Cloud.AWS else None)
+        if self.url is not None:
+            return MetricsEndpoint(self.url, self.auth or "none", region, "config rollout.metrics.url")
+        exported = ctx.outputs.stack_output("metrics") if ctx.outputs is not None else None
+        if isinstance(exported, Mapping) and isinstance(exported.get("url"), str) and exported["url"]:
+            return MetricsEndpoint(str(exported["url"]), self.auth or str(exported.get("auth") or "none"),
+                                   self.region or (str(exported["region"]) if exported.get("region") else region),
+                                   "stack output metrics.url (the cluster's managed Prometheus)")
+        return MetricsEndpoint(None, self.auth or "none", region, "none")
+
+    def build(self, ctx: MetricsContext) -> MetricsProvider:
+        endpoint = ctx.endpoint or MetricsEndpoint(self.url, self.auth or "none", self.region, "config")
+        if endpoint.url is None:
+            raise InputError("rollout.metrics.url must be set, or exported by the cluster stack as output "
+                             "metrics.url (run `pulumi up` first), but neither was found")
+        auth = None
+        if endpoint.auth != "none":
+            from infra.rollout.metrics.auth import make_auth
+
+            auth = make_auth(endpoint.auth, region=endpoint.region)
+        return PrometheusProvider(url=endpoint.url, auth=auth)
+
+    def traffic(self, ctx: MetricsContext, provider: MetricsProvider) -> TrafficSource | None:
+        """The health-query template of the service's router data plane (or of the app's own metrics)."""
+        from infra.rollout.metrics.templates import TEMPLATES, TemplatedTraffic, track_ids
+
+        if not isinstance(provider, PrometheusProvider):
+            return None
+        if ctx.svc is None or ctx.service is None:
+            raise InputError("service must be given to pick its health-query template, but none was given")
+        ids = track_ids(ctx.service, ctx.svc.namespace, ctx.svc.service_port, ctx.svc.strategy, ctx.new_color)
+        return TemplatedTraffic(provider, TEMPLATES[self._plane(ctx.svc)], ids)
+
+    def _plane(self, svc: ServiceConfig) -> DataPlane:
+        from infra.rollout.metrics.templates import DataPlane, GatewayImplementation, plane_for
+
+        return DataPlane.APP if self.queries == "app" else plane_for(svc.router, GatewayImplementation(self.gateway))
+
+    def plan_source(self, config: GantryConfig) -> dict[str, JSONValue]:
+        auth: str
+        if self.url is not None:
+            url, source, auth = self.url, "config rollout.metrics.url", self.auth or "none"
+        elif exports_metrics(config):
+            url, source = None, ("stack output metrics.url (the cluster's managed Prometheus), read when the "
+                                 "rollout starts")
+            auth = self.auth or {"aws": "sigv4", "gcp": "google", "azure": "azure"}.get(config.cloud.value, "none")
+        else:
+            url, source, auth = None, "none", self.auth or "none"
+        region = self.region or (config.region if config.cloud is Cloud.AWS else None)
+        return {"provider": self.kind, "url": url, "source": source, "auth": auth, "region": region}
+
+    def plan_queries(self, ctx: MetricsContext, window: float) -> PlannedQueries | None:
+        from infra.rollout.metrics.templates import TEMPLATES, track_ids
+
+        svc, service = ctx.svc, ctx.service
+        if svc is None or service is None:
+            return None
+        plane = self._plane(svc)
+        ids = track_ids(service, svc.namespace, svc.service_port, svc.strategy, ctx.new_color)
+        t = TEMPLATES[plane]
+        c, b = ids[Track.CANARY].as_map(), ids[Track.BASELINE].as_map()
+        return PlannedQueries(
+            f"{svc.router.value} router, {plane.value} metrics",
+            {"error_rate": t.error_rate_query(c, window), "p95": t.quantile_query(c, 0.95, window),
+             "buckets": t.buckets_query(c, window)},
+            {"error_rate": t.error_rate_query(b, window), "buckets": t.buckets_query(b, window)})

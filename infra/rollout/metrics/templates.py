@@ -17,6 +17,11 @@ queries). Each template names the metrics and labels its data plane really expor
   ``envoy_cluster_upstream_rq`` tagged ``envoy_response_code`` and the histogram
   ``envoy_cluster_upstream_rq_time`` (milliseconds); Contour names an upstream cluster after
   ``namespace/service/port`` (``_`` separated in the tag), so each backend Service has its own series.
+* ``linkerd`` (the SMI router, as Linkerd serves it): the Linkerd proxy's metrics (linkerd.io, "Proxy
+  Metrics"): the counter ``response_total``, labelled ``classification`` (``success`` or ``failure``:
+  5xx and gRPC errors) and ``direction``, and the histogram ``response_latency_ms`` (milliseconds); the
+  Prometheus that scrapes the proxies adds ``namespace`` and ``deployment`` from the pod. Inbound
+  responses (``direction="inbound"``) are counted at the workload that served them.
 * ``app`` (the application's own metrics, any router): the prometheus_client conventions
   ``http_requests_total{code}`` and ``http_request_duration_seconds``, with the ``namespace``, ``app``
   and ``track`` target labels that Gantry's scrape configuration copies from the pod labels.
@@ -49,6 +54,7 @@ class DataPlane(StrEnum):
     ISTIO = "istio"
     NGINX = "nginx"
     CONTOUR = "contour"
+    LINKERD = "linkerd"
     APP = "app"
 
 
@@ -138,6 +144,15 @@ TEMPLATES: dict[DataPlane, QueryTemplate] = {
         latency_unit_ms=1.0,
         source="projectcontour.io: Collecting Metrics with Prometheus; Envoy cluster manager statistics",
     ),
+    DataPlane.LINKERD: QueryTemplate(
+        plane=DataPlane.LINKERD,
+        requests_metric="response_total",
+        selector='direction="inbound",namespace="$namespace",deployment="$workload"',
+        error_matcher='classification="failure"',
+        latency_histogram="response_latency_ms",
+        latency_unit_ms=1.0,
+        source="linkerd.io: Proxy Metrics (response_total, response_latency_ms)",
+    ),
     DataPlane.APP: QueryTemplate(
         plane=DataPlane.APP,
         requests_metric="http_requests_total",
@@ -150,21 +165,32 @@ TEMPLATES: dict[DataPlane, QueryTemplate] = {
 }
 
 
+ROUTER_PLANES: dict[RouterKind, DataPlane] = {
+    RouterKind.ISTIO: DataPlane.ISTIO,
+    RouterKind.NGINX: DataPlane.NGINX,
+    RouterKind.SMI: DataPlane.LINKERD,
+}
+"""Whose metrics judge a service behind each router (Gateway API: see ``GATEWAY_PLANES``)."""
+
+GATEWAY_PLANES: dict[GatewayImplementation, DataPlane] = {
+    GatewayImplementation.CONTOUR: DataPlane.CONTOUR,
+    GatewayImplementation.ISTIO: DataPlane.ISTIO,
+}
+
+
 def plane_for(router: RouterKind, gateway: GatewayImplementation = GatewayImplementation.CONTOUR) -> DataPlane:
     """The data plane whose metrics judge a service behind ``router``."""
-    valid = ", ".join(k.value for k in RouterKind)
+    valid = ", ".join(k.value for k in (*ROUTER_PLANES, RouterKind.GATEWAY_API))
     try:
         router = RouterKind(router)
     except ValueError:
         raise InputError(f"router must be one of {valid} to have a health-query template, "
                          f"but {router!r} was given") from None
-    if router is RouterKind.ISTIO:
-        return DataPlane.ISTIO
-    if router is RouterKind.NGINX:
-        return DataPlane.NGINX
     if router is RouterKind.GATEWAY_API:
-        return DataPlane.ISTIO if gateway is GatewayImplementation.ISTIO else DataPlane.CONTOUR
-    raise InputError(f"router must be one of {valid} to have a health-query template, but {router!r} was given")
+        return GATEWAY_PLANES[GatewayImplementation(gateway)]
+    if router not in ROUTER_PLANES:
+        raise InputError(f"router must be one of {valid} to have a health-query template, but {router!r} was given")
+    return ROUTER_PLANES[router]
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,8 +7,9 @@ The parent then resumes the rollout from the journal alone, as ``gantry rollout 
 checks that the entries written before the kill are intact, the rollout ended, the journal replays to
 the engine's final state and the target's live state matches the journal.
 
-``GANTRY_DRILL_KILL_AT=before:N`` or ``after:N`` makes any gantry process kill itself the same way
-(``kill_hook_from_env``), so drills can run the real CLI as a subprocess.
+``GANTRY_DRILL_KILL_AT=before:N`` or ``after:N`` makes a gantry process started through the test-side
+launcher ``drill_cli.py`` kill itself the same way (``kill_hook_from_env``), so drills can run the real
+CLI as a subprocess; the installed ``gantry`` never reads it.
 
 The in-operation drills go inside the target: ``infra.rollout.faults`` names a point after every single
 effect of every target operation. A reference run traces the points it passes; then, for each point,
@@ -30,11 +31,12 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+from fakes import JsonFileTarget
+
 from components.spec import Strategy
 from infra.rollout import faults
 from infra.rollout.clock import FakeClock
 from infra.rollout.engine import Engine, Outcome
-from infra.rollout.fakes import JsonFileTarget
 from infra.rollout.journal import AppendHook, EntryKind, Journal, SqliteJournal
 from infra.rollout.lock import SqliteLock
 from infra.rollout.scheduler import Plan, bluegreen_plan, canary_plan, expected_traffic, mismatches, replay
@@ -338,7 +340,8 @@ class SandboxDrill:
         return env
 
     def gantry(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([self.python, "-m", "infra.cli", *args], cwd=self.project, env=self._env(**env),
+        launcher = str(Path(__file__).resolve().parent / "drill_cli.py")
+        return subprocess.run([self.python, launcher, *args], cwd=self.project, env=self._env(**env),
                               capture_output=True, text=True, timeout=self.timeout, check=False)
 
     def _image(self) -> str:

@@ -1,7 +1,7 @@
 """Multi-process journal stress: engines, operators and readers on one journal.db while writers are SIGKILLed.
 
 Used by ``tests/rollout/test_journal_stress.py`` and ``bench/journal_stress.py``. Each role is a separate
-process (``python -m infra.rollout.stress <role> <dir> <index>``) with its own journal connection:
+process (``python tests/rollout/stress.py <role> <dir> <index>``) with its own journal connection:
 
 - an engine runs the real ``Engine`` (real journal and lease, a ``JsonFileTarget`` per stack, a clock
   whose waits take milliseconds) over one stack: it resumes whatever its killed predecessor left
@@ -29,13 +29,14 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from drills import StepAnalysis
+from fakes import JsonFileTarget
+
 from components.spec import Strategy
 from infra.errors import InputError
 from infra.rollout.clock import SystemClock
-from infra.rollout.drills import StepAnalysis
 from infra.rollout.engine import Engine, OperatorAction, request
 from infra.rollout.errors import StackLocked
-from infra.rollout.fakes import JsonFileTarget
 from infra.rollout.journal import Entry, EntryKind, JournalConflict, Quarantine, RolloutRecord, SqliteJournal
 from infra.rollout.lock import SqliteLock
 from infra.rollout.scheduler import canary_plan, mismatches, replay
@@ -227,7 +228,7 @@ class StressResult:
 
 def _spawn(root: Path, role: str, index: int, stacks: int) -> subprocess.Popen[bytes]:
     # A fresh interpreter, never a fork: a child must not inherit the parent's journal connection.
-    return subprocess.Popen([sys.executable, "-m", "infra.rollout.stress", role, str(root), str(index), str(stacks)],
+    return subprocess.Popen([sys.executable, __file__, role, str(root), str(index), str(stacks)],
                             stdout=subprocess.DEVNULL, stderr=open(root / f"{role}-{index}.err", "ab"))
 
 

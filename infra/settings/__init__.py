@@ -1,0 +1,1 @@
+"""Config-layer settings models that ``infra.config`` embeds (rollout defaults and per-service overrides)."""
