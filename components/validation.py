@@ -142,11 +142,3 @@ def check_image(field: str, value: object) -> list[Violation]:
     if len(name) > 255:
         return [Violation(f"{field} name", "at most 255 characters", name)]
     return []
-
-
-def check_range(field: str, value: object, low: int, high: int) -> list[Violation]:
-    if is_unknown(value):
-        return []
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        return [Violation(field, f"an integer from {low} to {high}", value)]
-    return []

@@ -11,7 +11,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
@@ -299,23 +299,22 @@ def register(app: typer.Typer) -> None:
     def status(rollout_id: IdArg, json_mode: JsonOpt = False, project: ProjectOpt = Path(".")) -> None:
         """Where a rollout stands, replayed from the journal."""
         from infra.errors import GantryError
-        from infra.rollout.journal import EntryKind
+        from infra.rollout.entries import Analysed, of, read
         from infra.rollout.scheduler import replay
         from infra.rollout.seams import RolloutId
-        from infra.rollout.view import render
+        from infra.rollout.view import checks_json, render
 
         journal = open_journal(project)
         try:
             record = journal.get(RolloutId(rollout_id))
-            entries = journal.entries(record.id)
+            entries = read(journal, record.id)
         except GantryError as exc:
             fail(exc)
         finally:
             journal.close()
         state = replay(entries)
-        analyses = [e for e in entries if e.kind is EntryKind.ANALYSIS]
-        raw = analyses[-1].data.get("checks", []) if analyses else []
-        checks = [c for c in raw if isinstance(c, Mapping)] if isinstance(raw, list) else []
+        analyses = of(entries, Analysed)
+        checks = checks_json(analyses[-1] if analyses else None)
         if json_mode:
             sys.stdout.write(json.dumps({
                 "rollout": record.id, "stack": record.stack, "service": record.service, "image": record.image,
@@ -329,13 +328,14 @@ def register(app: typer.Typer) -> None:
         from infra.errors import GantryError
         from infra.rollout.clock import SystemClock
         from infra.rollout.engine import OperatorAction, request
+        from infra.rollout.entries import read
         from infra.rollout.scheduler import replay
         from infra.rollout.seams import RolloutId
 
         journal = open_journal(project)
         try:
             record = journal.get(RolloutId(rollout_id))
-            state = replay(journal.entries(record.id))
+            state = replay(read(journal, record.id))
             # A resume needs no journal entry unless the rollout is paused: the engine replays and continues.
             if action != "resume" or state.paused:
                 # Printed only once request() returns: the entry is committed (synchronous=FULL) by then.

@@ -422,15 +422,6 @@ class HaproxyTarget:
         shown = ", ".join(f"{k}: {v}" for k, v in sorted(seen.items()))
         return [f"{good}/{n} sampled requests were served by {version} through 127.0.0.1:{port} ({shown})"]
 
-    def preview_url(self) -> str | None:
-        """Blue/green: the idle color's own address, for smoke hooks (None when nothing is prepared)."""
-        st = require(self.directory)
-        svc = self._svc(st)
-        if self.strategy is not Strategy.BLUEGREEN:
-            return None
-        slot = svc.slots.get(self._active_color(svc).other.value)
-        return f"http://127.0.0.1:{slot.port}" if slot else None
-
     def finalize(self) -> None:
         # finalize never raises, by contract: it only reaps children that already exited.
         with contextlib.suppress(Exception):

@@ -10,6 +10,7 @@ from rollout_rig import STACK, make_rig
 from components.spec import Color, Strategy
 from infra.errors import ExitCode
 from infra.rollout.engine import OperatorAction, request
+from infra.rollout.entries import Logged
 from infra.rollout.errors import QuarantinedVersion, StackLocked
 from infra.rollout.fakes import FakeAnalysis, FakeHook, FakeTarget
 from infra.rollout.journal import Entry, EntryKind, SqliteJournal
@@ -246,7 +247,7 @@ def test_pause_holds_until_resume(tmp_path: Path) -> None:
     waits: list[tuple[Phase, int]] = []
 
     class Resumer:
-        def on_entry(self, state: RolloutState, entry: Entry) -> None:
+        def on_entry(self, state: RolloutState, entry: Logged) -> None:
             return
 
         def on_wait(self, state: RolloutState, until: float, now: float) -> None:
@@ -279,7 +280,7 @@ def test_the_lease_is_renewed_through_long_waits(tmp_path: Path) -> None:
     margins: list[float] = []
 
     class Watch:
-        def on_entry(self, state: RolloutState, entry: Entry) -> None:
+        def on_entry(self, state: RolloutState, entry: Logged) -> None:
             return
 
         def on_wait(self, state: RolloutState, until: float, now: float) -> None:

@@ -14,6 +14,7 @@ from components.spec import Strategy
 from infra.config import SecretValue
 from infra.errors import InputError
 from infra.rollout import factory
+from infra.rollout.entries import parse_all
 from infra.rollout.fakes import FakeAnalysis
 from infra.rollout.hooks import CommandHook, HttpHook
 from infra.rollout.scheduler import StepEffect, replay
@@ -49,7 +50,7 @@ def test_live_frame_shows_stage_weights_gates_and_time_left(tmp_path: Path) -> N
     rig = make_rig(tmp_path, analysis=FakeAnalysis([Verdict.PASS, Verdict.FAIL]))
     outcome = rig.start()
     entries = rig.entries(outcome.rollout_id)
-    mid = replay(entries[:10])  # 10% analysed and advanced, 25% applied
+    mid = replay(parse_all(entries[:10]))  # 10% analysed and advanced, 25% applied
     checks = [{"name": "error-rate", "value": 0.031, "limit": 0.05, "verdict": "pass", "detail": "31/1000"}]
     text = _text(render(mid, checks, until=mid.step_started_at + 30, now=mid.step_started_at + 10))
     for part in ("canary 25%", "stable 75% / canary 25%", "error-rate", "0.031", "0.05", "pass",
@@ -60,7 +61,7 @@ def test_live_frame_shows_stage_weights_gates_and_time_left(tmp_path: Path) -> N
 def test_remaining_time_counts_the_steps_ahead(tmp_path: Path) -> None:
     rig = make_rig(tmp_path)
     outcome = rig.start()
-    first = replay(rig.entries(outcome.rollout_id)[:6])  # 10% just applied
+    first = replay(parse_all(rig.entries(outcome.rollout_id)[:6]))  # 10% just applied
     assert first.current_step.weight == 10
     assert remaining_seconds(first, first.step_started_at + 30, first.step_started_at) == 30 + 3 * 30
 

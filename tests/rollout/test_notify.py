@@ -10,7 +10,7 @@ import pytest
 from metric_servers import App, free_port, serve
 
 from infra.errors import InputError
-from infra.rollout.masking import Masker, mask
+from infra.rollout.masking import Masker
 from infra.rollout.notify import FanOut, SlackNotifier, WebhookNotifier
 from infra.rollout.seams import Event, EventKind, RolloutId, StackName
 
@@ -108,7 +108,7 @@ def test_bad_url_names_the_field_without_echoing_it() -> None:
     ("postgres://app:dbpa55@db:5432/x", "dbpa55"),
 ])
 def test_masking_patterns(text: str, hidden: str) -> None:
-    masked = mask(text)
+    masked = Masker().mask(text)
     assert hidden not in masked and "***" in masked
 
 

@@ -8,6 +8,7 @@ import pytest
 from rollout_rig import Rig, make_rig
 
 from components.spec import Strategy
+from infra.rollout.entries import parse_all
 from infra.rollout.fakes import FakeAnalysis, FakeTarget
 from infra.rollout.journal import EntryKind
 from infra.rollout.scheduler import replay
@@ -114,4 +115,4 @@ def test_resuming_a_finished_rollout_changes_nothing(tmp_path: Path) -> None:
     again = rig.engine.resume(done.rollout_id)
     assert again.phase is Phase.PROMOTED and again.verified
     assert len(rig.entries(done.rollout_id)) == count
-    assert replay(rig.entries(done.rollout_id)) == again.state
+    assert replay(parse_all(rig.entries(done.rollout_id))) == again.state
