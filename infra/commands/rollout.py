@@ -232,7 +232,7 @@ def register(app: typer.Typer) -> None:
         project: ProjectOpt = Path("."),
     ) -> None:
         """Start a rollout and follow it to promotion or rollback."""
-        from components.validation import check_image
+        from components.image import ImageRef, ImageRefError
         from infra.config import ConfigError
         from infra.errors import GantryError
         from infra.rollout.provenance import resolve as resolve_provenance
@@ -240,9 +240,10 @@ def register(app: typer.Typer) -> None:
         from infra.rollout.settings import linear_violations, parse_duration
 
         # Everything is validated before the journal, the lock or the target is touched.
-        problems = check_image("--image", image)
-        if problems:
-            usage(str(problems[0]))
+        try:
+            image = str(ImageRef.parse(image, "--image"))  # the one image grammar, parsed once at the edge
+        except ImageRefError as exc:
+            usage(str(exc))
         weights = parse_steps(steps) if steps is not None else None
         linear = linear_violations(step_weight, max_weight, prefix="--")
         if linear:
