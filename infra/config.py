@@ -23,7 +23,7 @@ from infra.documents import DocumentError, clip, load_yaml
 from infra.errors import InputError
 from infra.rollout.settings import RolloutSettings
 from infra.sandbox.settings import SandboxSettings
-from infra.secret_value import SecretValue
+from infra.secret_value import SecretValue, unsecure
 
 __all__ = ["ConfigError", "GantryConfig", "SecretValue", "load_stack", "parse", "read_stack_file"]
 
@@ -172,18 +172,8 @@ def namespace_values(raw: Mapping[str, object], namespace: str = NAMESPACE) -> d
     out: dict[str, object] = {}
     for key, value in raw.items():
         if isinstance(key, str) and key.startswith(prefix):
-            out[key[len(prefix):]] = _unsecure(value, key[len(prefix):])
+            out[key[len(prefix):]] = unsecure(value, key[len(prefix):])[0]
     return out
-
-
-def _unsecure(value: object, name: str) -> object:
-    if isinstance(value, dict):
-        if set(value) == {"secure"}:
-            return SecretValue(name)
-        return {k: _unsecure(v, f"{name}.{k}") for k, v in value.items()}
-    if isinstance(value, list):
-        return [_unsecure(v, f"{name}[{i}]") for i, v in enumerate(value)]
-    return value
 
 
 def load_stack(stack: str, config_dir: Path) -> GantryConfig:

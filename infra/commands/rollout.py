@@ -57,19 +57,16 @@ def parse_steps(text: str) -> list[int]:
 
 
 def config_dir(project: Path) -> Path:
-    """Where the stack files are: Pulumi.yaml's stackConfigDir, else the project directory itself."""
-    from infra.documents import DocumentError, load_yaml
+    """Where the stack files are: Pulumi.yaml's stackConfigDir (read by ``Project.load``, the one reader of
+    Pulumi.yaml), else the project directory itself; ``stacks/`` when there is no Pulumi.yaml."""
+    from infra.render import MANIFESTS, Project, ProjectError
 
-    manifest = project / "Pulumi.yaml"
-    if manifest.is_file():
-        try:
-            doc = load_yaml(manifest) or {}
-        except DocumentError as exc:
-            fail(exc)
-        if isinstance(doc, dict) and isinstance(doc.get("stackConfigDir"), str):
-            return project / str(doc["stackConfigDir"])
-        return project
-    return project / "stacks"
+    if not any((project / name).is_file() for name in MANIFESTS):
+        return project / "stacks"
+    try:
+        return Project.load(project).config_dir
+    except ProjectError as exc:
+        fail(exc)
 
 
 def load_config(project: Path, stack: str) -> GantryConfig:
