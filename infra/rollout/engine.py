@@ -150,8 +150,8 @@ class Heartbeat(threading.Thread):
                 self.lost = exc
                 return
             except Exception as exc:  # a busy database: try again at the next beat, the lease has ttl to spare
-                _log.warning("lease heartbeat for %s failed, retrying in %.0fs: %s", self.lease.stack, self.every,
-                             _one_line(str(exc), 200))
+                _log.warning("lease heartbeat for %s failed, retrying in %.0fs: %s: %s", self.lease.stack,
+                             self.every, type(exc).__name__, _one_line(str(exc), 200))
                 continue
 
     def stop(self) -> None:
@@ -501,7 +501,9 @@ class Engine:
         now = self.clock.now()
         try:
             result = judge.look(self._context(s, a.step, now))
-        except Exception:  # a look that cannot answer proves nothing; the interval's analysis fails safe
+        except Exception as exc:  # a look that cannot answer proves nothing; the interval's analysis fails safe
+            _log.info("streaming look at step %d could not answer (%s); the interval's analysis decides",
+                      a.step, self.masker.mask(_one_line(str(exc), 200)))
             return
         if result.verdict is not Verdict.FAIL:
             return
@@ -576,8 +578,9 @@ class Engine:
                       data={"image": s.image, "step": s.step, "weight": s.weight, "phase": s.phase.value})
         try:
             self.notifier.notify(event)
-        except Exception:  # notifiers promise not to raise; a broken one must still not stop a rollback
-            return
+        except Exception as exc:  # notifiers promise not to raise; a broken one must still not stop a rollback
+            _log.warning("notifier failed on %s of rollout %s: %s", kind.value, s.rollout_id,
+                         self.masker.mask(_one_line(f"{type(exc).__name__}: {exc}", 200)))
 
 
 # --------------------------------------------------------------------------- operator actions

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 from pathlib import Path
+from typing import cast
 
 import pytest
 from rollout_rig import STACK, make_rig
 
 from components.spec import Color, Strategy
 from infra.errors import ExitCode
-from infra.rollout.engine import OperatorAction, request
+from infra.rollout.engine import Heartbeat, OperatorAction, request
 from infra.rollout.entries import Logged
 from infra.rollout.errors import QuarantinedVersion, StackLocked
 from infra.rollout.fakes import FakeAnalysis, FakeHook, FakeTarget
 from infra.rollout.journal import Entry, EntryKind, SqliteJournal
+from infra.rollout.lock import Lease, Lock
 from infra.rollout.scheduler import RolloutState
 from infra.rollout.seams import (
     AnalysisContext,
@@ -306,3 +310,34 @@ def test_fast_track_revert_restores_the_checkpoint_of_a_promoted_rollout(tmp_pat
     assert started["revert_of"] == promoted.rollout_id
     assert started["before"] == {"strategy": "canary", "stable_image": "app:2.0", "canary_image": None,
                                  "canary_weight": 0}
+
+
+class FlakyLock:
+    """A lock whose heartbeats fail (a busy database) ``failures`` times, then renew; then it is taken."""
+
+    def __init__(self, lock: object, failures: int) -> None:
+        self.inner, self.failures, self.beats = lock, failures, 0
+
+    def heartbeat(self, lease: Lease) -> Lease:
+        self.beats += 1
+        if self.beats <= self.failures:
+            raise sqlite3.OperationalError("database is locked")
+        if self.beats == self.failures + 2:
+            raise StackLocked(lease.stack, "someone else", "elsewhere", None, None)
+        return lease
+
+
+def test_the_heartbeat_logs_each_failed_beat_and_keeps_the_lease(tmp_path: Path,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    rig = make_rig(tmp_path)
+    lease = rig.lock.acquire(STACK, RolloutId("r-beat"))
+    flaky = FlakyLock(rig.lock, failures=2)
+    beat = Heartbeat(cast(Lock, flaky), lease, every=0.001)
+    with caplog.at_level(logging.WARNING, logger="infra.rollout.engine"):
+        beat.start()
+        beat.join(timeout=10.0)
+    assert not beat.is_alive()
+    failed = [r.getMessage() for r in caplog.records if "heartbeat" in r.getMessage()]
+    assert len(failed) == 2 and all("OperationalError: database is locked" in m for m in failed), failed
+    # After the failed beats it renewed once, then recorded the lost lease for the loop instead of retrying.
+    assert flaky.beats == 4 and isinstance(beat.lost, StackLocked)
