@@ -221,6 +221,11 @@ def parse(values: Mapping[str, object], source: str) -> GantryConfig:
         raise ConfigError(source, [_one_line(str(exc))]) from None
 
 
+def problems(exc: ValidationError) -> list[str]:
+    """A validation error as ``gantry:<field> must be ...`` lines (``Spec.with_overrides`` raises these)."""
+    return [_format(err) for err in exc.errors()]
+
+
 def _format(err: Mapping[str, Any]) -> str:
     loc: tuple[int | str, ...] = tuple(err.get("loc", ()))
     typ = str(err.get("type", ""))

@@ -44,16 +44,16 @@ def usage(message: str) -> NoReturn:
 
 
 def parse_steps(text: str) -> list[int]:
-    from infra.rollout.settings import steps_violations
-
     try:
         steps = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
         usage(f"--steps must be comma-separated integers such as 10,25,50,100, but {text!r} was given")
-    problems = steps_violations(steps, "--steps")
-    if problems:
-        usage(str(problems[0]))
-    return steps
+    return steps  # the settings model checks the weights themselves (Spec.with_overrides)
+
+
+_FLAGS = {"gantry:stepWeight": "--step-weight", "gantry:maxWeight": "--max-weight", "gantry:steps": "--steps",
+          "gantry:interval": "--interval", "gantry:threshold": "--threshold"}
+"""The rollout settings a flag overrides, by the name a validation error gives them."""
 
 
 def config_dir(project: Path) -> Path:
@@ -229,12 +229,13 @@ def register(app: typer.Typer) -> None:
         project: ProjectOpt = Path("."),
     ) -> None:
         """Start a rollout and follow it to promotion or rollback."""
+        from pydantic import ValidationError
+
         from components.image import ImageRef, ImageRefError
-        from infra.config import ConfigError
+        from infra.config import ConfigError, problems
         from infra.errors import GantryError
         from infra.rollout.provenance import resolve as resolve_provenance
         from infra.rollout.seams import StackName
-        from infra.rollout.settings import linear_violations, parse_duration
 
         # Everything is validated before the journal, the lock or the target is touched.
         try:
@@ -242,18 +243,8 @@ def register(app: typer.Typer) -> None:
         except ImageRefError as exc:
             usage(str(exc))
         weights = parse_steps(steps) if steps is not None else None
-        linear = linear_violations(step_weight, max_weight, prefix="--")
-        if linear:
-            usage(str(linear[0]).replace("--stepWeight", "--step-weight").replace("--maxWeight", "--max-weight"))
         if weights is not None and step_weight is not None:
             usage("--steps must be omitted when --step-weight is given, but both were given")
-        if interval is not None:
-            try:
-                parse_duration(interval)
-            except ValueError as exc:
-                usage("--interval " + str(exc).split(" ", 1)[1])
-        if threshold is not None and not 1 <= threshold <= 100:
-            usage(f"--threshold must be an integer from 1 to 100, but {threshold} was given")
         try:
             config = load_config(project, stack)
             svc = config.service(service, strategy)
@@ -278,7 +269,16 @@ def register(app: typer.Typer) -> None:
             update["interval"] = interval
         if threshold is not None:
             update["threshold"] = threshold
-        settings = settings.model_copy(update=update)
+        try:
+            # Validated by the settings model itself, as the same values in the stack file would be.
+            settings = settings.with_overrides(**update)
+        except ValidationError as exc:
+            line = problems(exc)[0]
+            for field, flag in _FLAGS.items():
+                if line.startswith(field):
+                    line = flag + line[len(field):]
+                    break
+            usage(line)
         journal = open_journal(project)
         observer = _observer(json_mode)
         try:
