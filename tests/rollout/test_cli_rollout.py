@@ -155,7 +155,7 @@ def _unfinished(project: Path) -> str:
     (project / ".gantry" / "targets").mkdir(parents=True, exist_ok=True)
     target = JsonFileTarget(factory.file_target_path(project, "drill", "web"), Strategy.CANARY, "app:1.0")
     plan = make_plan(weights=(10, 50, 100), interval=0.0)
-    rig = make_rig(project, target=target, analysis=Dies(), plan=plan)  # type: ignore[arg-type]
+    rig = make_rig(project, target=target, analysis=Dies(), plan=plan)
     with pytest.raises(KeyboardInterrupt):
         rig.engine.start(stack=StackName("drill"), service="web", image="app:2.0", plan=rig.plan)
     return rig.journal.history()[0].id

@@ -13,7 +13,7 @@ from rollout_rig import STACK, make_rig
 from components.spec import Color, Strategy
 from infra.errors import ExitCode
 from infra.rollout.engine import Heartbeat, OperatorAction, request
-from infra.rollout.entries import Logged
+from infra.rollout.entries import Analysed, Logged, of, parse_all
 from infra.rollout.errors import QuarantinedVersion, StackLocked
 from infra.rollout.fakes import FakeAnalysis, FakeHook, FakeTarget
 from infra.rollout.journal import Entry, EntryKind, SqliteJournal
@@ -150,9 +150,9 @@ def test_an_analysis_that_raises_fails_safe(tmp_path: Path) -> None:
     rig = make_rig(tmp_path, analysis=FakeAnalysis(raises=RuntimeError("prometheus 503")))
     outcome = rig.start()
     assert outcome.phase is Phase.ROLLED_BACK
-    check = rig.of(outcome.rollout_id, EntryKind.ANALYSIS)[0].data["checks"][0]
-    assert (check["name"], check["verdict"]) == ("analysis", "fail")
-    assert "prometheus 503" in str(check["detail"])
+    check = of(parse_all(rig.entries(outcome.rollout_id)), Analysed)[0].checks[0]
+    assert (check.name, check.verdict) == ("analysis", Verdict.FAIL)
+    assert "prometheus 503" in check.detail
 
 
 def test_endless_inconclusive_analysis_still_ends_in_a_rollback(tmp_path: Path) -> None:

@@ -18,15 +18,15 @@ from infra.rollout.entries import parse_all
 from infra.rollout.fakes import FakeAnalysis
 from infra.rollout.hooks import CommandHook, HttpHook
 from infra.rollout.scheduler import StepEffect, replay
-from infra.rollout.seams import HookPhase, Verdict
+from infra.rollout.seams import HookPhase, JSONObject, Verdict
 from infra.rollout.settings import RolloutSettings
 from infra.rollout.view import JsonView, remaining_seconds, render
 
 
 def _text(renderable: object) -> str:
-    console = Console(file=io.StringIO(), width=140, color_system=None)
-    console.print(renderable)
-    return console.file.getvalue()  # type: ignore[attr-defined]
+    buffer = io.StringIO()
+    Console(file=buffer, width=140, color_system=None).print(renderable)
+    return buffer.getvalue()
 
 
 def test_json_view_prints_one_event_per_journal_entry(tmp_path: Path) -> None:
@@ -51,7 +51,8 @@ def test_live_frame_shows_stage_weights_gates_and_time_left(tmp_path: Path) -> N
     outcome = rig.start()
     entries = rig.entries(outcome.rollout_id)
     mid = replay(parse_all(entries[:10]))  # 10% analysed and advanced, 25% applied
-    checks = [{"name": "error-rate", "value": 0.031, "limit": 0.05, "verdict": "pass", "detail": "31/1000"}]
+    checks: list[JSONObject] = [{"name": "error-rate", "value": 0.031, "limit": 0.05, "verdict": "pass",
+                                 "detail": "31/1000"}]
     text = _text(render(mid, checks, until=mid.step_started_at + 30, now=mid.step_started_at + 10))
     for part in ("canary 25%", "stable 75% / canary 25%", "error-rate", "0.031", "0.05", "pass",
                  "20s until the next analysis", "80s to promotion", "0/1", "0/3"):

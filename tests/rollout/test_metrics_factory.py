@@ -19,7 +19,8 @@ def test_builds_by_name_with_settings() -> None:
     assert isinstance(make_provider("prometheus", url="http://127.0.0.1:9"), PrometheusProvider)
     cmd = make_provider("command", argv=[sys.executable, "-c", "print(1.5)"])
     assert isinstance(cmd, CommandProvider) and cmd.query(MetricQuery("x", "")) == Sample(1.5)
-    assert {make_provider(n, **kw).name for n, kw in (("http", {}), ("command", {}))} == {"http", "command"}
+    no_options: dict[str, object] = {}
+    assert {make_provider(n, **no_options).name for n in ("http", "command")} == {"http", "command"}
 
 
 def test_unknown_name_lists_every_valid_one() -> None:

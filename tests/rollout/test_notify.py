@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from metric_servers import App, free_port, serve
@@ -31,7 +32,7 @@ def app() -> Iterator[App]:
         yield running
 
 
-def last_body(app: App) -> dict[str, object]:
+def last_body(app: App) -> dict[str, Any]:
     body = json.loads(app.requests[-1][2])
     assert isinstance(body, dict)
     return body
@@ -44,15 +45,15 @@ def test_slack_message_for_every_event_kind(app: App, kind: EventKind) -> None:
     text = str(body["text"])
     assert "prod/web rollout r42" in text and kind.value.replace("_", " ") in text
     assert DB_PASSWORD not in json.dumps(body)
-    assert body["blocks"][1]["text"]["type"] == "mrkdwn"  # type: ignore[index]
+    assert body["blocks"][1]["text"]["type"] == "mrkdwn"
 
 
 def test_generic_webhook_carries_structured_masked_data(app: App) -> None:
     WebhookNotifier(f"{app.url}/hook", secrets=[DB_PASSWORD]).notify(event())
     body = last_body(app)
     assert body["kind"] == "rolled_back" and body["stack"] == "prod" and body["service"] == "web"
-    assert body["data"]["weight"] == 25 and body["data"]["checks"][0]["value"] == 0.09  # type: ignore[index]
-    assert DB_PASSWORD not in json.dumps(body) and "***" in body["data"]["detail"]  # type: ignore[index]
+    assert body["data"]["weight"] == 25 and body["data"]["checks"][0]["value"] == 0.09
+    assert DB_PASSWORD not in json.dumps(body) and "***" in body["data"]["detail"]
 
 
 def test_secret_looking_values_are_masked_even_unregistered(app: App) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -48,10 +49,10 @@ class Log:
         return replay(parse_all(self.entries))
 
 
-def _canary(**kw: object) -> Plan:
-    args: dict[str, object] = {"interval": 30.0, "threshold": 2}
+def _canary(**kw: Any) -> Plan:
+    args: dict[str, Any] = {"interval": 30.0, "threshold": 2}
     args.update(kw)
-    return canary_plan([10, 25, 50, 100], **args)  # type: ignore[arg-type]
+    return canary_plan([10, 25, 50, 100], **args)
 
 
 def _through_prepare(log: Log) -> Log:
