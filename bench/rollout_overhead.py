@@ -28,19 +28,20 @@ from fakes import FakeAnalysis, FakeTarget
 
 from infra.rollout.clock import FakeClock
 from infra.rollout.engine import Engine
-from infra.rollout.journal import Entry, EntryKind, SqliteJournal
+from infra.rollout.entries import Analysed, Applied, Body, Checkpointed, Decided, Logged, Prepare, Promote, SetWeight
+from infra.rollout.journal import SqliteJournal
 from infra.rollout.lock import SqliteLock
-from infra.rollout.scheduler import ActionKind, Plan, canary_plan, fold, next_action, replay, started_data
-from infra.rollout.seams import Decision, RolloutId, StackName, TrafficState, Verdict
+from infra.rollout.scheduler import ActionKind, Plan, canary_plan, fold, next_action, replay, started
+from infra.rollout.seams import RolloutId, StackName, TrafficState, Verdict
 
 
 def pure_rollout(plan: Plan) -> int:
-    """Drive the state machine by hand with synthetic entries; returns the number of actions."""
+    """Drive the state machine by hand with typed entries (as read from the journal); returns the number of
+    actions."""
     rid = RolloutId("r-bench")
     seq = 1
-    first = Entry(seq, rid, EntryKind.STARTED, started_data(stack=StackName("b"), service="web", image="app:2",
-                                                            baseline=TrafficState(plan.strategy, "app:1"),
-                                                            plan=plan), 0.0)
+    first = Logged(seq, rid, 0.0, started(stack=StackName("b"), service="web", image="app:2",
+                                          baseline=TrafficState(plan.strategy, "app:1"), plan=plan))
     state = replay([first])
     now = 0.0
     actions = 0
@@ -50,28 +51,27 @@ def pure_rollout(plan: Plan) -> int:
         if a.kind is ActionKind.FINISH:
             return actions
         seq += 1
+        body: Body
         if a.kind is ActionKind.CHECKPOINT:
-            e = Entry(seq, rid, EntryKind.CHECKPOINT, {"state": {}}, now)
+            body = Checkpointed(state={})
         elif a.kind is ActionKind.PREPARE:
-            e = Entry(seq, rid, EntryKind.APPLIED, {"action": "prepare"}, now)
+            body = Applied(effect=Prepare())
         elif a.kind is ActionKind.APPLY_STEP:
             assert a.plan_step is not None
-            e = Entry(seq, rid, EntryKind.APPLIED, {"action": "set_weight", "weight": a.plan_step.weight,
-                                                    "step": a.step}, now)
+            body = Applied(effect=SetWeight(weight=a.plan_step.weight, step=a.step))
         elif a.kind is ActionKind.ANALYSE:
-            e = Entry(seq, rid, EntryKind.ANALYSIS, {"verdict": Verdict.PASS.value, "checks": []}, now)
+            body = Analysed(verdict=Verdict.PASS)
         elif a.kind is ActionKind.DECIDE:
             assert a.decision is not None
-            e = Entry(seq, rid, EntryKind.DECISION, {"decision": a.decision.value}, now)
+            body = Decided(decision=a.decision)
         elif a.kind is ActionKind.PROMOTE:
-            e = Entry(seq, rid, EntryKind.APPLIED, {"action": "promote"}, now)
+            body = Applied(effect=Promote())
         elif a.kind is ActionKind.WAIT:
             now = a.until
             continue
         else:
             raise AssertionError(a)
-        state = fold(state, [e])
-        _ = Decision
+        state = fold(state, [Logged(seq, rid, now, body)])
 
 
 def engine_rollout(directory: Path, plan: Plan, i: int) -> int:

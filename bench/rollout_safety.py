@@ -55,8 +55,9 @@ from infra.rollout import factory  # noqa: E402
 from infra.rollout.analysis import SprtPlan, expected_sample_number  # noqa: E402
 from infra.rollout.clock import SystemClock  # noqa: E402
 from infra.rollout.engine import Engine  # noqa: E402
+from infra.rollout.entries import Analysed, Applied, Decided, Logged, SetWeight  # noqa: E402
 from infra.rollout.errors import MetricsUnavailable  # noqa: E402
-from infra.rollout.journal import Entry, SqliteJournal  # noqa: E402
+from infra.rollout.journal import SqliteJournal  # noqa: E402
 from infra.rollout.lock import SqliteLock  # noqa: E402
 from infra.rollout.metrics.prometheus import PrometheusProvider, PrometheusTraffic  # noqa: E402
 from infra.rollout.scheduler import RolloutState  # noqa: E402
@@ -64,6 +65,7 @@ from infra.rollout.seams import (  # noqa: E402
     AnalysisContext,
     AnalysisResult,
     CheckResult,
+    Decision,
     StackName,
     Track,
     Verdict,
@@ -148,16 +150,16 @@ class Recorder:
         self.early = False
         self._poller: threading.Thread | None = None
 
-    def on_entry(self, state: RolloutState, entry: Entry) -> None:
-        data = entry.data
-        if entry.kind.value == "applied" and data.get("action") == "set_weight" and self.canary_start is None:
+    def on_entry(self, state: RolloutState, entry: Logged) -> None:
+        body = entry.body
+        if isinstance(body, Applied) and isinstance(body.effect, SetWeight) and self.canary_start is None:
             self.canary_start = time.time()
             self.on_canary_start()
-        if entry.kind.value == "analysis" and data.get("early"):
+        if isinstance(body, Analysed) and body.early:
             self.early = True
-        if entry.kind.value == "decision" and data.get("decision") == "rollback" and self.decision_at is None:
+        if isinstance(body, Decided) and body.decision is Decision.ROLLBACK and self.decision_at is None:
             self.decision_at = time.time()
-            self.reason = str(data.get("reason", ""))
+            self.reason = body.reason
             self._poller = threading.Thread(target=self._poll, daemon=True)
             self._poller.start()
 

@@ -1,7 +1,8 @@
-"""The root of Gantry's error tree and the CLI's stable exit codes, at the lowest layer so every layer can raise them.
+"""Gantry's error tree and the CLI's stable exit codes; every layer raises these, the CLI maps them.
 
 Errors are grouped by what the caller should do, as kopf does: fix the input, retry later, or call an operator.
-``infra.errors`` re-exports these and adds the errors only the upper layers raise.
+The tree lives in the bottom layer so components (``SpecError``, ``ImageRefError``) can join it;
+``infra.errors`` re-exports it for everything above.
 """
 
 from __future__ import annotations
@@ -42,3 +43,7 @@ class TemporaryError(GantryError):
 
 class InputError(PermanentError):
     """Bad user input: a flag, a file, a config value."""
+
+
+class ProgramError(PermanentError):
+    """The Pulumi program itself raised."""

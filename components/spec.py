@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
@@ -35,6 +35,16 @@ class Spec(BaseModel):
         arbitrary_types_allowed=True,
         validate_default=True,
     )
+
+    def with_overrides(self, **changes: object) -> Self:
+        """A copy with ``changes`` (by field name) applied and the whole model validated again.
+
+        ``model_copy(update=...)`` validates nothing, so a CLI flag applied with it escapes every rule the
+        stack file obeys; here a bad override raises pydantic's ``ValidationError``, exactly as the same
+        value in the stack file would. Fields left unset stay unset (their defaults are derived again).
+        """
+        given = {name: getattr(self, name) for name in self.model_fields_set}
+        return self.model_validate({**given, **changes}, by_name=True)
 
 
 class Cloud(StrEnum):

@@ -13,12 +13,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from components.errors import InputError
+from components.image import ImageRef, ImageRefError
 
 
 class SpecError(InputError, ValueError):
-    """A spec or component argument breaks a documented constraint: fix the input (exit 2).
-
-    Still a ``ValueError``, so pydantic validators that raise it report a validation error."""
+    """A spec or component argument breaks a documented constraint (a ``ValueError`` too, so pydantic
+    validators report it as a field error)."""
 
     def __init__(self, field: str, constraint: str, value: object) -> None:
         self.field = field
@@ -114,43 +114,14 @@ def check_zone(field: str, cloud: str, region: str, value: object) -> list[Viola
     return [] if ok else [Violation(field, shape, value)]
 
 
-_IMAGE = re.compile(
-    r"^(?P<repo>[a-z0-9]+(?:[._\-/:][a-z0-9]+)*?)"
-    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}))?"
-    r"(?:@(?P<digest>sha256:[a-f0-9]{64}))?$"
-)
-
-_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}")
-
-
 def check_image(field: str, value: object) -> list[Violation]:
-    """Images carry a tag or a digest, and ``latest`` is refused: a rollout needs a fixed version."""
+    """Images carry a tag or a digest, and ``latest`` is refused: a rollout needs a fixed version.
+
+    The grammar is ``ImageRef.parse``'s (``components.image``), the only one in Gantry."""
     if is_unknown(value):
         return []
-    constraint = "an image pinned by a tag other than 'latest' or by a sha256 digest"
-    if not isinstance(value, str):
-        return [Violation(field, constraint, value)]
-    last = value.rsplit("/", 1)[-1]
-    match = _IMAGE.match(value)
-    has_digest = "@sha256:" in value
-    has_tag = ":" in last.split("@", 1)[0]
-    tag = last.split("@", 1)[0].split(":", 1)[1] if has_tag else None
-    if match is None or not (has_digest or has_tag) or tag == "latest":
-        return [Violation(field, constraint, value)]
-    # The OCI distribution spec caps a tag at 128 characters and Docker a name at 255; registries refuse more.
-    if tag is not None and not _TAG.fullmatch(tag):
-        return [Violation(f"{field} tag", "at most 128 characters of letters, digits, '_', '.' and '-', not "
-                                          "starting with '.' or '-'", tag)]
-    name = value.split("@", 1)[0]
-    name = name[: len(name) - len(tag) - 1] if tag is not None else name
-    if len(name) > 255:
-        return [Violation(f"{field} name", "at most 255 characters", name)]
-    return []
-
-
-def check_range(field: str, value: object, low: int, high: int) -> list[Violation]:
-    if is_unknown(value):
-        return []
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        return [Violation(field, f"an integer from {low} to {high}", value)]
+    try:
+        ImageRef.parse(value, field)
+    except ImageRefError as exc:
+        return [Violation(exc.field, exc.constraint, exc.value)]
     return []

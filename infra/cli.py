@@ -6,11 +6,10 @@ Exit codes (stable): 0 ok, 1 findings or rolled back, 2 usage or input error, 3 
 
 from __future__ import annotations
 
-import gc
-
 import typer
 
 from infra import commands, plugins
+from infra.harness.gcpause import gc_paused
 
 app = typer.Typer(
     name="gantry",
@@ -22,10 +21,9 @@ app = typer.Typer(
 
 # Registering commands imports typer, rich and pydantic models: pause the collector while that
 # builds its many objects, as it finds nothing to free there.
-gc.disable()
-plugins.load()  # every backend registers before any stack config is validated
-commands.register_all(app)
-gc.enable()
+with gc_paused():
+    plugins.load()  # every backend registers before any stack config is validated
+    commands.register_all(app)
 
 
 def main() -> None:

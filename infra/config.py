@@ -22,7 +22,7 @@ from components.validation import SpecError, Violation, check_region, message, r
 from infra import registry
 from infra.documents import DocumentError, clip, load_yaml
 from infra.errors import InputError
-from infra.secret_value import SecretValue
+from infra.secret_value import SecretValue, unsecure
 from infra.settings.rollout import RolloutSettings
 
 __all__ = ["ConfigError", "GantryConfig", "SecretValue", "load_stack", "parse", "read_stack_file"]
@@ -174,18 +174,8 @@ def namespace_values(raw: Mapping[str, object], namespace: str = NAMESPACE) -> d
     out: dict[str, object] = {}
     for key, value in raw.items():
         if isinstance(key, str) and key.startswith(prefix):
-            out[key[len(prefix):]] = _unsecure(value, key[len(prefix):])
+            out[key[len(prefix):]] = unsecure(value, key[len(prefix):])[0]
     return out
-
-
-def _unsecure(value: object, name: str) -> object:
-    if isinstance(value, dict):
-        if set(value) == {"secure"}:
-            return SecretValue(name)
-        return {k: _unsecure(v, f"{name}.{k}") for k, v in value.items()}
-    if isinstance(value, list):
-        return [_unsecure(v, f"{name}[{i}]") for i, v in enumerate(value)]
-    return value
 
 
 def load_stack(stack: str, config_dir: Path) -> GantryConfig:
@@ -231,6 +221,11 @@ def parse(values: Mapping[str, object], source: str) -> GantryConfig:
         raise ConfigError(source, [_format(err, values) for err in exc.errors()]) from None
     except (SpecError, ValueError, TypeError) as exc:  # defensive: validators raising outside pydantic
         raise ConfigError(source, [_one_line(str(exc))]) from None
+
+
+def problems(exc: ValidationError) -> list[str]:
+    """A validation error as ``gantry:<field> must be ...`` lines (``Spec.with_overrides`` raises these)."""
+    return [_format(err) for err in exc.errors()]
 
 
 def _format(err: Mapping[str, Any], values: Mapping[str, object] | None = None) -> str:

@@ -152,11 +152,6 @@ def parse_json(text: str, source: str) -> object:
     return doc
 
 
-def load_document(path: Path, source: str | None = None) -> object:
-    """JSON for ``*.json``, else YAML; both with the same limits."""
-    return load_json(path, source) if path.suffix == ".json" else load_yaml(path, source)
-
-
 # --------------------------------------------------------------------------- internals
 
 

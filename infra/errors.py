@@ -1,15 +1,13 @@
-"""Gantry's error tree and the CLI's stable exit codes; every layer raises these, the CLI maps them.
+"""Gantry's error tree and exit codes for the layers above ``components`` (defined in ``components.errors``).
 
-Errors are grouped by what the caller should do, as kopf does: fix the input, retry later, or call an operator.
+Every error Gantry raises on purpose subclasses ``GantryError``; the CLI maps ``exit_code`` to the process's.
 """
 
 from __future__ import annotations
 
-# The root of the tree lives in components/ (the lowest layer) so that SpecError can join it; re-exported here.
-from components.errors import ExitCode, GantryError, InputError, PermanentError, TemporaryError
-
-__all__ = ["ExitCode", "GantryError", "InputError", "PermanentError", "ProgramError", "TemporaryError"]
-
-
-class ProgramError(PermanentError):
-    """The Pulumi program itself raised."""
+from components.errors import ExitCode as ExitCode
+from components.errors import GantryError as GantryError
+from components.errors import InputError as InputError
+from components.errors import PermanentError as PermanentError
+from components.errors import ProgramError as ProgramError
+from components.errors import TemporaryError as TemporaryError

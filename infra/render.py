@@ -25,6 +25,7 @@ from typing import Any, cast
 from infra.config import ConfigError, SecretValue, read_stack_file
 from infra.documents import DocumentError, clip, load_yaml
 from infra.errors import InputError, ProgramError
+from infra.secret_value import unsecure
 
 SCHEMA_VERSION = 1
 SECRET = "[secret]"
@@ -273,6 +274,10 @@ def render_callable(
 # --------------------------------------------------------------------------- projects
 
 
+MANIFESTS = ("Pulumi.yaml", "Pulumi.yml")
+"""The names Pulumi reads a project's manifest from."""
+
+
 @dataclass(frozen=True, slots=True)
 class Project:
     """A Pulumi project directory as its ``Pulumi.yaml`` describes it."""
@@ -287,7 +292,7 @@ class Project:
     @staticmethod
     def load(root: Path) -> Project:
         root = root.resolve()
-        manifest = next((root / n for n in ("Pulumi.yaml", "Pulumi.yml") if (root / n).is_file()), None)
+        manifest = next((root / n for n in MANIFESTS if (root / n).is_file()), None)
         if manifest is None:
             raise ProjectError(f"{root}: no Pulumi.yaml found; pass --project pointing at a Pulumi project")
         try:
@@ -339,24 +344,10 @@ def stack_config(project: Project, stack: str) -> tuple[dict[str, object], tuple
     secrets: list[str] = []
     for key, value in sf.raw.items():
         full = str(key) if ":" in str(key) else f"{project.name}:{key}"
-        if isinstance(value, dict) and set(value) == {"secure"}:
-            config[full] = SecretValue(full)
+        config[full], secret = unsecure(value, full)
+        if secret:
             secrets.append(full)
-        else:
-            config[full] = _secure_nested(value, full, secrets)
     return config, tuple(secrets), sf.path
-
-
-def _secure_nested(value: object, key: str, secrets: list[str]) -> object:
-    if isinstance(value, dict):
-        if set(value) == {"secure"}:
-            if key not in secrets:
-                secrets.append(key.split(".", 1)[0])
-            return SecretValue(key)
-        return {k: _secure_nested(v, key, secrets) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_secure_nested(v, key, secrets) for v in value]
-    return value
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,3 +14,19 @@ class SecretValue(str):
 
     def __new__(cls, name: str = "secret") -> SecretValue:
         return super().__new__(cls, f"[secret:{name}]")
+
+
+def unsecure(value: object, name: str) -> tuple[object, bool]:
+    """``value`` with every ``{secure: ...}`` inside replaced by a ``SecretValue`` named by its path
+    (``services.web.token``, ``hooks[0]``), and whether there was one. The one reader of ``secure:`` values:
+    the stack-config loader and the renderer both call it."""
+    if isinstance(value, dict):
+        if set(value) == {"secure"}:
+            return SecretValue(name), True
+        pairs = [(k, unsecure(v, f"{name}.{k}")) for k, v in value.items()]
+        return {k: v for k, (v, _) in pairs}, any(found for _, (_, found) in pairs)
+    if isinstance(value, list):
+        items = [unsecure(v, f"{name}[{i}]") for i, v in enumerate(value)]
+        return [v for v, _ in items], any(found for _, found in items)
+    return value, False
+

@@ -6,8 +6,9 @@ Selectors hold only labels that never change for the life of a Deployment (a Dep
 
 from __future__ import annotations
 
-import re
 from enum import StrEnum
+
+from components.image import ImageRef, ImageRefError
 
 NAME = "app.kubernetes.io/name"
 INSTANCE = "app.kubernetes.io/instance"
@@ -20,7 +21,6 @@ COLOR = "gantry.dev/color"
 """Blue/green: ``blue`` or ``green``."""
 MANAGER = "gantry"
 
-_LABEL_VALUE_BAD = re.compile(r"[^A-Za-z0-9_.-]")
 
 
 class Track(StrEnum):
@@ -29,14 +29,11 @@ class Track(StrEnum):
 
 
 def version_of(image: str) -> str:
-    """A label-safe version from an image reference: its tag, else a digest prefix."""
-    last = image.rsplit("/", 1)[-1]
-    name_tag, _, digest = last.partition("@")
-    _, _, tag = name_tag.partition(":")
-    raw = tag or (digest.replace(":", "-")[:19] if digest else "unknown")
-    value = _LABEL_VALUE_BAD.sub("-", raw)[:63]
-    # Label values must start and end with an alphanumeric character.
-    return value.strip("-_.") or "unknown"
+    """A label-safe version from an image reference: its tag, else a digest prefix (``ImageRef.version``)."""
+    try:
+        return ImageRef.parse(image).version
+    except ImageRefError:
+        return "unknown"  # specs validate their images; a raw manifest's may be anything
 
 
 def common(service: str, part_of: str) -> dict[str, str]:

@@ -43,8 +43,6 @@ class Manifest:
         """Pulumi resource name: ``namespace/name`` is unique per type across a stack's services."""
         return f"{self.namespace}/{self.name}" if self.namespace else self.name
 
-    def to_dict(self) -> dict[str, JsonValue]:
-        return {"apiVersion": self.api_version, "kind": self.kind, "metadata": self.metadata, **self.body}
 
 
 # Typed resources for core kinds so their URNs carry the real type token (policies match on it);

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import json
 import sys
 from collections.abc import Sequence
@@ -14,6 +13,7 @@ import typer
 from infra.config import ConfigError
 from infra.console import make_console, styled
 from infra.errors import ExitCode, GantryError
+from infra.harness.gcpause import gc_paused
 
 if TYPE_CHECKING:
     from infra.render import RenderResult
@@ -35,7 +35,8 @@ def short_lived() -> None:
     collector finds almost nothing to free yet costs about a fifth of their CPU. Long-running
     commands (rollouts, the sandbox) never call this.
     """
-    gc.disable()
+    with gc_paused(resume=False):
+        return  # paused until the process exits
 
 
 def emit_json(document: object) -> None:

@@ -45,14 +45,15 @@ def register(app: typer.Typer) -> None:
         project: Annotated[Path, typer.Option("--project", "-p", help="Project directory.")] = Path("."),
     ) -> None:
         """Show what `rollout start` would do, without touching anything: steps, gates and their exact queries."""
-        from components.validation import check_image
+        from components.image import ImageRef, ImageRefError
         from infra.commands.rollout import load_config
         from infra.config import ConfigError
         from infra.rollout.preview import preview
 
-        problems = check_image("--image", image)
-        if problems:
-            fail(InputError(str(problems[0])))
+        try:
+            ref = ImageRef.parse(image, "--image")  # parsed once here; the preview gets the typed reference's text
+        except ImageRefError as exc:
+            fail(exc)
         try:
             config = load_config(project, stack)
             svc = config.service(service, strategy)
@@ -61,7 +62,7 @@ def register(app: typer.Typer) -> None:
         except KeyError as exc:
             fail(InputError(str(exc.args[0])))
         chosen = strategy or svc.strategy
-        result = preview(config, stack=stack, service=service, image=image, strategy=chosen,
+        result = preview(config, stack=stack, service=service, image=str(ref), strategy=chosen,
                          settings=config.rollout_for(service))
         if fmt is PlanFormat.JSON:
             emit_json(result.as_json())

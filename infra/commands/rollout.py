@@ -11,7 +11,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn
 
@@ -44,32 +44,29 @@ def usage(message: str) -> NoReturn:
 
 
 def parse_steps(text: str) -> list[int]:
-    from infra.settings.rollout import steps_violations
-
     try:
         steps = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
         usage(f"--steps must be comma-separated integers such as 10,25,50,100, but {text!r} was given")
-    problems = steps_violations(steps, "--steps")
-    if problems:
-        usage(str(problems[0]))
-    return steps
+    return steps  # the settings model checks the weights themselves (Spec.with_overrides)
+
+
+_FLAGS = {"gantry:stepWeight": "--step-weight", "gantry:maxWeight": "--max-weight", "gantry:steps": "--steps",
+          "gantry:interval": "--interval", "gantry:threshold": "--threshold"}
+"""The rollout settings a flag overrides, by the name a validation error gives them."""
 
 
 def config_dir(project: Path) -> Path:
-    """Where the stack files are: Pulumi.yaml's stackConfigDir, else the project directory itself."""
-    from infra.documents import DocumentError, load_yaml
+    """Where the stack files are: Pulumi.yaml's stackConfigDir (read by ``Project.load``, the one reader of
+    Pulumi.yaml), else the project directory itself; ``stacks/`` when there is no Pulumi.yaml."""
+    from infra.render import MANIFESTS, Project, ProjectError
 
-    manifest = project / "Pulumi.yaml"
-    if manifest.is_file():
-        try:
-            doc = load_yaml(manifest) or {}
-        except DocumentError as exc:
-            fail(exc)
-        if isinstance(doc, dict) and isinstance(doc.get("stackConfigDir"), str):
-            return project / str(doc["stackConfigDir"])
-        return project
-    return project / "stacks"
+    if not any((project / name).is_file() for name in MANIFESTS):
+        return project / "stacks"
+    try:
+        return Project.load(project).config_dir
+    except ProjectError as exc:
+        fail(exc)
 
 
 def load_config(project: Path, stack: str) -> GantryConfig:
@@ -234,30 +231,22 @@ def register(app: typer.Typer) -> None:
         project: ProjectOpt = Path("."),
     ) -> None:
         """Start a rollout and follow it to promotion or rollback."""
-        from components.validation import check_image
-        from infra.config import ConfigError
+        from pydantic import ValidationError
+
+        from components.image import ImageRef, ImageRefError
+        from infra.config import ConfigError, problems
         from infra.errors import GantryError
         from infra.rollout.provenance import resolve as resolve_provenance
         from infra.rollout.seams import StackName
-        from infra.settings.rollout import Duration, linear_violations, parse_duration
 
         # Everything is validated before the journal, the lock or the target is touched.
-        problems = check_image("--image", image)
-        if problems:
-            usage(str(problems[0]))
+        try:
+            image = str(ImageRef.parse(image, "--image"))  # the one image grammar, parsed once at the edge
+        except ImageRefError as exc:
+            usage(str(exc))
         weights = parse_steps(steps) if steps is not None else None
-        linear = linear_violations(step_weight, max_weight, prefix="--")
-        if linear:
-            usage(str(linear[0]).replace("--stepWeight", "--step-weight").replace("--maxWeight", "--max-weight"))
         if weights is not None and step_weight is not None:
             usage("--steps must be omitted when --step-weight is given, but both were given")
-        if interval is not None:
-            try:
-                parse_duration(interval)
-            except ValueError as exc:
-                usage("--interval " + str(exc).split(" ", 1)[1])
-        if threshold is not None and not 1 <= threshold <= 100:
-            usage(f"--threshold must be an integer from 1 to 100, but {threshold} was given")
         try:
             config = load_config(project, stack)
             svc = config.service(service, strategy)
@@ -279,10 +268,19 @@ def register(app: typer.Typer) -> None:
         if step_weight is not None:
             update.update(step_weight=step_weight, max_weight=max_weight)
         if interval is not None:
-            update["interval"] = Duration(interval)  # model_copy skips validation: parsed here, checked above
+            update["interval"] = interval
         if threshold is not None:
             update["threshold"] = threshold
-        settings = settings.model_copy(update=update)
+        try:
+            # Validated by the settings model itself, as the same values in the stack file would be.
+            settings = settings.with_overrides(**update)
+        except ValidationError as exc:
+            line = problems(exc)[0]
+            for field, flag in _FLAGS.items():
+                if line.startswith(field):
+                    line = flag + line[len(field):]
+                    break
+            usage(line)
         journal = open_journal(project)
         observer = _observer(json_mode)
         try:
@@ -301,23 +299,22 @@ def register(app: typer.Typer) -> None:
     def status(rollout_id: IdArg, json_mode: JsonOpt = False, project: ProjectOpt = Path(".")) -> None:
         """Where a rollout stands, replayed from the journal."""
         from infra.errors import GantryError
-        from infra.rollout.journal import EntryKind
+        from infra.rollout.entries import Analysed, of, read
         from infra.rollout.scheduler import replay
         from infra.rollout.seams import RolloutId
-        from infra.rollout.view import render
+        from infra.rollout.view import checks_json, render
 
         journal = open_journal(project)
         try:
             record = journal.get(RolloutId(rollout_id))
-            entries = journal.entries(record.id)
+            entries = read(journal, record.id)
         except GantryError as exc:
             fail(exc)
         finally:
             journal.close()
         state = replay(entries)
-        analyses = [e for e in entries if e.kind is EntryKind.ANALYSIS]
-        raw = analyses[-1].data.get("checks", []) if analyses else []
-        checks = [c for c in raw if isinstance(c, Mapping)] if isinstance(raw, list) else []
+        analyses = of(entries, Analysed)
+        checks = checks_json(analyses[-1] if analyses else None)
         if json_mode:
             sys.stdout.write(json.dumps({
                 "rollout": record.id, "stack": record.stack, "service": record.service, "image": record.image,
@@ -331,13 +328,14 @@ def register(app: typer.Typer) -> None:
         from infra.errors import GantryError
         from infra.rollout.clock import SystemClock
         from infra.rollout.engine import OperatorAction, request
+        from infra.rollout.entries import read
         from infra.rollout.scheduler import replay
         from infra.rollout.seams import RolloutId
 
         journal = open_journal(project)
         try:
             record = journal.get(RolloutId(rollout_id))
-            state = replay(journal.entries(record.id))
+            state = replay(read(journal, record.id))
             # A resume needs no journal entry unless the rollout is paused: the engine replays and continues.
             if action != "resume" or state.paused:
                 # Printed only once request() returns: the entry is committed (synchronous=FULL) by then.

@@ -11,17 +11,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import gc
 import hashlib
 import json
 import logging
 import os
 import sys
 import traceback
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
+
+from .gcpause import gc_paused
 
 SECRET = "[secret]"
 UNKNOWN = "[unknown]"
@@ -341,23 +342,6 @@ _RECORDING: dict[str, Any] = {}
 
 
 # --------------------------------------------------------------------------- run
-
-
-@contextlib.contextmanager
-def gc_paused(resume: bool = True) -> Iterator[None]:
-    """Pause the cyclic GC while a program imports its provider SDKs and registers resources.
-
-    Importing pulumi_aws/pulumi_kubernetes builds thousands of classes; the collector runs hundreds of
-    times during that and finds almost nothing (about a fifth of a cold render's CPU). Reference
-    counting still frees memory; the collector resumes afterwards.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled and resume:
-            gc.enable()
 
 
 class _DiagnosticsLog(logging.Handler):

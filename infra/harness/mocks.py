@@ -44,10 +44,6 @@ def _plain(value: object) -> object:
     return rpc.unwrap_rpc_secret(value)
 
 
-def _secret(value: object) -> object:
-    return rpc.wrap_rpc_secret(value)
-
-
 def kubeconfig(cluster: str, server: str, ca: str = FAKE_CA) -> str:
     """A syntactically valid kubeconfig (JSON is valid YAML) for a rendered cluster."""
     return json.dumps(

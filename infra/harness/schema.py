@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import collections.abc
 import importlib
+import logging
 import re
 import sys
 import typing
 from collections.abc import Callable
 from typing import Any
+
+_log = logging.getLogger(__name__)
 
 MAX_DEPTH = 5
 
@@ -35,7 +38,8 @@ def _types_of(cls: type) -> dict[str, Any]:
     try:
         reader = _types.output_type_types if _types.is_output_type(cls) else _types.resource_types
         found = dict(reader(cls))
-    except Exception:  # an SDK whose annotations do not resolve: no shape, never a crash
+    except Exception as exc:  # an SDK whose annotations do not resolve: no shape, never a crash
+        _log.debug("no input/output shape for %s: %r", cls, exc)
         found = {}
     found.pop("id", None)
     found.pop("urn", None)
@@ -61,7 +65,8 @@ def resource_class(type_token: str) -> type | None:
         if class_name and fqn:
             try:
                 return typing.cast(type, getattr(importlib.import_module(fqn), class_name))
-            except Exception:
+            except Exception as exc:  # an SDK module that does not import: the resource keeps no shape
+                _log.debug("cannot load %s.%s: %r", fqn, class_name, exc)
                 return None
     return None
 
@@ -87,7 +92,8 @@ def invoke_result_class(token: str) -> type | None:
         if module is None:
             try:
                 module = importlib.import_module(candidate)
-            except Exception:
+            except Exception as exc:  # not this candidate module: try the next
+                _log.debug("cannot import %s: %r", candidate, exc)
                 continue
         cls = getattr(module, wanted, None)
         if isinstance(cls, type):

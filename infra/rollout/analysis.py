@@ -68,6 +68,7 @@ sequential judge also keeps the absolute p95 limit.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -91,6 +92,8 @@ from infra.rollout.seams import (
     Verdict,
 )
 from infra.settings.rollout import RolloutSettings
+
+_log = logging.getLogger(__name__)
 
 MIN_WINDOW_SECONDS = 1.0
 
@@ -218,7 +221,9 @@ def _observe(traffic: TrafficSource, track: Track, window: float) -> TrafficCoun
     so an unreadable baseline does not fail a judge that does not compare against it."""
     try:
         return traffic.counts(track, window)
-    except Exception:  # evidence, not a gate: whatever went wrong, the verdict must not change
+    except Exception as exc:  # evidence, not a gate: whatever went wrong, the verdict must not change
+        _log.info("%s traffic counts unreadable, recorded as no evidence: %s: %s", track.value, type(exc).__name__,
+                  " ".join(str(exc).split())[:200])
         return None
 
 

@@ -13,8 +13,10 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from infra.errors import TemporaryError
 
-class Timeout(Exception):
+
+class Timeout(TemporaryError):
     """The command ran past its timeout; it and its children were killed."""
 
 

@@ -20,12 +20,37 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Protocol, cast
 
 from infra.errors import ExitCode, InputError
+from infra.rollout.entries import (
+    Analysed,
+    Applied,
+    Body,
+    Check,
+    Checkpointed,
+    Decided,
+    EffectKind,
+    Failed,
+    HookOutcome,
+    HooksRan,
+    Intended,
+    Logged,
+    Observe,
+    PhaseSet,
+    Prepare,
+    Promote,
+    Requested,
+    Revert,
+    SetWeight,
+    Started,
+    Switch,
+    Verified,
+    read,
+)
+from infra.rollout.entries import OperatorAction as OperatorAction
 from infra.rollout.errors import QuarantinedVersion, StackLocked
-from infra.rollout.journal import Entry, EntryKind, Journal, JournalConflict, Quarantine, RolloutRecord
+from infra.rollout.journal import Journal, JournalConflict, Quarantine, RolloutRecord
 from infra.rollout.lock import Lease, Lock, iso
 from infra.rollout.masking import Masker
 from infra.rollout.provenance import UNKNOWN, Provenance
@@ -39,7 +64,7 @@ from infra.rollout.scheduler import (
     mismatches,
     next_action,
     replay,
-    started_data,
+    started,
 )
 from infra.rollout.seams import (
     Analysis,
@@ -52,7 +77,6 @@ from infra.rollout.seams import (
     EventKind,
     Hook,
     JSONObject,
-    JSONValue,
     Notifier,
     Phase,
     RolloutId,
@@ -64,7 +88,6 @@ from infra.rollout.seams import (
 )
 
 _log = logging.getLogger(__name__)
-
 _DECISION_PHASE = {Decision.PROMOTE: Phase.PROMOTING, Decision.ROLLBACK: Phase.ROLLING_BACK}
 _EVENT_FOR = {Phase.PROMOTED: EventKind.PROMOTED, Phase.ROLLED_BACK: EventKind.ROLLED_BACK,
               Phase.FAILED: EventKind.FAILED}
@@ -74,7 +97,7 @@ _EXIT_FOR = {Phase.PROMOTED: ExitCode.OK, Phase.ROLLED_BACK: ExitCode.FAILED, Ph
 class Observer(Protocol):
     """Sees every journal entry as it is folded (the live view, ``--json``) and every wait."""
 
-    def on_entry(self, state: RolloutState, entry: Entry) -> None: ...
+    def on_entry(self, state: RolloutState, entry: Logged) -> None: ...
 
     def on_wait(self, state: RolloutState, until: float, now: float) -> None: ...
 
@@ -100,6 +123,11 @@ def new_rollout_id(now: float) -> RolloutId:
     return RolloutId(f"r-{stamp}-{secrets.token_hex(3)}")
 
 
+def _checks(result: AnalysisResult) -> tuple[Check, ...]:
+    return tuple(Check(name=c.name, verdict=c.verdict, value=c.value, limit=c.limit, detail=c.detail)
+                 for c in result.checks)
+
+
 def _one_line(text: str, limit: int = 400) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else "..." + flat[-limit:]
@@ -121,7 +149,9 @@ class Heartbeat(threading.Thread):
             except StackLocked as exc:
                 self.lost = exc
                 return
-            except Exception:  # a busy database: try again at the next beat, the lease has ttl to spare
+            except Exception as exc:  # a busy database: try again at the next beat, the lease has ttl to spare
+                _log.warning("lease heartbeat for %s failed, retrying in %.0fs: %s: %s", self.lease.stack,
+                             self.every, type(exc).__name__, _one_line(str(exc), 200))
                 continue
 
     def stop(self) -> None:
@@ -174,10 +204,10 @@ class Engine:
         try:
             baseline = self.target.current()
             now = self.clock.now()
-            data = dict(started_data(stack=stack, service=service, image=image, baseline=baseline, plan=plan))
-            data["forced"] = force and q is not None
-            first = self.journal.create(
-                RolloutRecord(rid, stack, service, image, plan.strategy, Phase.PENDING, now, now, provenance), data)
+            body = started(stack=stack, service=service, image=image, baseline=baseline, plan=plan,
+                           forced=force and q is not None)
+            first = self._create(
+                RolloutRecord(rid, stack, service, image, plan.strategy, Phase.PENDING, now, now, provenance), body)
             state = replay([first])
             self._observe(state, [first])
             self._notify(state, EventKind.STARTED, f"rollout of {image} started ({plan.strategy.value})")
@@ -188,13 +218,13 @@ class Engine:
     def resume(self, rollout_id: RolloutId) -> Outcome:
         """Continue a rollout from its journal (its process died, or it was paused)."""
         record = self.journal.get(rollout_id)
-        done = replay(self.journal.entries(rollout_id))
+        done = replay(read(self.journal, rollout_id))
         if done.phase.terminal and done.verified is not None:
             # Finished and verified: report it without taking the stack from whoever holds it now.
             return self._outcome(done)
         lease = self.lock.acquire(record.stack, rollout_id)
         try:
-            state = replay(self.journal.entries(rollout_id))
+            state = replay(read(self.journal, rollout_id))
             if not state.phase.terminal:
                 state = self._reconcile(state)
             return self._run(state, lease)
@@ -208,7 +238,8 @@ class Engine:
         image is quarantined, so ``status``, ``history`` and a crash during the revert behave as usual.
         """
         source = self.journal.get(source_id)
-        src = replay(self.journal.entries(source_id))
+        entries = read(self.journal, source_id)
+        src = replay(entries)
         if src.checkpoint is None:
             raise InputError(f"--to must name a rollout that took a checkpoint, but {source_id} never did")
         unfinished = self.journal.active(source.stack)
@@ -219,19 +250,19 @@ class Engine:
         lease = self.lock.acquire(source.stack, rid)
         try:
             before = self.target.checkpoint()
-            entries = self.journal.entries(source_id)
-            baseline = entries[0].data["baseline"]
             now = self.clock.now()
-            data = dict(entries[0].data)
-            data.update(revert_of=source_id, baseline=baseline, before=before)
-            first = self.journal.create(RolloutRecord(rid, source.stack, source.service, source.image,
-                                                      source.strategy, Phase.PENDING, now, now), data)
+            # The source's plan and baseline, so the revert replays like the rollout it undoes.
+            origin = entries[0].body
+            assert isinstance(origin, Started)  # replay() above checked it
+            body = Started.model_validate({**origin.to_json(), "revert_of": source_id, "before": before})
+            first = self._create(RolloutRecord(rid, source.stack, source.service, source.image,
+                                               source.strategy, Phase.PENDING, now, now), body)
             state = replay([first])
-            self._append(state, EntryKind.CHECKPOINT, {"state": src.checkpoint, "from": source_id},
+            self._append(state, Checkpointed.model_validate({"state": src.checkpoint, "from": source_id}),
                          phase=Phase.PROGRESSING)
-            self._append(state, EntryKind.DECISION, {
-                "decision": Decision.ROLLBACK.value, "override": True, "step": -1,
-                "reason": f"fast-track revert to the checkpoint of {source_id} ({src.baseline_image})"},
+            self._append(state, Decided(
+                decision=Decision.ROLLBACK, override=True, step=-1,
+                reason=f"fast-track revert to the checkpoint of {source_id} ({src.baseline_image})"),
                 phase=Phase.ROLLING_BACK)
             return self._run(self._refresh(state), lease)
         finally:
@@ -240,8 +271,7 @@ class Engine:
     def _reconcile(self, state: RolloutState) -> RolloutState:
         """After a crash: the live target must agree with the journal, or the state is ambiguous."""
         if state.paused:
-            self._append(state, EntryKind.OPERATOR, {"action": "resume", "reason": "resumed"},
-                         phase=Phase.PROGRESSING)
+            self._append(state, Requested(action=OperatorAction.RESUME, reason="resumed"), phase=Phase.PROGRESSING)
             state = self._refresh(state)
         if state.pending is not None or state.error is not None or state.phase is Phase.ROLLING_BACK:
             return state  # the scheduler already knows what to do (roll back, or finish the rollback)
@@ -252,9 +282,8 @@ class Engine:
         else:
             diff = mismatches(state, live)
         if diff:
-            self._append(state, EntryKind.DECISION,
-                         {"decision": Decision.ROLLBACK.value, "reason": "ambiguous on resume: " + "; ".join(diff),
-                          "override": False, "step": state.step}, phase=Phase.ROLLING_BACK)
+            self._append(state, Decided(decision=Decision.ROLLBACK, reason="ambiguous on resume: " + "; ".join(diff),
+                                        override=False, step=state.step), phase=Phase.ROLLING_BACK)
             state = self._refresh(state)
         return state
 
@@ -282,36 +311,47 @@ class Engine:
             beat.stop()
 
     def _refresh(self, state: RolloutState) -> RolloutState:
-        new = self.journal.entries(state.rollout_id, after=state.last_seq)
+        new = read(self.journal, state.rollout_id, after=state.last_seq)
         state = fold(state, new)
         self._observe(state, new)
         return state
 
-    def _observe(self, state: RolloutState, entries: Sequence[Entry]) -> None:
+    def _observe(self, state: RolloutState, entries: Sequence[Logged]) -> None:
         if self.observer is not None:
             for e in entries:
                 self.observer.on_entry(state, e)
 
-    def _append(self, state: RolloutState, kind: EntryKind, data: JSONObject, *, phase: Phase | None = None,
-                quarantine: bool = False, expect_last: int | None = None) -> Entry:
+    def _create(self, record: RolloutRecord, body: Started) -> Logged:
+        # Not masked: it holds the plan and, for a revert, a restore artifact (``before``), both byte-exact.
+        entry = self.journal.create(record, body.to_json())
+        return Logged(entry.seq, entry.rollout_id, entry.at, body)
+
+    def _masked(self, body: Body) -> JSONObject:
+        data = body.to_json()
+        if isinstance(body, Checkpointed):  # a checkpoint is a restore artifact: byte-exact, never printed
+            return data
+        return cast(JSONObject, self.masker.mask_json(data))
+
+    def _append(self, state: RolloutState, body: Body, *, phase: Phase | None = None,
+                quarantine: bool = False, expect_last: int | None = None) -> None:
         now = self.clock.now()
-        if kind is not EntryKind.CHECKPOINT:  # a checkpoint is a restore artifact: byte-exact, never printed
-            data = cast(JSONObject, self.masker.mask_json(data))
+        data = self._masked(body)
         q = None
         if quarantine:
             q = Quarantine(state.stack, state.service, state.image, state.rollout_id, now,
                            _one_line(str(data.get("reason") or data.get("message") or "rolled back"), 200))
-        return self.journal.append(state.rollout_id, kind, data, now, phase=phase, quarantine=q,
-                                   expect_last=expect_last)
+        self.journal.append(state.rollout_id, body.kind, data, now, phase=phase, quarantine=q,
+                            expect_last=expect_last)
 
-    def _decide_on(self, state: RolloutState, kind: EntryKind, data: JSONObject, *, phase: Phase | None = None,
-                   quarantine: bool = False) -> Entry | None:
+    def _decide_on(self, state: RolloutState, body: Body, *, phase: Phase | None = None,
+                   quarantine: bool = False) -> bool:
         """Journal a choice made on ``state``, unless another process wrote to the rollout since ``state``
-        was read (None): the loop then folds what it wrote (an abort, a pause) and chooses again."""
+        was read (False): the loop then folds what it wrote (an abort, a pause) and chooses again."""
         try:
-            return self._append(state, kind, data, phase=phase, quarantine=quarantine, expect_last=state.last_seq)
+            self._append(state, body, phase=phase, quarantine=quarantine, expect_last=state.last_seq)
         except JournalConflict:
-            return None
+            return False
+        return True
 
     def _beat(self, lease: Lease) -> Lease:
         now = self.clock.now()
@@ -339,13 +379,13 @@ class Engine:
             case ActionKind.HOOKS:
                 self._hooks(s, a)
             case ActionKind.PREPARE:
-                self._effect(s, "prepare", {"image": s.image}, lambda: self.target.prepare(s.image))
+                self._effect(s, Prepare(image=s.image), lambda: self.target.prepare(s.image))
             case ActionKind.APPLY_STEP:
                 self._apply_step(s, a)
             case ActionKind.SWITCH:
                 color = a.color
                 assert color is not None
-                self._effect(s, "switch", {"color": color.value}, lambda: self.target.switch(color))
+                self._effect(s, Switch(color=color), lambda: self.target.switch(color))
             case ActionKind.WAIT:
                 now = self.clock.now()
                 if self.observer is not None:
@@ -367,7 +407,7 @@ class Engine:
             case ActionKind.DECIDE:
                 self._decide(s, a)
             case ActionKind.PROMOTE:
-                self._effect(s, "promote", {}, self.target.promote)
+                self._effect(s, Promote(), self.target.promote)
             case ActionKind.REVERT:
                 self._revert(s)
             case ActionKind.FINISH:  # handled by the loop
@@ -377,9 +417,9 @@ class Engine:
         try:
             cp = self.target.checkpoint()
         except Exception as exc:
-            self._append(s, EntryKind.ERROR, {"action": "checkpoint", "message": _one_line(str(exc))})
+            self._append(s, Failed(action=EffectKind.CHECKPOINT, message=_one_line(str(exc))))
             return
-        self._decide_on(s, EntryKind.CHECKPOINT, {"state": cp}, phase=Phase.PROGRESSING)
+        self._decide_on(s, Checkpointed(state=cp), phase=Phase.PROGRESSING)
 
     def _hook_payload(self, s: RolloutState, a: Action) -> JSONObject:
         step = s.plan.steps[s.step] if 0 <= s.step < len(s.plan.steps) else None
@@ -389,7 +429,7 @@ class Engine:
 
     def _hooks(self, s: RolloutState, a: Action) -> None:
         payload = self._hook_payload(s, a)
-        results: list[JSONValue] = []
+        results: list[HookOutcome] = []
         for hook in self.hooks:
             if hook.phase is not a.hook_phase:
                 continue
@@ -398,46 +438,45 @@ class Engine:
                 ok, detail = r.ok, r.detail
             except Exception as exc:  # a hook that raises has failed; it must not crash the rollout
                 ok, detail = False, f"hook raised: {_one_line(str(exc))}"
-            results.append({"name": hook.name, "ok": ok, "detail": _one_line(detail, 300)})
-        phase = a.hook_phase.value if a.hook_phase else ""
-        self._append(s, EntryKind.HOOK, {"key": a.hook_key, "phase": phase, "results": results})
+            results.append(HookOutcome(name=hook.name, ok=ok, detail=_one_line(detail, 300)))
+        assert a.hook_phase is not None
+        self._append(s, HooksRan(key=a.hook_key, phase=a.hook_phase, results=tuple(results)))
 
     def _apply_step(self, s: RolloutState, a: Action) -> None:
         ps = a.plan_step
         assert ps is not None
         if ps.effect is StepEffect.SET_WEIGHT:
-            self._effect(s, "set_weight", {"weight": ps.weight, "step": a.step},
-                         lambda: self.target.set_weights(ps.weight))
+            self._effect(s, SetWeight(weight=ps.weight, step=a.step), lambda: self.target.set_weights(ps.weight))
         elif ps.effect is StepEffect.SWITCH:
             color = a.color
             assert color is not None
-            self._effect(s, "switch", {"color": color.value, "step": a.step}, lambda: self.target.switch(color))
+            self._effect(s, Switch(color=color, step=a.step), lambda: self.target.switch(color))
         else:
-            self._append(s, EntryKind.APPLIED, {"action": "observe", "step": a.step})
+            self._append(s, Applied(effect=Observe(step=a.step)))
 
-    def _effect(self, s: RolloutState, action: str, data: dict[str, JSONValue], fn: Callable[[], None]) -> None:
-        if self._decide_on(s, EntryKind.INTENT, {"action": action, **data}) is None:
+    def _effect(self, s: RolloutState, effect: Prepare | SetWeight | Switch | Promote,
+                fn: Callable[[], None]) -> None:
+        if not self._decide_on(s, Intended(effect=effect)):
             return  # an operator wrote first: nothing was done, the loop reads it and decides again
         try:
             fn()
         except Exception as exc:
             # Any failure of the target (a failed `pulumi up`, a dead HAProxy socket) ends in a rollback.
-            self._append(s, EntryKind.ERROR, {"action": action, "message": _one_line(str(exc)),
-                                              "type": type(exc).__name__})
+            self._append(s, Failed(action=effect.action, message=_one_line(str(exc)), type=type(exc).__name__))
             if isinstance(exc, StackLocked):
                 # Another update holds the stack (Pulumi's ConcurrentUpdateError): no rollback can run
                 # until it ends, so stop with exit 3; `gantry rollout resume` rolls back afterwards.
                 raise
             return
-        self._append(s, EntryKind.APPLIED, {"action": action, **data})
+        self._append(s, Applied(effect=effect))
 
     def _revert(self, s: RolloutState) -> None:
         if s.checkpoint is None:
             # We never mutate before the checkpoint is journaled, so there is nothing to undo.
-            self._append(s, EntryKind.APPLIED, {"action": "revert", "noop": True})
+            self._append(s, Applied(effect=Revert(noop=True)))
             return
         checkpoint = s.checkpoint
-        self._append(s, EntryKind.INTENT, {"action": "revert"})
+        self._append(s, Intended(effect=Revert()))
         try:
             self.target.revert(checkpoint)
         except StackLocked:
@@ -446,10 +485,10 @@ class Engine:
             raise
         except Exception as exc:
             # Keep the lines: a failed rollback's message carries the checkpoint file and recovery commands.
-            self._append(s, EntryKind.ERROR, {"action": "revert", "message": str(exc)[-4000:],
-                                              "type": type(exc).__name__}, phase=Phase.FAILED, quarantine=True)
+            self._append(s, Failed(action=EffectKind.REVERT, message=str(exc)[-4000:], type=type(exc).__name__),
+                         phase=Phase.FAILED, quarantine=True)
             return
-        self._append(s, EntryKind.APPLIED, {"action": "revert"})
+        self._append(s, Applied(effect=Revert()))
 
     def _context(self, s: RolloutState, step: int, now: float) -> AnalysisContext:
         return AnalysisContext(rollout_id=s.rollout_id, step_index=step, weight=s.plan.steps[step].weight,
@@ -462,17 +501,15 @@ class Engine:
         now = self.clock.now()
         try:
             result = judge.look(self._context(s, a.step, now))
-        except Exception:  # a look that cannot answer proves nothing; the interval's analysis fails safe
+        except Exception as exc:  # a look that cannot answer proves nothing; the interval's analysis fails safe
+            _log.info("streaming look at step %d could not answer (%s); the interval's analysis decides",
+                      a.step, self.masker.mask(_one_line(str(exc), 200)))
             return
         if result.verdict is not Verdict.FAIL:
             return
         ps = s.plan.steps[a.step]
-        checks: list[JSONValue] = [
-            {"name": c.name, "verdict": c.verdict.value, "value": c.value, "limit": c.limit, "detail": c.detail}
-            for c in result.checks]
-        self._append(s, EntryKind.ANALYSIS, {"step": a.step, "weight": ps.weight, "label": ps.label,
-                                             "verdict": Verdict.FAIL.value, "checks": checks, "early": True,
-                                             "window": now - s.window_started_at})
+        self._append(s, Analysed(step=a.step, weight=ps.weight, label=ps.label, verdict=Verdict.FAIL,
+                                 checks=_checks(result), early=True, window=now - s.window_started_at))
 
     def _analyse(self, s: RolloutState, a: Action) -> None:
         now = self.clock.now()
@@ -487,22 +524,17 @@ class Engine:
             hook_checks = [CheckResult(f"hook:{n}", Verdict.FAIL, None, None, "step hook failed")
                            for n in s.step_hook_failures]
             result = AnalysisResult(Verdict.FAIL, (*result.checks, *hook_checks), result.traffic)
-        checks: list[JSONValue] = [
-            {"name": c.name, "verdict": c.verdict.value, "value": c.value, "limit": c.limit, "detail": c.detail}
-            for c in result.checks]
         # The request and error counts the judge read, per track: the KPI report's zero-downtime evidence.
-        traffic: dict[str, JSONValue] = {track.value: {"requests": c.requests, "errors": c.errors}
-                                         for track, c in sorted(result.traffic.items())}
-        self._append(s, EntryKind.ANALYSIS, {"step": a.step, "weight": ps.weight, "label": ps.label,
-                                             "verdict": result.verdict.value, "checks": checks,
-                                             "window": now - s.window_started_at, "traffic": traffic})
+        traffic = {track.value: {"requests": c.requests, "errors": c.errors}
+                   for track, c in sorted(result.traffic.items())}
+        self._append(s, Analysed(step=a.step, weight=ps.weight, label=ps.label, verdict=result.verdict,
+                                 checks=_checks(result), window=now - s.window_started_at, traffic=traffic))
 
     def _decide(self, s: RolloutState, a: Action) -> None:
         decision = a.decision
         assert decision is not None
-        if self._decide_on(s, EntryKind.DECISION, {"decision": decision.value, "reason": a.reason,
-                                                   "override": a.override, "step": s.step},
-                           phase=_DECISION_PHASE.get(decision)) is None:
+        if not self._decide_on(s, Decided(decision=decision, reason=a.reason, override=a.override, step=s.step),
+                               phase=_DECISION_PHASE.get(decision)):
             return
         if decision is Decision.ADVANCE:
             self._notify(s, EventKind.STEP_PASSED, a.reason)
@@ -511,14 +543,14 @@ class Engine:
         """End the rollout, or None when an operator wrote first (the loop folds it and goes on)."""
         phase = a.phase or s.phase
         if not s.phase.terminal:
-            if self._decide_on(s, EntryKind.PHASE, {"phase": phase.value, "reason": s.reason}, phase=phase,
-                               quarantine=phase is Phase.ROLLED_BACK) is None:
+            if not self._decide_on(s, PhaseSet(phase=phase, reason=s.reason), phase=phase,
+                                   quarantine=phase is Phase.ROLLED_BACK):
                 return None
             s = self._refresh(s)
         if s.verified is None:
             self._notify(s, _EVENT_FOR[s.phase], f"{s.phase.value}: {s.reason}")
             diff = self._verify(s)
-            self._append(s, EntryKind.VERIFIED, {"ok": not diff, "mismatches": list(diff)})
+            self._append(s, Verified(ok=not diff, mismatches=tuple(diff)))
             s = self._refresh(s)
             return Outcome(s.rollout_id, s.phase, s.reason, s, bool(s.verified), tuple(diff))
         return self._outcome(s)
@@ -535,9 +567,8 @@ class Engine:
         return diff
 
     def _outcome(self, s: RolloutState) -> Outcome:
-        last = [e for e in self.journal.entries(s.rollout_id) if e.kind is EntryKind.VERIFIED]
-        raw = last[-1].data.get("mismatches") if last else []
-        found = tuple(str(m) for m in raw) if isinstance(raw, list) else ()
+        last = [e.body for e in read(self.journal, s.rollout_id) if isinstance(e.body, Verified)]
+        found = last[-1].mismatches if last else ()
         return Outcome(s.rollout_id, s.phase, s.reason, s, bool(s.verified), found)
 
     def _notify(self, s: RolloutState, kind: EventKind, message: str) -> None:
@@ -548,21 +579,11 @@ class Engine:
         try:
             self.notifier.notify(event)
         except Exception as exc:  # notifiers promise not to raise; a broken one must still not stop a rollback
-            _log.warning("notifier %s raised on %s: %s", type(self.notifier).__name__, kind.value,
-                         self.masker.mask(f"{type(exc).__name__}: {exc}"))
+            _log.warning("notifier %s raised on %s of rollout %s: %s", type(self.notifier).__name__, kind.value,
+                         s.rollout_id, self.masker.mask(_one_line(f"{type(exc).__name__}: {exc}", 200)))
 
 
 # --------------------------------------------------------------------------- operator actions
-
-
-class OperatorAction(StrEnum):
-    """Operator actions written into the journal by ``gantry rollout pause|resume|abort|promote``."""
-
-    PAUSE = "pause"
-    RESUME = "resume"
-    ABORT = "abort"
-    PROMOTE = "promote"
-    """Always with --skip-analysis: an override, journaled as such."""
 
 
 REQUEST_ATTEMPTS = 1000
@@ -579,7 +600,7 @@ def request(journal: Journal, clock: Clock, rollout_id: RolloutId, action: Opera
     """
     record = journal.get(rollout_id)
     for _ in range(REQUEST_ATTEMPTS):
-        state = replay(journal.entries(rollout_id))
+        state = replay(read(journal, rollout_id))
         if state.phase.terminal:
             raise InputError(f"rollout {rollout_id} must be unfinished to {action} it, but it is already "
                              f"{state.phase.value}")
@@ -591,14 +612,14 @@ def request(journal: Journal, clock: Clock, rollout_id: RolloutId, action: Opera
             phase = Phase.PAUSED
         if action == OperatorAction.RESUME and state.paused:
             phase = Phase.PROGRESSING
-        data: dict[str, JSONValue] = {"action": action.value, "reason": reason or f"{action.value} by operator"}
+        body = Requested(action=action, reason=reason or f"{action.value} by operator")
         if action == OperatorAction.PROMOTE:
-            data["skip_analysis"] = True
+            body = Requested(action=action, reason=body.reason, skip_analysis=True)
         try:
-            journal.append(record.id, EntryKind.OPERATOR, data, clock.now(), phase=phase,
+            journal.append(record.id, body.kind, body.to_json(), clock.now(), phase=phase,
                            expect_last=state.last_seq)
         except JournalConflict:
             continue  # the engine wrote meanwhile: check again against what it wrote
-        return replay(journal.entries(rollout_id))
+        return replay(read(journal, rollout_id))
     raise JournalConflict(f"rollout {rollout_id} changed on each of {REQUEST_ATTEMPTS} attempts to {action} it; "
                           "try again")

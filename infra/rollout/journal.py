@@ -42,7 +42,7 @@ import os
 import sqlite3
 import threading
 import weakref
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -531,7 +531,3 @@ def _record(row: Sequence[object]) -> RolloutRecord:
                               source=None if row[10] is None else Source(str(row[10]))),
     )
 
-
-def entries_json(entries: Sequence[Entry]) -> list[Mapping[str, object]]:
-    """Entries as plain dicts (for ``--json`` and tests comparing journals)."""
-    return [dict(e.as_json()) for e in entries]

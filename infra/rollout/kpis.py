@@ -15,7 +15,20 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from statistics import mean, median
 
-from infra.rollout.journal import Entry, EntryKind, Journal, RolloutRecord
+from infra.rollout.entries import (
+    Analysed,
+    Applied,
+    Decided,
+    EffectKind,
+    Failed,
+    Logged,
+    Promote,
+    Revert,
+    Started,
+    Verified,
+    read,
+)
+from infra.rollout.journal import Journal, RolloutRecord
 from infra.rollout.seams import Decision, Phase, RolloutId, Track, Verdict
 
 DAY = 86_400.0
@@ -176,52 +189,39 @@ class RolloutFacts:
         return self.rollback_decided_at is not None
 
 
-def facts(record: RolloutRecord, entries: Sequence[Entry]) -> RolloutFacts:
+def facts(record: RolloutRecord, entries: Sequence[Logged]) -> RolloutFacts:
     """Reduce a rollout's journal (its entries in order) to its facts."""
-    revert_of = entries[0].data.get("revert_of") if entries and entries[0].kind is EntryKind.STARTED else None
+    first = entries[0].body if entries else None
+    revert_of = first.revert_of if isinstance(first, Started) else None
     promoted_at = rollback_at = reverted_at = failed_at = None
     promote_failed = noop = False
     verified: bool | None = None
     requests = errors = 0
     for e in entries:
-        d = e.data
-        match e.kind:
-            case EntryKind.APPLIED if d.get("action") == "promote" and promoted_at is None:
+        match e.body:
+            case Applied(effect=Promote()) if promoted_at is None:
                 promoted_at = e.at
-            case EntryKind.APPLIED if d.get("action") == "revert" and reverted_at is None:
-                reverted_at, noop = e.at, bool(d.get("noop"))
-            case EntryKind.ERROR if d.get("action") == "promote":
+            case Applied(effect=Revert() as revert) if reverted_at is None:
+                reverted_at, noop = e.at, revert.noop
+            case Failed(action=EffectKind.PROMOTE):
                 promote_failed = True
-            case EntryKind.DECISION if d.get("decision") == Decision.ROLLBACK.value and rollback_at is None:
+            case Decided(decision=Decision.ROLLBACK) if rollback_at is None:
                 rollback_at = e.at
-            case EntryKind.ANALYSIS:
-                if d.get("verdict") == Verdict.FAIL.value and failed_at is None:
+            case Analysed() as analysed:
+                if analysed.verdict is Verdict.FAIL and failed_at is None:
                     failed_at = e.at
-                stable = _counts(d, Track.BASELINE)
+                # Counts that make no sense were dropped when the entry was read: they are not evidence.
+                stable = analysed.counts(Track.BASELINE)
                 if stable is not None:
                     requests, errors = requests + stable[0], errors + stable[1]
-            case EntryKind.VERIFIED:
-                verified = bool(d.get("ok"))
+            case Verified(ok=ok):
+                verified = ok
     return RolloutFacts(
         id=record.id, stack=record.stack, service=record.service, started_at=record.created_at, phase=record.phase,
-        committed_at=record.provenance.committed_at,
-        revert_of=None if revert_of is None else RolloutId(str(revert_of)),
+        committed_at=record.provenance.committed_at, revert_of=revert_of,
         promoted_at=promoted_at, promote_failed=promote_failed, verified=verified, rollback_decided_at=rollback_at,
         reverted_at=reverted_at, revert_noop=noop, first_failed_analysis_at=failed_at,
         stable_requests=requests, stable_errors=errors)
-
-
-def _counts(data: Mapping[str, object], track: Track) -> tuple[int, int] | None:
-    traffic = data.get("traffic")
-    if not isinstance(traffic, Mapping):
-        return None  # an analysis journaled before the counts were recorded
-    got = traffic.get(track.value)
-    if not isinstance(got, Mapping):
-        return None
-    req, err = got.get("requests"), got.get("errors")
-    if not isinstance(req, int) or not isinstance(err, int) or req < 0 or not 0 <= err <= req:
-        return None  # a nonsensical count is not evidence
-    return req, err
 
 
 # --------------------------------------------------------------------------- metrics
@@ -432,4 +432,4 @@ def parse_since(text: str, now: float) -> float:
 def load(journal: Journal) -> list[RolloutFacts]:
     """The facts of every rollout in the journal (oldest first)."""
     records = journal.history(None, limit=2**62)
-    return [facts(r, journal.entries(r.id)) for r in reversed(records)]
+    return [facts(r, read(journal, r.id)) for r in reversed(records)]

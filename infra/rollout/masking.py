@@ -35,9 +35,6 @@ class Masker:
         # Longest first, so a secret that contains another is masked whole.
         self._secrets = sorted({s for s in secrets if len(s) >= _MIN_SECRET_LEN}, key=len, reverse=True)
 
-    def with_secrets(self, secrets: Iterable[str]) -> Masker:
-        return Masker([*self._secrets, *secrets])
-
     def mask(self, text: str) -> str:
         for secret in self._secrets:
             text = text.replace(secret, MASK)
@@ -84,7 +81,3 @@ def mask_logs(masker: Masker) -> None:
             handler.removeFilter(old)
         handler.addFilter(MaskingFilter(masker))
 
-
-def mask(text: str, secrets: Iterable[str] = ()) -> str:
-    """One-shot masking with the given secret values."""
-    return Masker(secrets).mask(text)

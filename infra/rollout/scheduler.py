@@ -9,138 +9,51 @@ and the same functions rebuild the state after a crash. Tests drive them directl
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import cast
+from typing import assert_never
 
 from components.spec import Color, Strategy
-from infra.rollout.journal import Entry, EntryKind
+from infra.rollout.entries import (
+    Analysed,
+    Applied,
+    Checkpointed,
+    Decided,
+    EffectKind,
+    Failed,
+    HooksRan,
+    Intended,
+    Logged,
+    Observe,
+    OperatorAction,
+    PhaseSet,
+    Prepare,
+    Promote,
+    Requested,
+    Revert,
+    SetWeight,
+    Started,
+    Switch,
+    Verified,
+    blob,
+)
+from infra.rollout.plan import DEFAULT_MAX_HOLDS as DEFAULT_MAX_HOLDS
+from infra.rollout.plan import Plan as Plan
+from infra.rollout.plan import PlanStep as PlanStep
+from infra.rollout.plan import StepEffect as StepEffect
+from infra.rollout.plan import bluegreen_plan as bluegreen_plan
+from infra.rollout.plan import canary_plan as canary_plan
 from infra.rollout.seams import (
     Decision,
     HookPhase,
     JSONObject,
-    JSONValue,
     Phase,
     RolloutId,
     StackName,
     TrafficState,
     Verdict,
 )
-
-DEFAULT_MAX_HOLDS = 3
-"""Consecutive inconclusive analyses that count as one failure, so a rollout starved of data still ends."""
-
-
-# --------------------------------------------------------------------------- plans
-
-
-class StepEffect(StrEnum):
-    """What applying a step does to the target."""
-
-    SET_WEIGHT = "set_weight"
-    SWITCH = "switch"
-    OBSERVE = "observe"
-    """Nothing changes; the step is a window to analyse (blue/green preview and post-promotion)."""
-
-
-@dataclass(frozen=True, slots=True)
-class PlanStep:
-    weight: int
-    """Percent of traffic on the new version while this step is analysed."""
-    effect: StepEffect
-    label: str
-
-
-@dataclass(frozen=True, slots=True)
-class Plan:
-    """How one rollout proceeds; journaled in its STARTED entry so a resume follows the same plan."""
-
-    strategy: Strategy
-    steps: tuple[PlanStep, ...]
-    interval: float
-    threshold: int
-    max_holds: int = DEFAULT_MAX_HOLDS
-    scale_down_delay: float = 0.0
-    hook_phases: frozenset[HookPhase] = frozenset()
-    """Phases that have hooks configured; the others are skipped without a journal entry."""
-
-    def __post_init__(self) -> None:
-        if not self.steps:
-            raise ValueError("steps must be a non-empty list of weights, but [] was given")
-        if any(not 0 <= s.weight <= 100 for s in self.steps):
-            raise ValueError(f"steps must be weights within 0..100, but {[s.weight for s in self.steps]} was given")
-        if self.threshold < 1:
-            raise ValueError(f"threshold must be >= 1, but {self.threshold} was given")
-        if self.max_holds < 1:
-            raise ValueError(f"maxHolds must be >= 1, but {self.max_holds} was given")
-
-    def max_analyses(self) -> int:
-        """Upper bound on analyses, so every rollout ends: each step passes once; each of the ``threshold``
-        failures costs at most ``max_holds`` analyses; and a run of inconclusive holds too short to count
-        as a failure can precede each pass, each failure and the end."""
-        steps, t, h = len(self.steps), self.threshold, self.max_holds
-        return steps + t * h + (h - 1) * (steps + t + 1)
-
-    def to_json(self) -> JSONObject:
-        return {
-            "strategy": self.strategy.value,
-            "steps": [{"weight": s.weight, "effect": s.effect.value, "label": s.label} for s in self.steps],
-            "interval": self.interval,
-            "threshold": self.threshold,
-            "max_holds": self.max_holds,
-            "scale_down_delay": self.scale_down_delay,
-            "hook_phases": sorted(p.value for p in self.hook_phases),
-        }
-
-    @staticmethod
-    def from_json(data: JSONObject) -> Plan:
-        steps = cast(Sequence[Mapping[str, JSONValue]], data["steps"])
-        return Plan(
-            strategy=Strategy(str(data["strategy"])),
-            steps=tuple(PlanStep(int(cast(int, s["weight"])), StepEffect(str(s["effect"])), str(s["label"]))
-                        for s in steps),
-            interval=float(cast(float, data["interval"])),
-            threshold=int(cast(int, data["threshold"])),
-            max_holds=int(cast(int, data["max_holds"])),
-            scale_down_delay=float(cast(float, data["scale_down_delay"])),
-            hook_phases=frozenset(HookPhase(str(p)) for p in cast(Sequence[str], data["hook_phases"])),
-        )
-
-
-def linear_weights(step_weight: int, max_weight: int) -> list[int]:
-    """CodeDeploy/Flagger linear steps: step, 2*step, ... up to and including max_weight."""
-    if not 1 <= step_weight <= 100:
-        raise ValueError(f"stepWeight must be within 1..100, but {step_weight} was given")
-    if not step_weight <= max_weight <= 100:
-        raise ValueError(f"maxWeight must be within stepWeight ({step_weight})..100, but {max_weight} was given")
-    weights = list(range(step_weight, max_weight + 1, step_weight))
-    if weights[-1] != max_weight:
-        weights.append(max_weight)
-    return weights
-
-
-def canary_plan(weights: Sequence[int], *, interval: float, threshold: int, max_holds: int = DEFAULT_MAX_HOLDS,
-                hook_phases: Iterable[HookPhase] = ()) -> Plan:
-    return Plan(
-        strategy=Strategy.CANARY,
-        steps=tuple(PlanStep(w, StepEffect.SET_WEIGHT, f"canary {w}%") for w in weights),
-        interval=interval, threshold=threshold, max_holds=max_holds, hook_phases=frozenset(hook_phases),
-    )
-
-
-def bluegreen_plan(*, interval: float, post_promotion_window: float, threshold: int,
-                   scale_down_delay: float, max_holds: int = DEFAULT_MAX_HOLDS,
-                   hook_phases: Iterable[HookPhase] = ()) -> Plan:
-    """Preview analysis on the inactive color, the switch, then one analysis per interval of the window."""
-    windows = 1 if interval <= 0 else max(1, math.ceil(post_promotion_window / interval))
-    steps = [PlanStep(0, StepEffect.OBSERVE, "pre-promotion (preview)"),
-             PlanStep(100, StepEffect.SWITCH, f"post-promotion 1/{windows}")]
-    steps += [PlanStep(100, StepEffect.OBSERVE, f"post-promotion {i}/{windows}") for i in range(2, windows + 1)]
-    return Plan(strategy=Strategy.BLUEGREEN, steps=tuple(steps), interval=interval, threshold=threshold,
-                max_holds=max_holds, scale_down_delay=scale_down_delay, hook_phases=frozenset(hook_phases))
-
 
 # --------------------------------------------------------------------------- state
 
@@ -187,7 +100,7 @@ class RolloutState:
     promoting_since: float = 0.0
     promoted: bool = False
     reverted: bool = False
-    pending: str | None = None
+    pending: EffectKind | None = None
     """The action of an INTENT whose outcome was never journaled (a crash in between): ambiguous."""
     error: str | None = None
     reason: str = ""
@@ -203,49 +116,30 @@ class RolloutState:
         return self.plan.steps[min(self.step, len(self.plan.steps) - 1)]
 
 
-def started_data(*, stack: StackName, service: str, image: str, baseline: TrafficState, plan: Plan) -> JSONObject:
+def started(*, stack: StackName, service: str, image: str, baseline: TrafficState, plan: Plan,
+            forced: bool = False) -> Started:
     """The STARTED entry: the plan and the baseline, so replay needs nothing but the journal."""
-    return {"stack": stack, "service": service, "image": image, "plan": plan.to_json(),
-            "baseline": traffic_json(baseline)}
+    return Started(stack=stack, service=service, image=image, plan=plan, baseline=baseline, forced=forced)
 
 
-def traffic_json(t: TrafficState) -> JSONObject:
-    return {"strategy": t.strategy.value, "stable_image": t.stable_image, "canary_image": t.canary_image,
-            "canary_weight": t.canary_weight, "active_color": None if t.active_color is None else t.active_color.value,
-            "preview_image": t.preview_image}
-
-
-def traffic_from_json(data: JSONObject) -> TrafficState:
-    color = data.get("active_color")
-    canary = data.get("canary_image")
-    preview = data.get("preview_image")
-    return TrafficState(strategy=Strategy(str(data["strategy"])), stable_image=str(data["stable_image"]),
-                        canary_image=None if canary is None else str(canary),
-                        canary_weight=int(cast(int, data.get("canary_weight", 0))),
-                        active_color=None if color is None else Color(str(color)),
-                        preview_image=None if preview is None else str(preview))
-
-
-def initial_state(entry: Entry) -> RolloutState:
-    if entry.kind is not EntryKind.STARTED:
-        raise ValueError(f"the first journal entry must be {EntryKind.STARTED.value}, but {entry.kind.value} was given")
-    d = entry.data
-    baseline = traffic_from_json(cast(JSONObject, d["baseline"]))
+def initial_state(entry: Logged) -> RolloutState:
+    d = entry.body
+    if not isinstance(d, Started):
+        raise ValueError(f"the first journal entry must be started, but {entry.kind.value} was given")
     return RolloutState(
-        rollout_id=entry.rollout_id, stack=StackName(str(d["stack"])), service=str(d["service"]),
-        image=str(d["image"]), baseline_image=baseline.stable_image,
-        plan=Plan.from_json(cast(JSONObject, d["plan"])), initial_color=baseline.active_color,
-        active_color=baseline.active_color, weight=baseline.canary_weight, last_seq=entry.seq,
+        rollout_id=entry.rollout_id, stack=d.stack, service=d.service, image=d.image,
+        baseline_image=d.baseline.stable_image, plan=d.plan, initial_color=d.baseline.active_color,
+        active_color=d.baseline.active_color, weight=d.baseline.canary_weight, last_seq=entry.seq,
     )
 
 
-def replay(entries: Sequence[Entry]) -> RolloutState:
+def replay(entries: Sequence[Logged]) -> RolloutState:
     """Rebuild a rollout's state from its whole journal."""
     state = initial_state(entries[0])
     return fold(state, entries[1:])
 
 
-def fold(state: RolloutState, entries: Iterable[Entry]) -> RolloutState:
+def fold(state: RolloutState, entries: Iterable[Logged]) -> RolloutState:
     for e in entries:
         state = apply(state, e)
     return state
@@ -254,7 +148,7 @@ def fold(state: RolloutState, entries: Iterable[Entry]) -> RolloutState:
 Changes = dict[str, object]
 
 
-def apply(s: RolloutState, e: Entry) -> RolloutState:
+def apply(s: RolloutState, e: Logged) -> RolloutState:
     """The reducer: one journal entry's effect on the state (one copy per entry: replay is on the hot path)."""
     changes = _changes(s, e)
     changes["last_seq"] = e.seq
@@ -263,78 +157,65 @@ def apply(s: RolloutState, e: Entry) -> RolloutState:
     return copy_with(s, **changes)
 
 
-def _changes(s: RolloutState, e: Entry) -> Changes:
-    d = e.data
-    match e.kind:
-        case EntryKind.CHECKPOINT:
-            return {"checkpoint": cast(JSONObject, d["state"]),
+def _changes(s: RolloutState, e: Logged) -> Changes:
+    d = e.body
+    match d:
+        case Checkpointed():
+            return {"checkpoint": blob(d.state),
                     "phase": Phase.PROGRESSING if s.phase is Phase.PENDING else s.phase}
-        case EntryKind.HOOK:
-            phase = HookPhase(str(d["phase"]))
-            failed = tuple(str(r["name"]) for r in cast(Sequence[Mapping[str, JSONValue]], d["results"])
-                           if not r["ok"])
-            out: Changes = {"hooks_done": s.hooks_done | {str(d["key"])}}
-            if phase is HookPhase.STEP:
+        case HooksRan():
+            failed = tuple(r.name for r in d.results if not r.ok)
+            out: Changes = {"hooks_done": s.hooks_done | {d.key}}
+            if d.phase is HookPhase.STEP:
                 out["step_hook_failures"] = s.step_hook_failures + failed
-            elif phase in (HookPhase.PRE_ROLLOUT, HookPhase.CONFIRM_PROMOTION):
+            elif d.phase in (HookPhase.PRE_ROLLOUT, HookPhase.CONFIRM_PROMOTION):
                 out["gate_failures"] = s.gate_failures + failed
             return out
-        case EntryKind.INTENT:
-            return {"pending": str(d["action"])}
-        case EntryKind.APPLIED:
+        case Intended():
+            return {"pending": d.effect.action}
+        case Applied():
             return {"pending": None, **_applied(s, d, e.at)}
-        case EntryKind.ERROR:
-            if d["action"] == "revert":
+        case Failed():
+            if d.action is EffectKind.REVERT:
                 # The rollback itself failed: terminal, an operator must act (exit 4).
-                return {"pending": None, "phase": Phase.FAILED, "reason": f"rollback failed: {d['message']}"}
-            return {"pending": None, "error": f"{d['action']} failed: {d['message']}"}
-        case EntryKind.ANALYSIS:
-            return _analysed(s, Verdict(str(d["verdict"])), failed_checks(d.get("checks")))
-        case EntryKind.DECISION:
-            return _decided(s, Decision(str(d["decision"])), str(d.get("reason", "")), bool(d.get("override")),
-                            e.at)
-        case EntryKind.OPERATOR:
-            return _operator(s, str(d["action"]), str(d.get("reason", "")))
-        case EntryKind.PHASE:
-            return {"phase": Phase(str(d["phase"])), "reason": str(d.get("reason", s.reason))}
-        case EntryKind.VERIFIED:
-            return {"verified": bool(d["ok"])}
-        case EntryKind.STARTED:
+                return {"pending": None, "phase": Phase.FAILED, "reason": f"rollback failed: {d.message}"}
+            return {"pending": None, "error": f"{d.action.value} failed: {d.message}"}
+        case Analysed():
+            return _analysed(s, d.verdict, d.failed)
+        case Decided():
+            return _decided(s, d.decision, d.reason, d.override, e.at)
+        case Requested():
+            return _operator(s, d.action, d.reason)
+        case PhaseSet():
+            return {"phase": d.phase, "reason": s.reason if d.reason is None else d.reason}
+        case Verified():
+            return {"verified": d.ok}
+        case Started():
             raise ValueError("a rollout's journal has exactly one started entry, but a second was given")
-    return {}
+    raise TypeError(f"no reducer for journal entry {type(d).__name__}")
 
 
-def _applied(s: RolloutState, d: JSONObject, at: float) -> Changes:
-    action = str(d["action"])
-    if action == "prepare":
-        return {"prepared": True}
-    if action == "promote":
-        return {"promoted": True}
-    if action == "revert":
-        return {"reverted": True, "weight": 0, "active_color": s.initial_color}
-    out: Changes = {}
-    if action == "set_weight":
-        out["weight"] = int(cast(int, d["weight"]))
-    elif action == "switch":
-        out["active_color"] = Color(str(d["color"]))
-    if "step" in d:
+def _applied(s: RolloutState, d: Applied, at: float) -> Changes:
+    effect = d.effect
+    match effect:
+        case Prepare():
+            return {"prepared": True}
+        case Promote():
+            return {"promoted": True}
+        case Revert():
+            return {"reverted": True, "weight": 0, "active_color": s.initial_color}
+        case SetWeight():
+            out: Changes = {"weight": effect.weight}
+        case Switch():
+            out = {"active_color": effect.color}
+        case Observe():
+            out = {}
+        case _:
+            assert_never(effect)
+    if effect.step is not None:
         # A plan step is now live: its analysis window starts here.
-        out.update(applied=True, step=int(cast(int, d["step"])), step_started_at=at, window_started_at=at,
-                   attempt=0)
+        out.update(applied=True, step=effect.step, step_started_at=at, window_started_at=at, attempt=0)
     return out
-
-
-def failed_checks(checks: object) -> tuple[str, ...]:
-    """``name value > limit`` for each failed check of an analysis entry, for the rollback's reason."""
-    out: list[str] = []
-    for c in checks if isinstance(checks, list) else []:
-        if not isinstance(c, dict) or c.get("verdict") != Verdict.FAIL.value:
-            continue
-        value, limit = c.get("value"), c.get("limit")
-        shown = f"{value:g}" if isinstance(value, int | float) else "no data"
-        out.append(f"{c.get('name')} {shown} > {limit:g}" if isinstance(limit, int | float) else
-                   f"{c.get('name')} {shown}")
-    return tuple(out)
 
 
 def _analysed(s: RolloutState, verdict: Verdict, failed: tuple[str, ...] = ()) -> Changes:
@@ -373,16 +254,16 @@ def _decided(s: RolloutState, decision: Decision, reason: str, override: bool, a
     return out
 
 
-def _operator(s: RolloutState, action: str, reason: str) -> Changes:
+def _operator(s: RolloutState, action: OperatorAction, reason: str) -> Changes:
     if s.phase.terminal or s.phase is Phase.ROLLING_BACK:
         return {}  # too late to change course; the entry stays in the journal as a record
-    if action == "pause" and s.phase in (Phase.PROGRESSING, Phase.PENDING):
+    if action is OperatorAction.PAUSE and s.phase in (Phase.PROGRESSING, Phase.PENDING):
         return {"paused": True, "phase": Phase.PAUSED}
-    if action == "resume" and s.paused:
+    if action is OperatorAction.RESUME and s.paused:
         return {"paused": False, "phase": Phase.PROGRESSING}
-    if action == "abort":
+    if action is OperatorAction.ABORT:
         return {"abort_requested": reason or "aborted by operator"}
-    if action == "promote" and s.phase is not Phase.PROMOTING:
+    if action is OperatorAction.PROMOTE and s.phase is not Phase.PROMOTING:
         return {"skip_requested": True}
     return {}
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import IO, cast
+from typing import IO
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
@@ -18,7 +18,7 @@ from rich.text import Text
 
 from components.spec import Strategy
 from infra.console import make_console, plain
-from infra.rollout.journal import Entry, EntryKind
+from infra.rollout.entries import Analysed, Checkpointed, Logged, Started
 from infra.rollout.scheduler import RolloutState
 from infra.rollout.seams import JSONObject, JSONValue, Phase
 
@@ -94,9 +94,9 @@ class LiveView:
         self.live.stop()
         self.console.print()
 
-    def on_entry(self, state: RolloutState, entry: Entry) -> None:
-        if entry.kind is EntryKind.ANALYSIS:
-            self.checks = list(cast(Sequence[Mapping[str, JSONValue]], entry.data.get("checks", [])))
+    def on_entry(self, state: RolloutState, entry: Logged) -> None:
+        if isinstance(entry.body, Analysed):
+            self.checks = checks_json(entry.body)
         self.until = None
         self._draw(state, entry.at)
 
@@ -116,12 +116,17 @@ def _summary(snapshot: JSONValue) -> JSONValue:
     return None
 
 
-def event_json(state: RolloutState, entry: Entry) -> JSONObject:
+def checks_json(analysis: Analysed | None) -> list[Mapping[str, JSONValue]]:
+    """The gates of an analysis as the live view and ``status --json`` show them."""
+    return [] if analysis is None else [c.to_json() for c in analysis.checks]
+
+
+def event_json(state: RolloutState, entry: Logged) -> JSONObject:
     """One ``--json`` line: the journal entry plus where the rollout stands after it."""
-    data = dict(entry.data)
-    if entry.kind is EntryKind.CHECKPOINT:
+    data = dict(entry.body.to_json())
+    if isinstance(entry.body, Checkpointed):
         data["state"] = _summary(data.get("state"))
-    if entry.kind is EntryKind.STARTED and "before" in data:
+    if isinstance(entry.body, Started) and "before" in data:
         data["before"] = _summary(data["before"])
     return {"event": entry.kind.value, "rollout": state.rollout_id, "seq": entry.seq, "at": entry.at,
             "phase": state.phase.value, "step": state.step, "weight": state.weight,
@@ -134,7 +139,7 @@ class JsonView:
     def __init__(self, out: IO[str]) -> None:
         self.out = out
 
-    def on_entry(self, state: RolloutState, entry: Entry) -> None:
+    def on_entry(self, state: RolloutState, entry: Logged) -> None:
         self.out.write(json.dumps(event_json(state, entry), sort_keys=True) + "\n")
         self.out.flush()
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from components.image import ImageRef, ImageRefError
 from components.spec import Strategy
 from infra.sandbox.procs import SandboxError
 from infra.sandbox.settings import PROMETHEUS_SENTINEL, FaultSpec
@@ -134,7 +135,12 @@ def resolve_prometheus_url(url: str | None, project_dir: Path) -> str:
 
 def version_of(image: str) -> str:
     """``demo:v3`` -> ``v3``. The sandbox runs only the demo app, so other repositories are refused."""
-    repo, _, tag = image.rpartition(":")
-    if repo.rsplit("/", 1)[-1] != "demo" or not tag or not tag.replace("-", "").replace(".", "").isalnum():
+    try:
+        ref = ImageRef.parse(image)
+    except ImageRefError:
+        ref = None
+    # The version names processes and files here: letters, digits, '-' and '.' only.
+    if (ref is None or ref.repository.rsplit("/", 1)[-1] != "demo" or ref.tag is None or ref.digest is not None
+            or not ref.tag.replace("-", "").replace(".", "").isalnum()):
         raise SandboxError(f"image must be demo:<version> in the sandbox (e.g. demo:v2), but {image!r} was given")
-    return tag
+    return ref.tag

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pulumi
 import pytest
@@ -12,22 +13,25 @@ import pytest
 from infra.config import ConfigError
 from infra.render import STACK_TYPE, ProjectError, RenderError, render_callable, render_project
 
+JsonDoc = dict[str, Any]
+"""A rendered document as ``json`` parsed it: the tests assert its shape, so its values are ``Any``."""
+
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 FOREIGN = FIXTURES / "foreign_project"
 
 
 @pytest.fixture(scope="module")
-def foreign() -> dict[str, object]:
+def foreign() -> JsonDoc:
     return render_project(FOREIGN, "dev").to_json()
 
 
-def _one(doc: dict[str, object], type_: str, name: str) -> dict[str, object]:
-    found = [r for r in doc["resources"] if r["type"] == type_ and r["name"] == name]  # type: ignore[index,union-attr]
+def _one(doc: JsonDoc, type_: str, name: str) -> JsonDoc:
+    found: list[JsonDoc] = [r for r in doc["resources"] if r["type"] == type_ and r["name"] == name]
     assert len(found) == 1, f"{type_} {name}: {len(found)} found"
-    return found[0]  # type: ignore[no-any-return]
+    return found[0]
 
 
-def test_foreign_project_is_read_through_its_own_pulumi_yaml(foreign: dict[str, object]) -> None:
+def test_foreign_project_is_read_through_its_own_pulumi_yaml(foreign: JsonDoc) -> None:
     assert foreign["schemaVersion"] == 1
     assert foreign["project"] == "foreign-shop" and foreign["stack"] == "dev"
     assert str(foreign["stackFile"]).endswith("config/Pulumi.dev.yaml")  # stackConfigDir honoured
@@ -41,7 +45,7 @@ def test_foreign_project_is_read_through_its_own_pulumi_yaml(foreign: dict[str, 
     }
 
 
-def test_parents_and_dependencies_are_captured(foreign: dict[str, object]) -> None:
+def test_parents_and_dependencies_are_captured(foreign: JsonDoc) -> None:
     stack = _one(foreign, STACK_TYPE, "foreign-shop-dev")
     policy = _one(foreign, "aws:iam/rolePolicy:RolePolicy", "app-read-assets")
     role = _one(foreign, "aws:iam/role:Role", "app-role")
@@ -49,35 +53,35 @@ def test_parents_and_dependencies_are_captured(foreign: dict[str, object]) -> No
     deployment = _one(foreign, "kubernetes:apps/v1:Deployment", "frontend")
     secret = _one(foreign, "kubernetes:core/v1:Secret", "db")
     assert policy["parent"] == stack["urn"]
-    assert set(policy["dependencies"]) == {role["urn"], bucket["urn"]}  # type: ignore[arg-type]
+    assert set(policy["dependencies"]) == {role["urn"], bucket["urn"]}
     assert policy["propertyDependencies"] == {"policy": [bucket["urn"]], "role": [role["urn"]]}
     # explicit depends_on is recorded as well as data dependencies
-    assert secret["urn"] in deployment["dependencies"]  # type: ignore[operator]
+    assert secret["urn"] in deployment["dependencies"]
 
 
-def test_inputs_are_engine_form_and_outputs_are_realistic(foreign: dict[str, object]) -> None:
+def test_inputs_are_engine_form_and_outputs_are_realistic(foreign: JsonDoc) -> None:
     role = _one(foreign, "aws:iam/role:Role", "app-role")
-    assert "assumeRolePolicy" in role["inputs"]  # type: ignore[operator]
-    assert role["outputs"]["arn"] == "arn:aws:iam::123456789012:role/app-role"  # type: ignore[index]
+    assert "assumeRolePolicy" in role["inputs"]
+    assert role["outputs"]["arn"] == "arn:aws:iam::123456789012:role/app-role"
     policy = _one(foreign, "aws:iam/rolePolicy:RolePolicy", "app-read-assets")
     # the bucket ARN flowed through an apply into the policy document: downstream applies resolve
-    doc = json.loads(policy["inputs"]["policy"])  # type: ignore[index]
+    doc = json.loads(policy["inputs"]["policy"])
     assert doc["Statement"][0]["Resource"] == "arn:aws:s3:::storefront-assets/*"
     deployment = _one(foreign, "kubernetes:apps/v1:Deployment", "frontend")
-    spec = deployment["inputs"]["spec"]  # type: ignore[index]
+    spec = deployment["inputs"]["spec"]
     assert spec["selector"]["matchLabels"] == {"app": "frontend"}
     assert spec["template"]["spec"]["containers"][0]["env"][0]["value"] == "storefront-assets"
-    assert deployment["inputs"]["metadata"]["namespace"] == "shop"  # type: ignore[index]
+    assert deployment["inputs"]["metadata"]["namespace"] == "shop"
 
 
-def test_secure_config_becomes_a_masked_placeholder(foreign: dict[str, object]) -> None:
+def test_secure_config_becomes_a_masked_placeholder(foreign: JsonDoc) -> None:
     secret = _one(foreign, "kubernetes:core/v1:Secret", "db")
-    assert secret["inputs"]["stringData"] == "[secret]"  # type: ignore[index]
-    assert foreign["outputs"]["dbPassword"] == "[secret]"  # type: ignore[index]
+    assert secret["inputs"]["stringData"] == "[secret]"
+    assert foreign["outputs"]["dbPassword"] == "[secret]"
     assert "ZW5jcnlwdGVk" not in json.dumps(foreign)
 
 
-def test_rendering_is_stable(foreign: dict[str, object]) -> None:
+def test_rendering_is_stable(foreign: JsonDoc) -> None:
     again = render_project(FOREIGN, "dev").to_json()
     again["stackFile"] = foreign["stackFile"]
     assert json.dumps(again, sort_keys=True) == json.dumps(foreign, sort_keys=True)
@@ -227,7 +231,7 @@ def test_integral_numbers_render_as_integers() -> None:
         pulumi.export("weight", 0)
         pulumi.export("ratio", 0.25)
 
-    doc = render_callable(program).to_json()
-    deployment = next(r for r in doc["resources"] if r["type"] == "kubernetes:apps/v1:Deployment")  # type: ignore[union-attr,index]
-    assert deployment["inputs"]["spec"]["replicas"] == 3  # type: ignore[index]
+    doc: JsonDoc = render_callable(program).to_json()
+    deployment = next(r for r in doc["resources"] if r["type"] == "kubernetes:apps/v1:Deployment")
+    assert deployment["inputs"]["spec"]["replicas"] == 3
     assert json.dumps(doc["outputs"], sort_keys=True) == '{"ratio": 0.25, "weight": 0}'

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -22,29 +23,32 @@ from typer.testing import CliRunner
 from infra.cli import app
 from infra.render import render_callable, render_project
 
+JsonDoc = dict[str, Any]
+"""A rendered document as ``json`` parsed it: the tests assert its shape, so its values are ``Any``."""
+
 REPO = Path(__file__).resolve().parents[2]
 PROGRAMS = REPO / "tests" / "fixtures" / "programs"
 OLD_PULUMI, OLD_AWS = "3.150.0", "6.66.0"
 runner = CliRunner()
 
 
-def _render(name: str, *extra: str) -> tuple[int, dict[str, object], str]:
+def _render(name: str, *extra: str) -> tuple[int, JsonDoc, str]:
     result = runner.invoke(app, ["render", "--project", str(PROGRAMS / name), "--stack", "dev", "--format", "json",
                                  *extra])
     return result.exit_code, json.loads(result.stdout), result.stderr
 
 
-def _check(project: Path, *extra: str) -> tuple[int, dict[str, object], str]:
+def _check(project: Path, *extra: str) -> tuple[int, JsonDoc, str]:
     result = runner.invoke(app, ["check", "--project", str(project), "--stack", "dev", "--format", "json", *extra])
     return result.exit_code, json.loads(result.stdout), result.stderr
 
 
-def _resources(doc: dict[str, object], type_: str) -> list[dict[str, object]]:
-    return [r for r in doc["resources"] if r["type"] == type_]  # type: ignore[union-attr,index,attr-defined]
+def _resources(doc: JsonDoc, type_: str) -> list[JsonDoc]:
+    return [r for r in doc["resources"] if r["type"] == type_]
 
 
-def _policies(doc: dict[str, object]) -> set[str]:
-    return {f["policy"] for f in doc["findings"]}  # type: ignore[union-attr,index,attr-defined]
+def _policies(doc: JsonDoc) -> set[str]:
+    return {f["policy"] for f in doc["findings"]}
 
 
 # --------------------------------------------------------------------------- former failures
@@ -53,16 +57,16 @@ def _policies(doc: dict[str, object]) -> set[str]:
 def test_lb_dns_name_joins_into_a_url_on_the_default_vpc() -> None:
     code, doc, err = _render("lb-url")
     assert code == 0, err
-    assert doc["summary"]["resources"] == 4  # type: ignore[index]
-    url = doc["outputs"]["url"]  # type: ignore[index]
+    assert doc["summary"]["resources"] == 4
+    url = doc["outputs"]["url"]
     assert url.startswith("http://web-") and url.endswith(".us-east-1.elb.amazonaws.com/")
     lb = _resources(doc, "aws:lb/loadBalancer:LoadBalancer")[0]
     # The default VPC's subnets: one per zone of us-east-1 (six), not an empty list.
-    subnets = lb["inputs"]["subnets"]  # type: ignore[index]
+    subnets = lb["inputs"]["subnets"]
     assert len(subnets) == 6 and all(s.startswith("subnet-") for s in subnets)
     sg = _resources(doc, "aws:ec2/securityGroup:SecurityGroup")[0]
     tg = _resources(doc, "aws:lb/targetGroup:TargetGroup")[0]
-    assert sg["inputs"]["vpcId"] == tg["inputs"]["vpcId"] and sg["inputs"]["vpcId"].startswith("vpc-")  # type: ignore[index]
+    assert sg["inputs"]["vpcId"] == tg["inputs"]["vpcId"] and sg["inputs"]["vpcId"].startswith("vpc-")
     code, report, _ = _check(PROGRAMS / "lb-url")
     assert code == 1 and {"eks-nodegroup-no-open-ssh", "cloud-required-tags"} <= _policies(report)
 
@@ -70,11 +74,11 @@ def test_lb_dns_name_joins_into_a_url_on_the_default_vpc() -> None:
 def test_loadbalancer_service_has_a_ready_status_and_an_ingress_hostname() -> None:
     code, doc, err = _render("k8s-lb-service")
     assert code == 0, err
-    assert doc["summary"]["resources"] == 2  # type: ignore[index]
-    assert doc["outputs"]["hostname"].endswith(".elb.amazonaws.com")  # type: ignore[index]
-    assert doc["outputs"]["ready"] == 2  # type: ignore[index]  # readyReplicas follows spec.replicas
+    assert doc["summary"]["resources"] == 2
+    assert doc["outputs"]["hostname"].endswith(".elb.amazonaws.com")
+    assert doc["outputs"]["ready"] == 2  # readyReplicas follows spec.replicas
     deployment = _resources(doc, "kubernetes:apps/v1:Deployment")[0]
-    conditions = {c["type"]: c["status"] for c in deployment["outputs"]["status"]["conditions"]}  # type: ignore[index]
+    conditions = {c["type"]: c["status"] for c in deployment["outputs"]["status"]["conditions"]}
     assert conditions == {"Available": "True", "Progressing": "True"}
     code, report, _ = _check(PROGRAMS / "k8s-lb-service")
     assert code == 1 and {"service-no-public-exposure", "image-pinned", "container-resources"} <= _policies(report)
@@ -83,13 +87,13 @@ def test_loadbalancer_service_has_a_ready_status_and_an_ingress_hostname() -> No
 def test_ami_default_vpc_and_subnet_lookups_answer_like_the_cloud() -> None:
     code, doc, err = _render("web-server")
     assert code == 0, err
-    assert doc["summary"]["resources"] == 2  # type: ignore[index]
+    assert doc["summary"]["resources"] == 2
     server = _resources(doc, "aws:ec2/instance:Instance")[0]
-    assert server["inputs"]["ami"].startswith("ami-")  # type: ignore[index]
-    assert server["inputs"]["subnetId"].startswith("subnet-")  # type: ignore[index]
-    assert server["inputs"]["tags"]["Name"] == "web in us-east-1a"  # type: ignore[index]
-    assert doc["outputs"]["subnets"] == 6  # type: ignore[index]
-    assert doc["outputs"]["publicDns"].endswith(".compute-1.amazonaws.com")  # type: ignore[index]
+    assert server["inputs"]["ami"].startswith("ami-")
+    assert server["inputs"]["subnetId"].startswith("subnet-")
+    assert server["inputs"]["tags"]["Name"] == "web in us-east-1a"
+    assert doc["outputs"]["subnets"] == 6
+    assert doc["outputs"]["publicDns"].endswith(".compute-1.amazonaws.com")
     code, report, _ = _check(PROGRAMS / "web-server")
     assert code == 1 and "eks-nodegroup-no-open-ssh" in _policies(report)
 
@@ -97,9 +101,9 @@ def test_ami_default_vpc_and_subnet_lookups_answer_like_the_cloud() -> None:
 def test_us_west_2_has_four_zones_so_four_subnets() -> None:
     code, doc, err = _render("az-subnets")
     assert code == 0, err
-    assert doc["outputs"]["zones"] == ["us-west-2a", "us-west-2b", "us-west-2c", "us-west-2d"]  # type: ignore[index]
+    assert doc["outputs"]["zones"] == ["us-west-2a", "us-west-2b", "us-west-2c", "us-west-2d"]
     assert len(_resources(doc, "aws:ec2/subnet:Subnet")) == 4
-    assert doc["summary"]["resources"] == 5  # type: ignore[index]
+    assert doc["summary"]["resources"] == 5
     # A stack named dev is the dev tier (issue 15): the missing tags are reported but do not block there.
     code, report, _ = _check(PROGRAMS / "az-subnets")
     assert code == 0 and "cloud-required-tags" in _policies(report)
@@ -125,8 +129,8 @@ def test_all_stacks_render_in_parallel_with_each_regions_zone_count(tmp_path: Pa
 def test_a_missing_package_names_the_package_and_the_interpreter() -> None:
     code, doc, err = _render("missing-package")
     assert code == 2
-    assert doc["partial"] is True and doc["summary"]["resources"] == 2  # type: ignore[index]
-    assert doc["error"]["missingModule"] == "pulumi_random"  # type: ignore[index]
+    assert doc["partial"] is True and doc["summary"]["resources"] == 2
+    assert doc["error"]["missingModule"] == "pulumi_random"
     message = " ".join(err.split())
     assert "pulumi_random" in message and "pip install pulumi-random" in message
     assert sys.executable in message and "current interpreter" in message
@@ -134,14 +138,14 @@ def test_a_missing_package_names_the_package_and_the_interpreter() -> None:
     code, report, err = _check(PROGRAMS / "missing-package")
     assert code == 2  # partial graph: the check cannot pass, whatever it found
     assert {"cloud-required-tags", "eks-nodegroup-no-open-ssh"} <= _policies(report)
-    assert report["stacks"][0]["partial"] is True  # type: ignore[index]
+    assert report["stacks"][0]["partial"] is True
 
 
 def test_a_program_error_keeps_every_registered_resource_and_its_line() -> None:
     code, doc, err = _render("program-error")
     assert code == 2
-    assert doc["summary"]["resources"] == 3 and doc["partial"] is True  # type: ignore[index]
-    assert doc["error"] == {"type": "ZeroDivisionError", "message": "integer division or modulo by zero",  # type: ignore[index]
+    assert doc["summary"]["resources"] == 3 and doc["partial"] is True
+    assert doc["error"] == {"type": "ZeroDivisionError", "message": "integer division or modulo by zero",
                             "location": {"file": "__main__.py", "line": 10}, "missingModule": None}
     assert "ZeroDivisionError" in err and "__main__.py:10" in err and "Traceback" not in err
     debug = runner.invoke(app, ["render", "--project", str(PROGRAMS / "program-error"), "--stack", "dev", "--debug"])
@@ -175,7 +179,7 @@ def test_assets_and_archives_render_by_content_hash_and_twice_identically() -> N
     assert first.stdout == second.stdout  # byte-identical
     doc = json.loads(first.stdout)
     assert "object at 0x" not in first.stdout and str(PROGRAMS) not in json.dumps(doc["resources"])
-    code = _resources(doc, "aws:lambda/function:Function")[0]["inputs"]["code"]  # type: ignore[index]
+    code = _resources(doc, "aws:lambda/function:Function")[0]["inputs"]["code"]
     assert code["archive"] == "AssetArchive" and sorted(code["entries"]) == ["config.json", "index.py"]
     import hashlib
 
@@ -315,7 +319,7 @@ def test_resources_built_in_the_programs_own_modules_point_into_those_modules(tm
     (tmp_path / "__main__.py").write_text("from lib.net import Edge\n\nEdge('a')\nEdge('b')\n")
     code, report, _ = _check(tmp_path)
     assert code == 1
-    located = {(f["policy"], f["name"], f["file"], f["line"]) for f in report["findings"]}  # type: ignore[union-attr]
+    located = {(f["policy"], f["name"], f["file"], f["line"]) for f in report["findings"]}
     assert ("eks-nodegroup-no-open-ssh", "a-ssh", "lib/net.py", 5) in located
     assert ("eks-nodegroup-no-open-ssh", "b-ssh", "lib/net.py", 5) in located
     graph = render_project(tmp_path, "dev")
@@ -326,7 +330,7 @@ def test_resources_built_in_the_programs_own_modules_point_into_those_modules(tm
 
 
 def _shared_site_packages() -> Path:
-    import grpc
+    import grpc  # type: ignore[import-untyped]  # grpcio ships no type information
 
     return Path(grpc.__file__).resolve().parents[1]
 

@@ -37,6 +37,7 @@ from components.spec import Strategy
 from infra.rollout import faults
 from infra.rollout.clock import FakeClock
 from infra.rollout.engine import Engine, Outcome
+from infra.rollout.entries import Verified, of, parse_all, read
 from infra.rollout.journal import AppendHook, EntryKind, Journal, SqliteJournal
 from infra.rollout.lock import SqliteLock
 from infra.rollout.scheduler import Plan, bluegreen_plan, canary_plan, expected_traffic, mismatches, replay
@@ -179,7 +180,7 @@ def run_point(workdir: Path, scenario: Scenario, when: str, n: int) -> DrillResu
         problems.append("entries written before the kill changed or vanished")
     if not outcome.phase.terminal:
         problems.append(f"resume ended in {outcome.phase.value}")
-    if replay(after) != outcome.state:
+    if replay(parse_all(after)) != outcome.state:
         problems.append("the journal does not replay to the engine's final state")
     live = engine.target.current()
     diff = mismatches(outcome.state, live)
@@ -187,8 +188,8 @@ def run_point(workdir: Path, scenario: Scenario, when: str, n: int) -> DrillResu
         problems.append("target differs from the journal: " + "; ".join(diff))
     if outcome.phase is Phase.PROMOTED and scenario.expected is not Phase.PROMOTED:
         problems.append("a bad version was promoted")
-    verified = [e for e in after if e.kind is EntryKind.VERIFIED]
-    if len(verified) != 1 or not verified[0].data.get("ok"):
+    verified = of(parse_all(after), Verified)
+    if len(verified) != 1 or not verified[0].ok:
         problems.append(f"expected one successful verification, found {len(verified)}")
     return DrillResult(scenario.name, point, killed, not problems, tuple(problems), outcome.phase, len(before),
                        len(after))
@@ -240,14 +241,14 @@ def _read_trace(path: Path) -> list[str]:
 
 def journal_view(journal: Journal, rid: RolloutId) -> tuple[Phase, list[str], TrafficState | None]:
     """The rollout's phase, its end check's mismatches, and the traffic the journal says must serve now."""
-    entries = journal.entries(rid)
+    entries = read(journal, rid)
     state = replay(entries)
-    verified = [e for e in entries if e.kind is EntryKind.VERIFIED]
+    verified = of(entries, Verified)
     problems: list[str] = []
     if len(verified) != 1:
         problems.append(f"expected one end check in the journal, found {len(verified)}")
-    elif not verified[0].data.get("ok"):
-        problems.append(f"the end check failed: {verified[0].data.get('mismatches')}")
+    elif not verified[0].ok:
+        problems.append(f"the end check failed: {list(verified[0].mismatches)}")
     exp = expected_traffic(state)
     if exp.stable_image is None:
         return state.phase, problems, None
@@ -259,7 +260,7 @@ def journal_view(journal: Journal, rid: RolloutId) -> tuple[Phase, list[str], Tr
 def user_check(target: Target, journal: Journal, rid: RolloutId) -> tuple[Phase, list[str]]:
     """The drill's own check after resume, independent of what resume reported: journal, target, users."""
     phase, problems, expected = journal_view(journal, rid)
-    state = replay(journal.entries(rid))
+    state = replay(read(journal, rid))
     if not phase.terminal:
         problems.append(f"resume ended in {phase.value}")
     live = target.current()

@@ -25,6 +25,7 @@ import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pulumi.automation import ConfigValue, Deployment, OutputValue
 from pulumi.automation._cmd import CommandResult
@@ -85,7 +86,7 @@ class Failure:
 @dataclass
 class FakeStack:
     name: str
-    config: dict[str, object] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
     secret_keys: set[str] = field(default_factory=set)
     program: Program | None = None
     user: str = "ci"
@@ -99,7 +100,8 @@ class FakeStack:
     failures: dict[str, list[Failure]] = field(default_factory=dict)
     calls: list[str] = field(default_factory=list)
     writes: list[tuple[str, str, bool]] = field(default_factory=list)
-    ups: list[dict[str, object]] = field(default_factory=list)
+    ups: list[dict[str, Any]] = field(default_factory=list)
+    """The config each ``up`` ran with, as JSON (tests index into it)."""
     stack_outputs: dict[str, object] = field(default_factory=dict)
 
     # ---------------------------------------------------------------- scripting

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import httpx
@@ -133,7 +134,7 @@ def prometheus(scrape_target: str, workdir: Path) -> Iterator[str]:
         yield url
 
 
-def kube_pods_route(pods: list[dict[str, object]]) -> Route:
+def kube_pods_route(pods: list[dict[str, Any]]) -> Route:
     """A fake API server's pods list: filters by namespace and equality label selectors."""
 
     def route(handler: BaseHTTPRequestHandler) -> tuple[int, str]:
@@ -155,7 +156,9 @@ def kube_pods_route(pods: list[dict[str, object]]) -> Route:
 
 
 def make_pod(name: str, namespace: str, labels: dict[str, str], restarts: list[int],
-             init_restarts: list[int] | None = None) -> dict[str, object]:
+             init_restarts: list[int] | None = None) -> dict[str, Any]:
+    """A pod as the API server returns it (JSON: the tests index into it)."""
+
     def status(i: int, n: int) -> dict[str, object]:
         return {"name": f"c{i}", "image": "app:1", "imageID": "", "ready": True, "restartCount": n}
 

@@ -50,7 +50,7 @@ class FileStack:
         stack = FakeStack("drill", program=services_program)
         for key in KEPT:
             setattr(stack, key, doc[key])
-        stack.lock = tuple(doc["lock"]) if doc["lock"] else None  # type: ignore[assignment]
+        stack.lock = tuple(doc["lock"]) if doc["lock"] else None
         return stack
 
     def _save(self, stack: FakeStack) -> None:
@@ -78,5 +78,5 @@ def make_pulumi_target(directory: Path, strategy: Strategy) -> Target:
     directory.mkdir(parents=True, exist_ok=True)
     stack = FileStack(directory / "stack.json")
     service = "web" if strategy is Strategy.CANARY else "api"
-    return PulumiStackTarget("drill", service, directory, strategy, stack_factory=lambda _n, _d: stack,  # type: ignore[arg-type,return-value]
+    return PulumiStackTarget("drill", service, directory, strategy, stack_factory=lambda _n, _d: stack,
                              checkpoint_dir=directory / "checkpoints")

@@ -14,7 +14,7 @@ from infra.rollout.engine import Engine, Outcome
 from infra.rollout.journal import Entry, EntryKind, SqliteJournal
 from infra.rollout.lock import SqliteLock
 from infra.rollout.scheduler import Plan, bluegreen_plan, canary_plan
-from infra.rollout.seams import Analysis, Hook, HookPhase, StackName
+from infra.rollout.seams import Analysis, Hook, HookPhase, RolloutId, StackName
 
 STACK = StackName("dev")
 
@@ -33,7 +33,7 @@ class Rig:
         return self.engine.start(stack=STACK, service=service, image=image, plan=self.plan, force=force)
 
     def entries(self, rid: str) -> list[Entry]:
-        return self.journal.entries(rid)  # type: ignore[arg-type]
+        return self.journal.entries(RolloutId(rid))
 
     def kinds(self, rid: str) -> list[str]:
         return [e.kind.value for e in self.entries(rid)]

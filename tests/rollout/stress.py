@@ -36,6 +36,7 @@ from components.spec import Strategy
 from infra.errors import InputError
 from infra.rollout.clock import SystemClock
 from infra.rollout.engine import Engine, OperatorAction, request
+from infra.rollout.entries import Verified, of, read
 from infra.rollout.errors import StackLocked
 from infra.rollout.journal import Entry, EntryKind, JournalConflict, Quarantine, RolloutRecord, SqliteJournal
 from infra.rollout.lock import SqliteLock
@@ -145,7 +146,7 @@ def run_engine(root: Path, index: int) -> None:
 def _unfinished(journal: SqliteJournal, stack: StackName) -> list[RolloutId]:
     """Rollouts not ended, or ended but never verified (killed in between): `resume` finishes both."""
     return [r.id for r in journal.history(stack, limit=1_000_000)
-            if not r.phase.terminal or replay(journal.entries(r.id)).verified is None]
+            if not r.phase.terminal or replay(read(journal, r.id)).verified is None]
 
 
 def _last_rollout(journal: SqliteJournal, stack: StackName) -> RolloutId | None:
@@ -189,7 +190,7 @@ def run_reader(root: Path, index: int) -> None:
         try:
             records = journal.history(limit=20)
             if records:
-                entries = journal.entries(rng.choice(records).id)
+                entries = read(journal, rng.choice(records).id)
                 seqs = [e.seq for e in entries]
                 if seqs != sorted(set(seqs)):
                     raise AssertionError(f"entries out of order: {seqs}")
@@ -350,11 +351,11 @@ def _check(root: Path, engines: int, *, processes: int, kills: int, seconds: flo
     final: dict[str, Phase] = {}
     records = journal.history(limit=1_000_000)
     for record in records:
-        entries = journal.entries(record.id)
+        entries = read(journal, record.id)
         state = replay(entries)
         final[record.id] = state.phase
         phases[state.phase.value] += 1
-        verified = [e.data.get("ok") for e in entries if e.kind is EntryKind.VERIFIED]
+        verified = [v.ok for v in of(entries, Verified)]
         if not state.phase.terminal or verified != [True]:
             unverified += 1
             problems.append(f"{record.id} ended {state.phase.value} with verifications {verified}")
@@ -363,7 +364,7 @@ def _check(root: Path, engines: int, *, processes: int, kills: int, seconds: flo
     for index in range(engines):
         last = _last_rollout(journal, _stack(index))
         if last is not None:
-            diff = mismatches(replay(journal.entries(last)), _target(root, index).current())
+            diff = mismatches(replay(read(journal, last)), _target(root, index).current())
             if diff:
                 problems.append(f"stack s{index}: target differs from the journal: {diff}")
     aborts = [a for a in operator if a["action"] == "abort"]

@@ -113,13 +113,13 @@ def test_prometheus_is_openmetrics_that_parses_back_to_the_values(scenario_proje
     code, out, _ = gantry(scenario_project, "report", "kpis", "--format", "prometheus", "--since", since_scenario())
     assert code == 0
     assert out.endswith("# EOF\n")
-    families = {f.name: f for f in text_string_to_metric_families(out)}
+    families = {f.name: f for f in text_string_to_metric_families(out)}  # type: ignore[no-untyped-call]  # the library ships no type information
     assert {"gantry_lead_time_seconds", "gantry_mttr_seconds", "gantry_change_failure_ratio",
             "gantry_deployment_frequency_per_day", "gantry_zero_downtime_ratio", "gantry_kpi_target",
             "gantry_kpi_target_met"} <= set(families)
 
     def sample(family: str, **labels: str) -> float:
-        return next(s.value for s in families[family].samples
+        return next(s.value for s in families[family].samples  # type: ignore[no-any-return]
                     if all(s.labels.get(k) == v for k, v in labels.items()))
 
     assert sample("gantry_change_failure_ratio", scope="overall") == 3 / 7
@@ -173,7 +173,7 @@ def test_user_supplied_names_are_escaped_in_every_format(hostile_project: Path) 
     code, page, _ = gantry(hostile_project, "report", "kpis", "--format", "html", "--since", since_scenario())
     assert "<script" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     code, prom, _ = gantry(hostile_project, "report", "kpis", "--format", "prometheus", "--since", since_scenario())
-    stacks = {s.labels.get("stack") for f in text_string_to_metric_families(prom) for s in f.samples}
+    stacks = {s.labels.get("stack") for f in text_string_to_metric_families(prom) for s in f.samples}  # type: ignore[no-untyped-call]  # the library ships no type information
     assert HOSTILE_STACK in stacks, "label values survive the exposition's escaping intact"
     # Terminal control characters never reach the output raw, in any format.
     for fmt in ("text", "markdown", "html", "prometheus", "json"):

@@ -77,7 +77,8 @@ def live(project: Path, service: str = "web") -> JsonFileTarget:
     (["--strategy", "bluegreen"], "services.web.strategy must be bluegreen for this rollout, but 'canary' was given"),
     (["--interval", "5"], "--interval must be a number with a unit ms, s, m or h (e.g. 30s), but '5' was given"),
     (["--step-weight", "30", "--max-weight", "20"], "--max-weight must be within stepWeight (30)..100, but 20"),
-    (["--threshold", "0"], "--threshold must be an integer from 1 to 100, but 0 was given"),
+    (["--threshold", "0"], "--threshold must be >= 1, but 0 was given"),
+    (["--threshold", "101"], "--threshold must be <= 100, but 101 was given"),
     (["--stack", "nope"], "stack file not found; known stacks: drill"),
 ])
 def test_bad_input_exits_2_before_anything_is_touched(project: Path, args: list[str], message: str) -> None:
@@ -156,7 +157,7 @@ def _unfinished(project: Path) -> str:
     (project / ".gantry" / "targets").mkdir(parents=True, exist_ok=True)
     target = JsonFileTarget(drill_cli.file_target_path(project, "drill", "web"), Strategy.CANARY, "app:1.0")
     plan = make_plan(weights=(10, 50, 100), interval=0.0)
-    rig = make_rig(project, target=target, analysis=Dies(), plan=plan)  # type: ignore[arg-type]
+    rig = make_rig(project, target=target, analysis=Dies(), plan=plan)
     with pytest.raises(KeyboardInterrupt):
         rig.engine.start(stack=StackName("drill"), service="web", image="app:2.0", plan=rig.plan)
     return rig.journal.history()[0].id

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 from pathlib import Path
+from typing import cast
 
 import pytest
 from fakes import FakeAnalysis, FakeHook, FakeTarget
@@ -10,9 +13,11 @@ from rollout_rig import STACK, make_rig
 
 from components.spec import Color, Strategy
 from infra.errors import ExitCode
-from infra.rollout.engine import OperatorAction, request
+from infra.rollout.engine import Heartbeat, OperatorAction, request
+from infra.rollout.entries import Analysed, Logged, of, parse_all
 from infra.rollout.errors import QuarantinedVersion, StackLocked
 from infra.rollout.journal import Entry, EntryKind, SqliteJournal
+from infra.rollout.lock import Lease, Lock
 from infra.rollout.scheduler import RolloutState
 from infra.rollout.seams import (
     AnalysisContext,
@@ -145,9 +150,9 @@ def test_an_analysis_that_raises_fails_safe(tmp_path: Path) -> None:
     rig = make_rig(tmp_path, analysis=FakeAnalysis(raises=RuntimeError("prometheus 503")))
     outcome = rig.start()
     assert outcome.phase is Phase.ROLLED_BACK
-    check = rig.of(outcome.rollout_id, EntryKind.ANALYSIS)[0].data["checks"][0]
-    assert (check["name"], check["verdict"]) == ("analysis", "fail")
-    assert "prometheus 503" in str(check["detail"])
+    check = of(parse_all(rig.entries(outcome.rollout_id)), Analysed)[0].checks[0]
+    assert (check.name, check.verdict) == ("analysis", Verdict.FAIL)
+    assert "prometheus 503" in check.detail
 
 
 def test_endless_inconclusive_analysis_still_ends_in_a_rollback(tmp_path: Path) -> None:
@@ -246,7 +251,7 @@ def test_pause_holds_until_resume(tmp_path: Path) -> None:
     waits: list[tuple[Phase, int]] = []
 
     class Resumer:
-        def on_entry(self, state: RolloutState, entry: Entry) -> None:
+        def on_entry(self, state: RolloutState, entry: Logged) -> None:
             return
 
         def on_wait(self, state: RolloutState, until: float, now: float) -> None:
@@ -279,7 +284,7 @@ def test_the_lease_is_renewed_through_long_waits(tmp_path: Path) -> None:
     margins: list[float] = []
 
     class Watch:
-        def on_entry(self, state: RolloutState, entry: Entry) -> None:
+        def on_entry(self, state: RolloutState, entry: Logged) -> None:
             return
 
         def on_wait(self, state: RolloutState, until: float, now: float) -> None:
@@ -305,3 +310,34 @@ def test_fast_track_revert_restores_the_checkpoint_of_a_promoted_rollout(tmp_pat
     assert started["revert_of"] == promoted.rollout_id
     assert started["before"] == {"strategy": "canary", "stable_image": "app:2.0", "canary_image": None,
                                  "canary_weight": 0}
+
+
+class FlakyLock:
+    """A lock whose heartbeats fail (a busy database) ``failures`` times, then renew; then it is taken."""
+
+    def __init__(self, lock: object, failures: int) -> None:
+        self.inner, self.failures, self.beats = lock, failures, 0
+
+    def heartbeat(self, lease: Lease) -> Lease:
+        self.beats += 1
+        if self.beats <= self.failures:
+            raise sqlite3.OperationalError("database is locked")
+        if self.beats == self.failures + 2:
+            raise StackLocked(lease.stack, "someone else", "elsewhere", None, None)
+        return lease
+
+
+def test_the_heartbeat_logs_each_failed_beat_and_keeps_the_lease(tmp_path: Path,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    rig = make_rig(tmp_path)
+    lease = rig.lock.acquire(STACK, RolloutId("r-beat"))
+    flaky = FlakyLock(rig.lock, failures=2)
+    beat = Heartbeat(cast(Lock, flaky), lease, every=0.001)
+    with caplog.at_level(logging.WARNING, logger="infra.rollout.engine"):
+        beat.start()
+        beat.join(timeout=10.0)
+    assert not beat.is_alive()
+    failed = [r.getMessage() for r in caplog.records if "heartbeat" in r.getMessage()]
+    assert len(failed) == 2 and all("OperationalError: database is locked" in m for m in failed), failed
+    # After the failed beats it renewed once, then recorded the lost lease for the loop instead of retrying.
+    assert flaky.beats == 4 and isinstance(beat.lost, StackLocked)

@@ -64,8 +64,8 @@ class FailNextUpAt:
         return AnalysisResult(Verdict.PASS, ())
 
 
-def _rig(tmp_path: Path, stack: FakeStack, analysis: object, strategy: Strategy = Strategy.CANARY,
-         service: str = "web"):  # type: ignore[no-untyped-def]
+def _rig(tmp_path: Path, stack: FakeStack, analysis: object, strategy: Strategy = Strategy.CANARY,  # type: ignore[no-untyped-def]
+         service: str = "web"):
     ws = FakeWorkspace()
     ws.add(stack)
     target = PulumiStackTarget("dev", service, tmp_path, strategy, stack_factory=ws.factory,
@@ -80,7 +80,7 @@ def _journal_text(rig: object, rid: str) -> str:
 
 def test_healthy_canary_is_promoted_through_config_writes_and_ups(tmp_path: Path, stack: FakeStack) -> None:
     rig = _rig(tmp_path, stack, FakeAnalysis())
-    outcome = rig.engine.start(stack="dev", service="web", image="ghcr.io/acme/web:1.1", plan=rig.plan)  # type: ignore[arg-type]
+    outcome = rig.engine.start(stack="dev", service="web", image="ghcr.io/acme/web:1.1", plan=rig.plan)
     assert outcome.phase is Phase.PROMOTED and outcome.verified
     assert _web(stack)["image"] == "ghcr.io/acme/web:1.1" and _web(stack)["canaryWeight"] == 0
     assert stack.calls.count("up") == 1 + 3 + 1  # prepare, three weights, promote
@@ -90,7 +90,7 @@ def test_healthy_canary_is_promoted_through_config_writes_and_ups(tmp_path: Path
 @pytest.mark.parametrize("k", [0, 1], ids=["fails-at-50", "fails-at-100"])
 def test_a_failed_step_up_rolls_the_stack_back(tmp_path: Path, stack: FakeStack, k: int) -> None:
     rig = _rig(tmp_path, stack, FailNextUpAt(stack, k, stderr=f"error: provider crashed password={SECRET}"))
-    outcome = rig.engine.start(stack="dev", service="web", image="ghcr.io/acme/web:1.1", plan=rig.plan)  # type: ignore[arg-type]
+    outcome = rig.engine.start(stack="dev", service="web", image="ghcr.io/acme/web:1.1", plan=rig.plan)
     assert outcome.phase is Phase.ROLLED_BACK and outcome.verified
     assert _web(stack) == {"namespace": "web", "image": "ghcr.io/acme/web:1.0", "strategy": "canary",
                            "canaryWeight": 0}
@@ -101,7 +101,7 @@ def test_a_failed_step_up_rolls_the_stack_back(tmp_path: Path, stack: FakeStack,
 
 def test_an_interrupted_step_up_is_recovered_by_the_rollback(tmp_path: Path, stack: FakeStack) -> None:
     rig = _rig(tmp_path, stack, FailNextUpAt(stack, 0, stderr="error: update canceled", interrupt=True))
-    outcome = rig.engine.start(stack="dev", service="web", image="ghcr.io/acme/web:1.1", plan=rig.plan)  # type: ignore[arg-type]
+    outcome = rig.engine.start(stack="dev", service="web", image="ghcr.io/acme/web:1.1", plan=rig.plan)
     assert outcome.phase is Phase.ROLLED_BACK and outcome.verified
     assert stack.lock is None and stack.deployment["pending_operations"] == []
     assert "cancel" in stack.calls and "refresh" in stack.calls
@@ -117,11 +117,11 @@ def test_someone_elses_lock_is_never_cancelled_it_exits_3_and_resume_rolls_back(
 
     rig = _rig(tmp_path, stack, LockedByBob())
     with pytest.raises(StackLocked) as info:
-        rig.engine.start(stack="dev", service="web", image="ghcr.io/acme/web:1.1", plan=rig.plan)  # type: ignore[arg-type]
+        rig.engine.start(stack="dev", service="web", image="ghcr.io/acme/web:1.1", plan=rig.plan)
     # Exit 3, not a failed rollback (4): nothing is broken, the stack is only busy. Nothing was cancelled.
     assert info.value.exit_code is ExitCode.LOCKED and "bob" in str(info.value)
     assert "cancel" not in stack.calls and stack.lock == ("bob", "other-runner", 77)
-    (record,) = rig.engine.journal.active("dev")  # type: ignore[arg-type]
+    (record,) = rig.engine.journal.active("dev")
     assert record.phase is Phase.ROLLING_BACK
 
     stack.lock = None  # bob's update ended
@@ -143,10 +143,10 @@ def test_a_live_update_on_this_host_blocking_a_step_exits_3_without_a_cancel(tmp
 
     rig = _rig(tmp_path, stack, LockedAfterFirstStep())
     with pytest.raises(StackLocked) as info:
-        rig.engine.start(stack="dev", service="web", image="ghcr.io/acme/web:1.1", plan=rig.plan)  # type: ignore[arg-type]
+        rig.engine.start(stack="dev", service="web", image="ghcr.io/acme/web:1.1", plan=rig.plan)
     assert info.value.exit_code is ExitCode.LOCKED and info.value.pid == os.getpid()
     assert "cancel" not in stack.calls and stack.lock == live
-    (record,) = rig.engine.journal.active("dev")  # type: ignore[arg-type]
+    (record,) = rig.engine.journal.active("dev")
     errors = rig.of(record.id, EntryKind.ERROR)
     assert [e.data["action"] for e in errors] == ["set_weight"] and errors[0].data["type"] == "StackLocked"
 
@@ -163,19 +163,19 @@ def test_a_rollback_whose_up_fails_twice_ends_failed_with_recovery_steps(tmp_pat
             return AnalysisResult(Verdict.FAIL, ())
 
     rig = _rig(tmp_path, stack, BadThenBroken())
-    outcome = rig.engine.start(stack="dev", service="web", image="ghcr.io/acme/web:1.1", plan=rig.plan)  # type: ignore[arg-type]
+    outcome = rig.engine.start(stack="dev", service="web", image="ghcr.io/acme/web:1.1", plan=rig.plan)
     assert outcome.phase is Phase.FAILED and outcome.exit_code is ExitCode.OPERATOR
     checkpoint = rig.of(outcome.rollout_id, EntryKind.CHECKPOINT)[0].data["state"]
-    assert str(checkpoint["file"]) in outcome.reason  # type: ignore[index]
+    assert str(checkpoint["file"]) in outcome.reason
     assert "pulumi up --stack dev --yes" in outcome.reason
     assert "\n" in outcome.reason, "recovery commands keep their lines"
 
 
 def test_bluegreen_switches_and_switches_back(tmp_path: Path, stack: FakeStack) -> None:
     rig = _rig(tmp_path, stack, FakeAnalysis([Verdict.PASS, Verdict.FAIL]), Strategy.BLUEGREEN, "api")
-    outcome = rig.engine.start(stack="dev", service="api", image="ghcr.io/acme/api:2.1", plan=rig.plan)  # type: ignore[arg-type]
+    outcome = rig.engine.start(stack="dev", service="api", image="ghcr.io/acme/api:2.1", plan=rig.plan)
     assert outcome.phase is Phase.ROLLED_BACK and outcome.verified
     api = _web(stack, "api")
     assert api.get("activeColor", "blue") == "blue"
-    switched = [u["gantry:services"]["api"].get("activeColor") for u in stack.ups]  # type: ignore[index]
+    switched = [u["gantry:services"]["api"].get("activeColor") for u in stack.ups]
     assert "green" in switched, "it did switch before the post-promotion analysis failed"

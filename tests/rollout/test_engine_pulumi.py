@@ -1,7 +1,7 @@
 """The whole engine on a real Pulumi stack (local file backend): a promoted canary, then a rolled-back one.
 
 Marker ``engine``: needs the pulumi CLI on PATH (skipped where it is absent, as the suite's conftest says).
-Reuses the tiny provider-free program and stack fixture of ``test_pulumi_target_engine``.
+Uses the tiny provider-free program and stack of the ``pulumi_project`` fixture (``conftest.py``).
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from fakes import FakeAnalysis
-from test_pulumi_target_engine import project  # noqa: F401  (the fixture)
 
 from components.spec import Strategy
 from infra.rollout.clock import FakeClock
@@ -22,13 +21,14 @@ from infra.rollout.seams import Phase, StackName, Verdict
 
 
 @pytest.mark.engine
-def test_engine_promotes_then_rolls_back_a_real_stack(project: Path) -> None:  # noqa: F811
+def test_engine_promotes_then_rolls_back_a_real_stack(pulumi_project: Path) -> None:
     from infra.rollout.pulumi_target import PulumiStackTarget
 
     def engine(verdicts: list[Verdict]) -> tuple[Engine, PulumiStackTarget]:
-        target = PulumiStackTarget("dev", "web", project, Strategy.CANARY, checkpoint_dir=project / "checkpoints")
+        target = PulumiStackTarget("dev", "web", pulumi_project, Strategy.CANARY,
+                                   checkpoint_dir=pulumi_project / "checkpoints")
         clock = FakeClock()
-        db = journal_path(project)
+        db = journal_path(pulumi_project)
         return Engine(target=target, analysis=FakeAnalysis(verdicts), journal=SqliteJournal(db),
                       lock=SqliteLock(db, clock), clock=clock), target
 

@@ -15,17 +15,18 @@ from components.spec import Strategy
 from infra.config import SecretValue
 from infra.errors import InputError
 from infra.rollout import factory
+from infra.rollout.entries import parse_all
 from infra.rollout.hooks import CommandHook, HttpHook
 from infra.rollout.scheduler import StepEffect, replay
-from infra.rollout.seams import HookPhase, Verdict
+from infra.rollout.seams import HookPhase, JSONObject, Verdict
 from infra.rollout.view import JsonView, remaining_seconds, render
 from infra.settings.rollout import RolloutSettings
 
 
 def _text(renderable: object) -> str:
-    console = Console(file=io.StringIO(), width=140, color_system=None)
-    console.print(renderable)
-    return console.file.getvalue()  # type: ignore[attr-defined]
+    buffer = io.StringIO()
+    Console(file=buffer, width=140, color_system=None).print(renderable)
+    return buffer.getvalue()
 
 
 def test_json_view_prints_one_event_per_journal_entry(tmp_path: Path) -> None:
@@ -49,8 +50,9 @@ def test_live_frame_shows_stage_weights_gates_and_time_left(tmp_path: Path) -> N
     rig = make_rig(tmp_path, analysis=FakeAnalysis([Verdict.PASS, Verdict.FAIL]))
     outcome = rig.start()
     entries = rig.entries(outcome.rollout_id)
-    mid = replay(entries[:10])  # 10% analysed and advanced, 25% applied
-    checks = [{"name": "error-rate", "value": 0.031, "limit": 0.05, "verdict": "pass", "detail": "31/1000"}]
+    mid = replay(parse_all(entries[:10]))  # 10% analysed and advanced, 25% applied
+    checks: list[JSONObject] = [{"name": "error-rate", "value": 0.031, "limit": 0.05, "verdict": "pass",
+                                 "detail": "31/1000"}]
     text = _text(render(mid, checks, until=mid.step_started_at + 30, now=mid.step_started_at + 10))
     for part in ("canary 25%", "stable 75% / canary 25%", "error-rate", "0.031", "0.05", "pass",
                  "20s until the next analysis", "80s to promotion", "0/1", "0/3"):
@@ -60,7 +62,7 @@ def test_live_frame_shows_stage_weights_gates_and_time_left(tmp_path: Path) -> N
 def test_remaining_time_counts_the_steps_ahead(tmp_path: Path) -> None:
     rig = make_rig(tmp_path)
     outcome = rig.start()
-    first = replay(rig.entries(outcome.rollout_id)[:6])  # 10% just applied
+    first = replay(parse_all(rig.entries(outcome.rollout_id)[:6]))  # 10% just applied
     assert first.current_step.weight == 10
     assert remaining_seconds(first, first.step_started_at + 30, first.step_started_at) == 30 + 3 * 30
 

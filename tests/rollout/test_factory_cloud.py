@@ -145,8 +145,8 @@ def test_a_restarting_canary_fails_on_restarts_with_signed_template_queries(
 
 def test_a_healthy_canary_passes_with_no_restarts(cluster: tuple[App, PromApi], tmp_path: Path) -> None:
     app, _ = cluster
-    PODS[0]["status"]["containerStatuses"][0]["restartCount"] = 0  # type: ignore[index]
-    PODS[0]["status"]["containerStatuses"][1]["restartCount"] = 0  # type: ignore[index]
+    PODS[0]["status"]["containerStatuses"][0]["restartCount"] = 0
+    PODS[0]["status"]["containerStatuses"][1]["restartCount"] = 0
     try:
         cfg = prod()
         settings = cfg.rollout_for("web").model_copy(update={"judge": "threshold"})
@@ -160,8 +160,8 @@ def test_a_healthy_canary_passes_with_no_restarts(cluster: tuple[App, PromApi], 
         result = analysis.analyse(ctx())
         assert result.verdict is Verdict.PASS, result.checks
     finally:
-        PODS[0]["status"]["containerStatuses"][0]["restartCount"] = 4  # type: ignore[index]
-        PODS[0]["status"]["containerStatuses"][1]["restartCount"] = 3  # type: ignore[index]
+        PODS[0]["status"]["containerStatuses"][0]["restartCount"] = 4
+        PODS[0]["status"]["containerStatuses"][1]["restartCount"] = 3
 
 
 def test_no_endpoint_anywhere_is_an_input_error(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from infra.rollout import factory
 from infra.rollout.hooks import CommandHook, hook_environment
 from infra.rollout.journal import journal_path
 from infra.rollout.masking import Masker, mask_logs
-from infra.rollout.seams import HookPhase
+from infra.rollout.seams import HookPhase, JSONObject
 from infra.secret_value import SecretValue
 from infra.settings.rollout import RolloutSettings
 
@@ -28,7 +28,7 @@ PY = sys.executable
 SLACK = "http://127.0.0.1:9/services/T0SLACK/B0HOOK/xoxSlackWebhookToken42"
 DEPLOY_TOKEN = "dpl-7f3a9c1e5b2d4f60"
 CLOUD_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
-PAYLOAD = {"rollout": "r-1", "stack": "drill", "service": "web", "image": "app:2.0", "baseline": "app:1.0",
+PAYLOAD: JSONObject = {"rollout": "r-1", "stack": "drill", "service": "web", "image": "app:2.0", "baseline": "app:1.0",
            "phase": "step", "step": 1, "weight": 50}
 EXPECTED_GANTRY = {"GANTRY_HOOK_NAME": "dump", "GANTRY_HOOK_PHASE": "step", "GANTRY_ROLLOUT_ID": "r-1",
                    "GANTRY_STACK": "drill", "GANTRY_SERVICE": "web", "GANTRY_IMAGE": "app:2.0",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
@@ -30,7 +30,7 @@ def app() -> Iterator[App]:
     routes = {"/ok": lambda _: (200, "fine"), "/no-content": lambda _: (204, ""),
               "/reject": lambda _: (409, f"gate closed; token {TOKEN}"), "/error": lambda _: (500, "boom"),
               "/redirect": lambda _: (302, ""), "/slow": slow}
-    with serve(App(routes=routes)) as running:
+    with serve(App(routes=routes)) as running:  # type: ignore[arg-type]
         yield running
 
 
@@ -106,13 +106,13 @@ def test_missing_binary_fails_without_raising() -> None:
 
 @pytest.mark.parametrize(("make", "field"), [
     (lambda: CommandHook("a", HookPhase.STEP, []), "hooks.a.argv must be a non-empty list"),
-    (lambda: CommandHook("b", HookPhase.STEP, "echo hi"), "hooks.b.argv must be a non-empty list"),  # type: ignore[arg-type]
+    (lambda: CommandHook("b", HookPhase.STEP, "echo hi"), "hooks.b.argv must be a non-empty list"),
     (lambda: CommandHook("c", HookPhase.STEP, ["x"], timeout=0), r"hooks\.c\.timeout must be within"),
     (lambda: HttpHook("d", HookPhase.STEP, "ftp://x"), r"hooks\.d\.url must be an http\(s\) URL"),
 ])
-def test_bad_hook_config_names_the_field(make: object, field: str) -> None:
+def test_bad_hook_config_names_the_field(make: Callable[[], object], field: str) -> None:
     with pytest.raises(InputError, match=field):
-        make()  # type: ignore[operator]
+        make()
 
 
 def test_timeout_kills_grandchildren_too(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from rollout_rig import make_rig
 
 from components.spec import Strategy
 from infra.errors import ExitCode
+from infra.rollout.entries import read
 from infra.rollout.journal import (
     EntryKind,
     Quarantine,
@@ -109,7 +110,7 @@ def test_a_finished_rollout_replays_to_the_engines_final_state(tmp_path: Path) -
     rig = make_rig(tmp_path)
     outcome = rig.start()
     reopened = SqliteJournal.for_project(tmp_path)
-    assert replay(reopened.entries(outcome.rollout_id)) == outcome.state
+    assert replay(read(reopened, outcome.rollout_id)) == outcome.state
     assert outcome.state.phase is Phase.PROMOTED
 
 

@@ -17,6 +17,7 @@ from rollout_rig import STACK, make_rig
 from infra.errors import ExitCode
 from infra.rollout import journal as journal_mod
 from infra.rollout import kpis
+from infra.rollout.entries import read
 from infra.rollout.journal import SCHEMA_VERSION, NewerJournal, SqliteJournal, migrate
 from infra.rollout.provenance import UNKNOWN, Provenance, Source
 from infra.rollout.scheduler import replay
@@ -63,7 +64,7 @@ def test_a_v0_journal_is_migrated_and_keeps_every_entry(tmp_path: Path) -> None:
     assert sorted(r.phase for r in records) == sorted([Phase.PROMOTED, Phase.ROLLED_BACK, Phase.PROMOTED])
     for record in records:
         assert record.provenance == UNKNOWN
-        assert replay(journal.entries(record.id)).phase is record.phase  # old entries replay as before
+        assert replay(read(journal, record.id)).phase is record.phase  # old entries replay as before
     # The KPI report reads it: no commit times, and no stable counts in analyses written before they existed.
     rep = kpis.compute(kpis.load(journal), since=0.0, until=2_000_000_000.0)
     assert rep.overall.metric("lead_time").detail["without_commit_time"] == 2

@@ -22,6 +22,7 @@ import pytest
 from fakes import JsonFileTarget
 
 from infra.rollout.clock import FakeClock
+from infra.rollout.entries import parse_all, read
 from infra.rollout.journal import EntryKind, SqliteJournal, journal_path, open_connections
 from infra.rollout.lock import SqliteLock, process_identity
 from infra.rollout.scheduler import replay
@@ -89,7 +90,7 @@ def test_the_engine_process_keeps_its_locks_while_other_processes_read_and_close
 
     from components.spec import Strategy
     from infra.rollout.journal import RolloutRecord
-    from infra.rollout.scheduler import started_data
+    from infra.rollout.scheduler import started
     from infra.rollout.seams import TrafficState
 
     path = journal_path(tmp_path)
@@ -97,8 +98,8 @@ def test_the_engine_process_keeps_its_locks_while_other_processes_read_and_close
     rid = RolloutId("r-d1")
     baseline = TrafficState(Strategy.CANARY, "app:1.0", None, 0)
     journal.create(RolloutRecord(rid, StackName("dev"), "web", "app:2.0", Strategy.CANARY, Phase.PENDING, 1.0, 1.0),
-                   started_data(stack=StackName("dev"), service="web", image="app:2.0", baseline=baseline,
-                                plan=make_plan()))
+                   started(stack=StackName("dev"), service="web", image="app:2.0", baseline=baseline,
+                           plan=make_plan()).to_json())
     journal.append(rid, EntryKind.INTENT, {"action": "prepare"}, 2.0)
     lock = SqliteLock(path, FakeClock())
     assert open_connections() >= 1
@@ -149,7 +150,7 @@ def test_status_then_abort_during_a_canary_rolls_back(tmp_path: Path) -> None:
     journal = SqliteJournal(journal_path(project))
     entries = journal.entries(RolloutId(rid))
     assert [e.data["action"] for e in entries if e.kind is EntryKind.OPERATOR] == ["abort"]
-    state = replay(entries)
+    state = replay(parse_all(entries))
     assert state.phase is Phase.ROLLED_BACK and state.reverted and not state.promoted
     assert state.reason == "abort by operator"
     live = JsonFileTarget(project / ".gantry" / "targets" / "drill-web.json").current()
@@ -170,7 +171,7 @@ def crashed(tmp_path: Path) -> tuple[Path, str]:
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     journal = SqliteJournal(journal_path(project))
     rid = journal.history()[0].id
-    assert not replay(journal.entries(rid)).phase.terminal
+    assert not replay(read(journal, rid)).phase.terminal
     journal.close()
     return project, rid
 
@@ -196,7 +197,7 @@ def _sleeper() -> subprocess.Popen[bytes]:
 
 def _assert_finished(project: Path, rid: str, result: subprocess.CompletedProcess[str]) -> None:
     journal = SqliteJournal(journal_path(project))
-    state = replay(journal.entries(RolloutId(rid)))
+    state = replay(read(journal, RolloutId(rid)))
     journal.close()
     assert state.phase.terminal and state.verified, (result.stdout, result.stderr)
     assert result.returncode == (0 if state.phase is Phase.PROMOTED else 1), (result.stdout, result.stderr)
@@ -246,7 +247,7 @@ def test_resume_exits_3_naming_a_live_holder_on_this_host(crashed: tuple[Path, s
         assert (locked["event"], locked["pid"], locked["host"], locked["exit_code"]) == (
             "locked", holder.pid, socket.gethostname(), 3)
     journal = SqliteJournal(journal_path(project))
-    assert not replay(journal.entries(RolloutId(rid))).phase.terminal, "nothing may act beside a live holder"
+    assert not replay(read(journal, RolloutId(rid))).phase.terminal, "nothing may act beside a live holder"
     journal.close()
 
 

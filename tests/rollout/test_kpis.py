@@ -191,19 +191,24 @@ def test_an_unfinished_rollout_is_in_progress_not_a_failure(tmp_path: Path) -> N
 
 def test_nonsensical_traffic_counts_are_not_evidence() -> None:
     from components.spec import Strategy
+    from infra.rollout.entries import parse_all
     from infra.rollout.journal import Entry, RolloutRecord
-    from infra.rollout.seams import RolloutId, StackName
+    from infra.rollout.scheduler import canary_plan, started
+    from infra.rollout.seams import JSONValue, RolloutId, StackName, TrafficState
 
     rid = RolloutId("r")
     record = RolloutRecord(rid, StackName("s"), "web", "web:2", Strategy.CANARY, Phase.PROMOTED, T0, T0)
-    bad = [{"baseline": {"requests": 10, "errors": 11}}, {"baseline": {"requests": -1, "errors": 0}},
-           {"baseline": {"requests": "10", "errors": 0}}, {"baseline": None}, "junk"]
-    entries = [Entry(1, rid, EntryKind.STARTED, {}, T0)]
-    entries += [Entry(i + 2, rid, EntryKind.ANALYSIS, {"verdict": "pass", "traffic": t}, T0 + i)  # type: ignore[dict-item]
-                for i, t in enumerate(bad)]
-    entries.append(Entry(9, rid, EntryKind.ANALYSIS, {"verdict": "pass", "traffic": {"baseline": {"requests": 7,
-                                                                                                   "errors": 1}}}, T0))
-    f = kpis.facts(record, entries)
+    bad: list[JSONValue] = [
+        {"baseline": {"requests": 10, "errors": 11}}, {"baseline": {"requests": -1, "errors": 0}},
+        {"baseline": {"requests": "10", "errors": 0}}, {"baseline": {"requests": True, "errors": 0}},
+        {"baseline": None}, "junk"]
+    first = started(stack=StackName("s"), service="web", image="web:2",
+                    baseline=TrafficState(Strategy.CANARY, "web:1"), plan=canary_plan([50], interval=1, threshold=1))
+    raw = [Entry(1, rid, EntryKind.STARTED, first.to_json(), T0)]
+    raw += [Entry(i + 2, rid, EntryKind.ANALYSIS, {"verdict": "pass", "traffic": t}, T0 + i) for i, t in enumerate(bad)]
+    raw.append(Entry(9, rid, EntryKind.ANALYSIS, {"verdict": "pass", "traffic": {"baseline": {"requests": 7,
+                                                                                               "errors": 1}}}, T0))
+    f = kpis.facts(record, parse_all(raw))
     assert (f.stable_requests, f.stable_errors) == (7, 1)
 
 

@@ -118,10 +118,11 @@ def test_engine_heartbeat_thread_keeps_the_lease_through_a_blocking_up(tmp_path:
 
     class SlowTarget(FakeTarget):
         def set_weights(self, canary_weight: int) -> None:
-            # A long `pulumi up`: the loop is blocked for two lease lifetimes (the thread renews every ttl/3).
-            time.sleep(2.5)
+            # A long `pulumi up`: the loop is blocked for two lease lifetimes (the thread renews every ttl/3;
+            # a lifetime of 3 s leaves a loaded 2-core machine room to schedule the heartbeat thread).
+            time.sleep(6.5)
             try:
-                SqliteLock(journal_path(tmp_path), SystemClock(), ttl=1.2, host="intruder").acquire(
+                SqliteLock(journal_path(tmp_path), SystemClock(), ttl=3.0, host="intruder").acquire(
                     DEV, RolloutId("r-other"))
                 refused.append(False)
             except StackLocked:
@@ -130,7 +131,7 @@ def test_engine_heartbeat_thread_keeps_the_lease_through_a_blocking_up(tmp_path:
 
     db = journal_path(tmp_path)
     engine = Engine(target=SlowTarget(), analysis=FakeAnalysis(), journal=SqliteJournal(db),
-                    lock=SqliteLock(db, SystemClock(), ttl=1.2), clock=SystemClock())
+                    lock=SqliteLock(db, SystemClock(), ttl=3.0), clock=SystemClock())
     outcome = engine.start(stack=DEV, service="web", image="app:2.0",
                            plan=canary_plan([100], interval=0.0, threshold=1))
     assert outcome.phase.value == "promoted"

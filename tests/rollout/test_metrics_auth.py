@@ -93,7 +93,7 @@ def test_google_bearer_from_a_service_account(monkeypatch: pytest.MonkeyPatch, t
         return 200, json.dumps({"access_token": "ya29.local-token", "expires_in": 3600, "token_type": "Bearer"})
 
     app = _prometheus_app()
-    app.routes["/token"] = token  # type: ignore[assignment]
+    app.routes["/token"] = token
     with serve(app) as running:
         key = _service_account(tmp_path, f"{running.url}/token")
         monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "sa.json"))
@@ -108,9 +108,9 @@ def test_google_bearer_from_a_service_account(monkeypatch: pytest.MonkeyPatch, t
     form = parse_qs(token_calls[0][2].decode())
     header_b64, claims_b64, sig_b64 = form["assertion"][0].split(".")
     pad = lambda s: s + "=" * (-len(s) % 4)  # noqa: E731
-    claims = json.loads(base64.urlsafe_b64decode(pad(claims_b64)))
+    claims = json.loads(base64.urlsafe_b64decode(pad(claims_b64)))  # type: ignore[no-untyped-call]  # the library ships no type information
     assert claims["scope"] == "https://www.googleapis.com/auth/monitoring.read"
-    key.public_key().verify(base64.urlsafe_b64decode(pad(sig_b64)), f"{header_b64}.{claims_b64}".encode(),
+    key.public_key().verify(base64.urlsafe_b64decode(pad(sig_b64)), f"{header_b64}.{claims_b64}".encode(),  # type: ignore[no-untyped-call]  # the library ships no type information
                             padding.PKCS1v15(), hashes.SHA256())
 
 
@@ -123,7 +123,7 @@ def test_azure_bearer_from_managed_identity(monkeypatch: pytest.MonkeyPatch) -> 
                                 "resource": "https://prometheus.monitor.azure.com", "token_type": "Bearer"})
 
     app = _prometheus_app()
-    app.routes["/msi/token"] = identity  # type: ignore[assignment]
+    app.routes["/msi/token"] = identity
     for var in ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_CLIENT_SECRET", "AZURE_FEDERATED_TOKEN_FILE",
                 "MSI_ENDPOINT", "MSI_SECRET", "IDENTITY_SERVER_THUMBPRINT", "IMDS_ENDPOINT"):
         monkeypatch.delenv(var, raising=False)

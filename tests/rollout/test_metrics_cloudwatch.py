@@ -6,7 +6,7 @@ import datetime as dt
 import math
 from collections.abc import Iterator
 
-import boto3
+import boto3  # type: ignore[import-untyped]  # the library ships no type information
 import pytest
 from metric_servers import free_port
 from moto.server import ThreadedMotoServer

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from rollout_rig import make_plan, make_rig
 
 from components.spec import Color, Strategy
+from infra.rollout.entries import parse_all, read
 from infra.rollout.journal import EntryKind, SqliteJournal
 from infra.rollout.scheduler import canary_plan, mismatches, replay
 from infra.rollout.seams import Phase, Verdict
@@ -72,7 +73,7 @@ def test_any_metric_sequence_terminates_in_range_and_replays(outcomes: list[Verd
         # The journal, read back by another connection, replays to the engine's final state.
         other = SqliteJournal(Path(tmp) / ".gantry" / "journal.db")
         entries = other.entries(outcome.rollout_id)
-        assert replay(entries) == outcome.state
+        assert replay(parse_all(entries)) == outcome.state
         assert [e.seq for e in entries] == sorted({e.seq for e in entries})
         assert sum(e.kind is EntryKind.PHASE for e in entries) == 1
         other.close()
@@ -91,7 +92,7 @@ def test_operator_actions_at_any_point_still_end_cleanly(outcomes: list[Verdict]
                                                          strategy: Strategy) -> None:
     from infra.rollout.clock import FakeClock
     from infra.rollout.engine import OperatorAction, request
-    from infra.rollout.journal import Entry
+    from infra.rollout.entries import Logged
     from infra.rollout.scheduler import RolloutState
     from infra.rollout.seams import AnalysisContext, AnalysisResult
 
@@ -110,7 +111,7 @@ def test_operator_actions_at_any_point_still_end_cleanly(outcomes: list[Verdict]
                 return scripted.analyse(ctx)
 
         class ResumeWhenPaused:
-            def on_entry(self, state: RolloutState, entry: Entry) -> None:
+            def on_entry(self, state: RolloutState, entry: Logged) -> None:
                 return
 
             def on_wait(self, state: RolloutState, until: float, now: float) -> None:
@@ -127,7 +128,7 @@ def test_operator_actions_at_any_point_still_end_cleanly(outcomes: list[Verdict]
         assert outcome.phase in (Phase.PROMOTED, Phase.ROLLED_BACK)
         assert all(0 <= w <= 100 for w in target.seen)
         assert mismatches(outcome.state, target.current()) == []
-        assert replay(operator.entries(outcome.rollout_id)) == outcome.state
+        assert replay(read(operator, outcome.rollout_id)) == outcome.state
         first = next((op for op in issued if op in ("abort", "promote")), None)
         if first == "abort":
             assert outcome.phase is Phase.ROLLED_BACK and outcome.reason == "abort by operator"

@@ -6,6 +6,7 @@ import os
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -88,9 +89,9 @@ def test_nothing_known_is_recorded_as_unknown() -> None:
     ({"env": {"GITHUB_SHA": "v1.2.3"}}, "GITHUB_SHA must be a hex commit SHA"),
     ({"env": {"CI_COMMIT_SHA": SHA, "CI_COMMIT_TIMESTAMP": "soon"}}, "CI_COMMIT_TIMESTAMP must be an ISO 8601"),
 ])
-def test_malformed_values_are_input_errors_naming_their_source(kwargs: dict[str, object], field: str) -> None:
+def test_malformed_values_are_input_errors_naming_their_source(kwargs: dict[str, Any], field: str) -> None:
     with pytest.raises(InputError) as info:
-        res(**kwargs)  # type: ignore[arg-type]
+        res(**kwargs)
     assert str(info.value).startswith(field)
     assert "\n" not in str(info.value)
     assert info.value.exit_code is ExitCode.USAGE

@@ -73,7 +73,7 @@ def test_canary_walk_writes_path_config_and_runs_up_each_time(ws: FakeWorkspace,
     t.prepare("ghcr.io/acme/web:1.1")
     for w in (10, 50, 100):
         t.set_weights(w)
-        assert stack.ups[-1]["gantry:services"]["web"]["canaryWeight"] == w  # type: ignore[index]
+        assert stack.ups[-1]["gantry:services"]["web"]["canaryWeight"] == w
     assert t.current() == TrafficState(Strategy.CANARY, "ghcr.io/acme/web:1.0", "ghcr.io/acme/web:1.1", 100)
     t.promote()
     assert t.current() == TrafficState(Strategy.CANARY, "ghcr.io/acme/web:1.1", None, 0)
@@ -84,7 +84,7 @@ def test_canary_walk_writes_path_config_and_runs_up_each_time(ws: FakeWorkspace,
     assert t.outputs() == {"strategy": "canary", "canaryWeight": 0, "image": "ghcr.io/acme/web:1.1",
                            "canaryImage": None, "activeColor": None, "blueImage": None, "greenImage": None}
     # the other service was never touched
-    assert stack.config["gantry:services"]["api"]["image"] == "ghcr.io/acme/api:2.0"  # type: ignore[index]
+    assert stack.config["gantry:services"]["api"]["image"] == "ghcr.io/acme/api:2.0"
 
 
 def test_weights_are_stored_as_numbers_and_read_back(ws: FakeWorkspace, tmp_path: Path) -> None:
@@ -108,9 +108,9 @@ def test_bluegreen_prepares_the_inactive_color_then_switches(ws: FakeWorkspace, 
     t.promote()
     state = t.current()
     assert (state.active_color, state.stable_image) == (Color.GREEN, "ghcr.io/acme/api:2.1")
-    assert stack.config["gantry:services"]["api"]["image"] == "ghcr.io/acme/api:2.1"  # type: ignore[index]
+    assert stack.config["gantry:services"]["api"]["image"] == "ghcr.io/acme/api:2.1"
     # per-color images are cleared, so the old color falls back to the promoted image and idles
-    assert not {"blueImage", "greenImage"} & set(stack.config["gantry:services"]["api"])  # type: ignore[arg-type]
+    assert not {"blueImage", "greenImage"} & set(stack.config["gantry:services"]["api"])
     assert len(stack.ups) == 3
 
 
@@ -180,7 +180,7 @@ def test_revert_restores_the_checkpointed_keys_and_removes_added_ones(ws: FakeWo
     t.revert(cp)
     assert web(stack) == {"namespace": "web", "image": "ghcr.io/acme/web:1.0", "strategy": "canary",
                           "canaryWeight": 0}
-    assert stack.ups[-1]["gantry:services"]["web"] == web(stack)  # type: ignore[index]
+    assert stack.ups[-1]["gantry:services"]["web"] == web(stack)
     assert "cancel" not in stack.calls
 
 
@@ -269,7 +269,7 @@ def test_bluegreen_revert_switches_back_and_drops_the_new_color_image(ws: FakeWo
     t.prepare("ghcr.io/acme/api:2.1")
     t.switch(Color.GREEN)
     t.revert(cp)
-    assert stack.config["gantry:services"]["api"] == {  # type: ignore[index]
+    assert stack.config["gantry:services"]["api"] == {
         "namespace": "api", "image": "ghcr.io/acme/api:2.0", "strategy": "bluegreen", "activeColor": "blue"}
     assert t.current().active_color is Color.BLUE
 

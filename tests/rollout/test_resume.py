@@ -9,9 +9,10 @@ from fakes import FakeAnalysis, FakeTarget
 from rollout_rig import Rig, make_rig
 
 from components.spec import Strategy
+from infra.rollout.entries import parse_all
 from infra.rollout.journal import EntryKind
 from infra.rollout.scheduler import replay
-from infra.rollout.seams import AnalysisContext, AnalysisResult, Phase, Verdict
+from infra.rollout.seams import AnalysisContext, AnalysisResult, Phase, RolloutId, Verdict
 
 
 class Crash(BaseException):
@@ -39,7 +40,8 @@ class CrashingTarget(FakeTarget):
             raise Crash
 
 
-def _crash_then_resume(tmp_path: Path, target: FakeTarget, analysis: FakeAnalysis | None = None) -> tuple[Rig, str]:
+def _crash_then_resume(tmp_path: Path, target: FakeTarget,
+                       analysis: FakeAnalysis | None = None) -> tuple[Rig, RolloutId]:
     rig = make_rig(tmp_path, target=target, analysis=analysis)
     with pytest.raises(Crash):
         rig.start()
@@ -57,13 +59,13 @@ def test_applied_step_without_analysis_reruns_the_analysis(tmp_path: Path) -> No
                 raise Crash  # died while analysing step 1 (25%): nothing journaled about it
             return AnalysisResult(Verdict.PASS, ())
 
-    rig = make_rig(tmp_path, analysis=CrashInAnalysis())  # type: ignore[arg-type]
+    rig = make_rig(tmp_path, analysis=CrashInAnalysis())
     with pytest.raises(Crash):
         rig.start()
     rid = rig.journal.history()[0].id
     assert rig.target.current().canary_weight == 25
     before = rig.target.count("set_weights")
-    outcome = rig.engine.resume(rid)  # type: ignore[arg-type]
+    outcome = rig.engine.resume(rid)
     assert outcome.phase is Phase.PROMOTED
     analyses = [e.data["step"] for e in rig.of(rid, EntryKind.ANALYSIS)]
     assert analyses == [0, 1, 2, 3], "step 1 was analysed again, not skipped and not re-applied"
@@ -75,7 +77,7 @@ def test_applied_step_without_analysis_reruns_the_analysis(tmp_path: Path) -> No
 def test_an_interrupted_effect_is_ambiguous_and_rolls_back(tmp_path: Path, after: bool) -> None:
     rig, rid = _crash_then_resume(tmp_path, CrashingTarget("set_weights", 2, after))
     assert rig.of(rid, EntryKind.INTENT)[-1].data["action"] == "set_weight"
-    outcome = rig.engine.resume(rid)  # type: ignore[arg-type]
+    outcome = rig.engine.resume(rid)
     assert outcome.phase is Phase.ROLLED_BACK
     assert outcome.reason.startswith("ambiguous: 'set_weight' was interrupted")
     assert rig.target.current().canary_weight == 0 and outcome.verified
@@ -86,13 +88,13 @@ def test_a_target_that_drifted_from_the_journal_rolls_back(tmp_path: Path) -> No
         def analyse(self, ctx: AnalysisContext) -> AnalysisResult:
             raise Crash
 
-    rig = make_rig(tmp_path, analysis=CrashInAnalysis())  # type: ignore[arg-type]
+    rig = make_rig(tmp_path, analysis=CrashInAnalysis())
     with pytest.raises(Crash):
         rig.start()
     rid = rig.journal.history()[0].id
     rig.target.set_weights(60)  # someone changed the live weights while the engine was dead
     rig.engine.analysis = FakeAnalysis()
-    outcome = rig.engine.resume(rid)  # type: ignore[arg-type]
+    outcome = rig.engine.resume(rid)
     assert outcome.phase is Phase.ROLLED_BACK
     assert "canary weight is 60, journal says 10" in outcome.reason
     assert rig.target.current().canary_weight == 0
@@ -101,7 +103,7 @@ def test_a_target_that_drifted_from_the_journal_rolls_back(tmp_path: Path) -> No
 def test_an_interrupted_rollback_is_finished(tmp_path: Path) -> None:
     target = CrashingTarget("revert", 1, after=False)
     rig, rid = _crash_then_resume(tmp_path, target, FakeAnalysis([Verdict.FAIL]))
-    outcome = rig.engine.resume(rid)  # type: ignore[arg-type]
+    outcome = rig.engine.resume(rid)
     assert outcome.phase is Phase.ROLLED_BACK
     assert rig.target.count("revert") == 2
     assert [d.data["decision"] for d in rig.of(rid, EntryKind.DECISION)] == ["rollback"]
@@ -114,4 +116,4 @@ def test_resuming_a_finished_rollout_changes_nothing(tmp_path: Path) -> None:
     again = rig.engine.resume(done.rollout_id)
     assert again.phase is Phase.PROMOTED and again.verified
     assert len(rig.entries(done.rollout_id)) == count
-    assert replay(rig.entries(done.rollout_id)) == again.state
+    assert replay(parse_all(rig.entries(done.rollout_id))) == again.state

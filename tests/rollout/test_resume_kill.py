@@ -22,6 +22,7 @@ import pytest
 from drills import SCENARIOS, Scenario, reference_appends, run_point
 from fakes import JsonFileTarget
 
+from infra.rollout.entries import read
 from infra.rollout.journal import EntryKind, SqliteJournal, journal_path
 from infra.rollout.scheduler import mismatches, replay
 from infra.rollout.seams import Phase
@@ -90,7 +91,7 @@ def _gantry(project: Path, *args: str, env: dict[str, str] | None = None) -> sub
 def _check_consistent(project: Path) -> Phase:
     journal = SqliteJournal(journal_path(project))
     rid = journal.history()[0].id
-    state = replay(journal.entries(rid))
+    state = replay(read(journal, rid))
     live = JsonFileTarget(project / ".gantry" / "targets" / "drill-web.json").current()
     assert state.phase.terminal
     assert mismatches(state, live) == []

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
 from components.spec import Color, Strategy
+from infra.rollout.entries import parse, parse_all
 from infra.rollout.journal import Entry, EntryKind
 from infra.rollout.scheduler import (
     ActionKind,
@@ -18,11 +20,10 @@ from infra.rollout.scheduler import (
     canary_plan,
     decide,
     expected_traffic,
-    linear_weights,
     mismatches,
     next_action,
     replay,
-    started_data,
+    started,
 )
 from infra.rollout.seams import Decision, HookPhase, JSONObject, Phase, RolloutId, StackName, TrafficState, Verdict
 
@@ -35,8 +36,8 @@ class Log:
 
     def __init__(self, plan: Plan, baseline: TrafficState = BASE) -> None:
         self.entries: list[Entry] = []
-        self.add(EntryKind.STARTED, started_data(stack=StackName("dev"), service="web", image="app:2.0",
-                                                 baseline=baseline, plan=plan))
+        self.add(EntryKind.STARTED, started(stack=StackName("dev"), service="web", image="app:2.0",
+                                            baseline=baseline, plan=plan).to_json())
 
     def add(self, kind: EntryKind, data: JSONObject, at: float = 0.0) -> Log:
         self.entries.append(Entry(len(self.entries) + 1, RID, kind, data, at))
@@ -44,36 +45,20 @@ class Log:
 
     @property
     def state(self) -> RolloutState:
-        return replay(self.entries)
+        # Written as the journal stores them, read through the typed edge, as the engine reads them.
+        return replay(parse_all(self.entries))
 
 
-def _canary(**kw: object) -> Plan:
-    args: dict[str, object] = {"interval": 30.0, "threshold": 2}
+def _canary(**kw: Any) -> Plan:
+    args: dict[str, Any] = {"interval": 30.0, "threshold": 2}
     args.update(kw)
-    return canary_plan([10, 25, 50, 100], **args)  # type: ignore[arg-type]
+    return canary_plan([10, 25, 50, 100], **args)
 
 
 def _through_prepare(log: Log) -> Log:
     return (log.add(EntryKind.CHECKPOINT, {"state": {"x": 1}})
             .add(EntryKind.INTENT, {"action": "prepare", "image": "app:2.0"})
             .add(EntryKind.APPLIED, {"action": "prepare", "image": "app:2.0"}))
-
-
-@pytest.mark.parametrize(("step", "top", "expected"), [
-    (10, 100, [10, 20, 30, 40, 50, 60, 70, 80, 90, 100]),
-    (20, 50, [20, 40, 50]),
-    (25, 100, [25, 50, 75, 100]),
-    (100, 100, [100]),
-])
-def test_linear_weights(step: int, top: int, expected: list[int]) -> None:
-    assert linear_weights(step, top) == expected
-
-
-@pytest.mark.parametrize(("step", "top", "field"), [(0, 50, "stepWeight"), (30, 20, "maxWeight"),
-                                                    (10, 101, "maxWeight")])
-def test_linear_weights_refuses_bad_bounds(step: int, top: int, field: str) -> None:
-    with pytest.raises(ValueError, match=rf"^{field} must be within .* but {top if field == 'maxWeight' else step}"):
-        linear_weights(step, top)
 
 
 def test_bluegreen_plan_is_preview_then_switch_then_post_promotion_windows() -> None:
@@ -246,4 +231,4 @@ def test_mismatches_against_the_journal(live: TrafficState, problems: list[str])
 def test_reducer_rejects_a_second_started_entry() -> None:
     log = Log(_canary())
     with pytest.raises(ValueError, match="exactly one started entry"):
-        apply(log.state, log.entries[0])
+        apply(log.state, parse(log.entries[0]))

@@ -15,6 +15,7 @@ from rollout_rig import Rig, make_rig
 
 from infra.rollout.analysis import SequentialAnalysis, SprtPlan, ThresholdAnalysis
 from infra.rollout.clock import FakeClock
+from infra.rollout.entries import Analysed, of, parse, parse_all
 from infra.rollout.errors import MetricsUnavailable
 from infra.rollout.journal import EntryKind
 from infra.rollout.seams import (
@@ -320,8 +321,9 @@ def test_holds_accumulate_the_window_until_the_evidence_passes(tmp_path: Path) -
     rig.plan = replace(rig.plan, max_holds=5)
     out = rig.start()
     assert out.phase is Phase.PROMOTED, out.reason
-    verdicts = [a.data["verdict"] for a in rig.of(out.rollout_id, EntryKind.ANALYSIS) if a.data["step"] == 0]
-    windows = [float(a.data["window"]) for a in rig.of(out.rollout_id, EntryKind.ANALYSIS) if a.data["step"] == 0]
+    step0 = [a for a in of(parse_all(rig.entries(out.rollout_id)), Analysed) if a.step == 0]
+    verdicts = [a.verdict.value for a in step0]
+    windows = [a.window for a in step0 if a.window is not None]
     assert verdicts == ["inconclusive"] * 3 + ["pass"]
     # Each analysis sees everything since the step was applied: 5, 10, 15, 20 s (the look reads do not count).
     assert windows == pytest.approx([5.0, 10.0, 15.0, 20.0], abs=1.01)
@@ -338,7 +340,8 @@ def test_a_failed_analysis_that_is_held_starts_a_fresh_window(tmp_path: Path) ->
     fails = [a for a in rig.of(out.rollout_id, EntryKind.ANALYSIS) if a.data["verdict"] == "fail"]
     assert len(fails) == 2
     # The second test starts at the hold: its window is short again, not everything since the step began.
-    assert float(fails[1].data["window"]) <= 2.0
+    second = parse(fails[1]).body
+    assert isinstance(second, Analysed) and second.window is not None and second.window <= 2.0
     assert fails[1].at - fails[0].at >= 1.0
 
 

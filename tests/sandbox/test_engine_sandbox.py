@@ -64,7 +64,7 @@ def wait_for(predicate: object, timeout: float, what: str, poll: float = 0.02) -
 
 def applied_step(path: Path, step: int) -> bool:
     return any(e.get("event") == "applied" and isinstance(e.get("data"), dict)
-               and e["data"].get("action") == "set_weight" and e["data"].get("step") == step  # type: ignore[union-attr]
+               and e["data"].get("action") == "set_weight" and e["data"].get("step") == step  # type: ignore[attr-defined]
                for e in events(path.read_text(errors="replace")))
 
 

@@ -73,20 +73,20 @@ def test_program_routes_a_canary_at_its_weight_with_weights_after_the_servers() 
     graph = _render({"web": {"namespace": "web", "image": "demo:v1", "canaryImage": "demo:v3",
                              "canaryWeight": 10}})
     assert graph["web-stable"]["type"] == SERVER and graph["web-canary"]["type"] == SERVER
-    assert graph["web-canary"]["inputs"]["image"] == "demo:v3"
+    assert graph["web-canary"]["inputs"]["image"] == "demo:v3"  # type: ignore[index]
     # v3's fault profile from gantry:sandbox.faults travels with the server that runs it.
     assert graph["web-canary"]["inputs"]["fault"]["errorRate"] == 0.2  # type: ignore[index]
     assert graph["web-stable"]["inputs"]["fault"]["errorRate"] == 0  # type: ignore[index]
     weights = graph["web-weights"]
     assert weights["type"] == WEIGHTS
-    assert weights["inputs"]["weights"] == {"stable": 90, "canary": 10}
-    assert weights["inputs"]["servers"] == ["canary", "stable"]
-    assert set(weights["dependencies"]) >= {graph["web-stable"]["urn"], graph["web-canary"]["urn"]}  # type: ignore[arg-type]
+    assert weights["inputs"]["weights"] == {"stable": 90, "canary": 10}  # type: ignore[index]
+    assert weights["inputs"]["servers"] == ["canary", "stable"]  # type: ignore[index]
+    assert set(weights["dependencies"]) >= {graph["web-stable"]["urn"], graph["web-canary"]["urn"]}  # type: ignore[call-overload]
 
 
 def test_program_has_no_canary_server_once_promoted_and_no_routing_for_haproxy_targets() -> None:
     graph = _render({"web": {"namespace": "web", "image": "demo:v3"}})
-    assert "web-canary" not in graph and graph["web-weights"]["inputs"]["servers"] == ["stable"]
+    assert "web-canary" not in graph and graph["web-weights"]["inputs"]["servers"] == ["stable"]  # type: ignore[index]
     # A service the sandbox shifts itself (rollout target haproxy) gets no routing resources.
     graph = _render({"web": {"namespace": "web", "image": "demo:v1", "rollout": {"target": "haproxy"}}})
     assert not [n for n, r in graph.items() if str(r["type"]).startswith("pulumi-python:dynamic")]

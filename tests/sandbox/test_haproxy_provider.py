@@ -12,7 +12,7 @@ import base64
 from collections import Counter
 from pathlib import Path
 
-import dill
+import dill  # type: ignore[import-untyped]  # the library ships no type information
 import httpx
 import pytest
 from pulumi.dynamic.dynamic import serialize_provider
@@ -107,7 +107,9 @@ def test_provider_is_pickled_by_reference_so_the_state_follows_the_code() -> Non
 def test_create_adopts_the_running_stable_then_a_canary_takes_exactly_its_weight(
         engine_sandbox: SandboxState, project: Path) -> None:
     api = RuntimeApi(Path(engine_sandbox.haproxy_socket))
-    stable_pid = engine_sandbox.services["web"].slots["stable"].pid  # type: ignore[union-attr]
+    stable = engine_sandbox.services["web"].slots["stable"]
+    assert stable is not None
+    stable_pid = stable.pid
     provider = hp.ServerProvider()
 
     created = provider.create(server(project, "stable", "demo:v1"))
@@ -154,7 +156,7 @@ def test_diff_update_read_delete(engine_sandbox: SandboxState, project: Path) ->
     assert addr(api, "be_web", "canary")[0] == f"127.0.0.1:{updated['port']}"
     state = load(sandbox_dir(project))
     assert state is not None and state.services["web"].slots["canary"] is not None
-    assert state.services["web"].slots["canary"].image == "demo:v3"  # type: ignore[union-attr]
+    assert state.services["web"].slots["canary"].image == "demo:v3"
 
     # Read reports what really runs; a dead process is "gone", and diff wants it back.
     read = provider.read("web/canary", updated)

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sandbox_helpers import REPO, leftovers
@@ -36,7 +37,7 @@ def gantry(project: Path, *args: str, timeout: float = 90) -> subprocess.Complet
                           capture_output=True, text=True, timeout=timeout)
 
 
-def events(stdout: str) -> list[dict[str, object]]:
+def events(stdout: str) -> list[dict[str, Any]]:
     out = []
     for line in stdout.splitlines():
         try:
@@ -46,7 +47,7 @@ def events(stdout: str) -> list[dict[str, object]]:
     return out
 
 
-def outcome(stdout: str) -> dict[str, object]:
+def outcome(stdout: str) -> dict[str, Any]:
     found = [e for e in events(stdout) if e.get("event") == "outcome"]
     assert found, f"no outcome line in: {stdout[-2000:]}"
     return found[-1]
@@ -102,7 +103,7 @@ def test_faulty_canary_is_rolled_back_on_prometheus_evidence(sandbox: SandboxSta
         end = outcome(res.stdout)
         assert end["phase"] == "rolled_back" and end["verified"] is True
         analyses = [e for e in events(res.stdout) if e.get("event") == "analysis"]
-        assert analyses and analyses[-1]["data"]["verdict"] == "fail"  # type: ignore[index]
+        assert analyses and analyses[-1]["data"]["verdict"] == "fail"
         weights, image = live(sandbox)
         assert (weights, image) == ({"stable": 100, "canary": 0}, "demo:v1")
         time.sleep(1.0)
@@ -111,7 +112,7 @@ def test_faulty_canary_is_rolled_back_on_prometheus_evidence(sandbox: SandboxSta
     assert set(tail) == {"v1"}
     # The streaming judge failed the first step as soon as Wald's boundary was crossed (three errors at the
     # 0.3% floor), not at the end of the interval; the counts it judged are whole requests Prometheus scraped.
-    failed = analyses[-1]["data"]  # type: ignore[index]
+    failed = analyses[-1]["data"]
     assert failed["step"] == 0 and failed.get("early") is True, failed
     sprt = next(c for c in failed["checks"] if c["name"] == "error-rate-sprt")
     judged_errors = int(str(sprt["detail"]).split("/")[0])

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from infra.rollout.seams import MetricQuery
@@ -14,10 +15,10 @@ from infra.sandbox.restarts import SandboxRestarts
 from infra.sandbox.supervisor import read_count
 
 
-def wait_for(check: object, timeout: float = 20.0) -> None:
+def wait_for(check: Callable[[], object], timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if check():  # type: ignore[operator]
+        if check():
             return
         time.sleep(0.05)
     raise AssertionError("condition never held")
