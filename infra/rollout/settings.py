@@ -48,6 +48,13 @@ def steps_violations(steps: list[int], field: str = "steps") -> list[Violation]:
     return out
 
 
+def _state_url(text: str) -> str:
+    from infra.rollout.state.url import parse_state_url
+
+    parse_state_url(text)
+    return text.strip()
+
+
 class MetricsSettings(Spec):
     """Where analysis metrics come from, how to authenticate there, and which health queries run."""
 
@@ -258,6 +265,11 @@ class RolloutSettings(Spec):
         default=3, ge=1, le=100,
         description="Consecutive inconclusive analyses that count as one failure. Default: 3.")
     lock_ttl: Duration = Field(default="60s", description="Stack lease lifetime without a heartbeat. Default: 60s.")
+    state: Annotated[str, AfterValidator(_state_url)] = Field(
+        default="sqlite",
+        description="Where the journal, lease and checkpoints live (stack-wide; see infra.rollout.state.url): "
+                    "sqlite, or dynamodb://<table>?region=<region>[&checkpoints=s3://<bucket>/<prefix>]. "
+                    "Default: sqlite (.gantry/journal.db on this machine).")
     hooks: list[HookSettings] = Field(default_factory=list, description="Webhooks and commands. Default: none.")
     notifications: list[NotificationSettings] = Field(default_factory=list, description="Default: none.")
     gates: list[GateSettings] = Field(default_factory=list, description="Extra metric gates. Default: none.")
