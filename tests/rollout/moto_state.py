@@ -1,6 +1,6 @@
 """A real moto server on 127.0.0.1 for the shared-state tests and bench: start, create table and bucket, stop.
 
-The server is ``python -m moto.server`` on a free port, started as a subprocess and stopped by its own pid
+The server is moto's server application (``moto_serial.py``) on a free port, started as a subprocess and stopped by its own pid
 (never by name). AWS credentials are dummy values set only in the environment this module hands out.
 """
 
@@ -78,7 +78,8 @@ def moto_server(log: Path | None = None) -> Iterator[Moto]:
     port = free_port()
     out = open(log, "ab") if log is not None else subprocess.DEVNULL
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")} | DUMMY_CREDENTIALS
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+    # moto's own app, served one request at a time (see moto_serial.py: why, and what it found).
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("moto_serial.py")), str(port)],
                             stdout=out, stderr=out, env=env)
     try:
         deadline = time.monotonic() + 60.0
