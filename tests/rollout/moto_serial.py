@@ -9,9 +9,11 @@ moto's own application one request at a time gives the fake that same guarantee,
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -28,6 +30,14 @@ def main(port: int) -> None:
             return list(app(environ, start_response))  # the whole response is computed under the lock
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    parent = os.getppid()
+
+    def orphan_watch() -> None:  # the test that started us was killed: do not outlive it
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=orphan_watch, daemon=True).start()
     run_simple("127.0.0.1", port, serial, threaded=True, request_handler=MotoRequestHandler)
 
 

@@ -1,7 +1,8 @@
 """A real moto server on 127.0.0.1 for the shared-state tests and bench: start, create table and bucket, stop.
 
-The server is moto's server application (``moto_serial.py``) on a free port, started as a subprocess and stopped by its own pid
-(never by name). AWS credentials are dummy values set only in the environment this module hands out.
+The server is moto's server application (``moto_serial.py``) on a free port, started as a subprocess and
+stopped by its own pid (never by name). AWS credentials are dummy values, set only in the environment this
+module hands out.
 """
 
 from __future__ import annotations
@@ -74,9 +75,9 @@ class Moto:
 
 @contextmanager
 def moto_server(log: Path | None = None) -> Iterator[Moto]:
-    """Start ``moto.server`` on a free 127.0.0.1 port; stop that one process (and only it) afterwards."""
+    """Start moto's server on a free 127.0.0.1 port; stop that one process (and only it) afterwards."""
     port = free_port()
-    out = open(log, "ab") if log is not None else subprocess.DEVNULL
+    out = open(log, "ab") if log is not None else subprocess.DEVNULL  # noqa: SIM115  # closed in finally
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")} | DUMMY_CREDENTIALS
     # moto's own app, served one request at a time (see moto_serial.py: why, and what it found).
     proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("moto_serial.py")), str(port)],

@@ -67,8 +67,8 @@ def test_create_append_and_read_back(journal: StateJournal) -> None:
         (EntryKind.INTENT, {"action": "set_weight", "weight": 10}, 101.0)]
     assert journal.entries(first.rollout_id, after=first.seq) == entries[1:]
     got = journal.get(first.rollout_id)
-    assert (got.phase, got.updated_at, got.provenance) == (Phase.PROGRESSING, 101.0,
-                                                           Provenance(commit="abc123", committed_at=90.0, source=Source.FLAG))
+    provenance = Provenance(commit="abc123", committed_at=90.0, source=Source.FLAG)
+    assert (got.phase, got.updated_at, got.provenance) == (Phase.PROGRESSING, 101.0, provenance)
     assert [r.id for r in journal.active(STACK)] == [first.rollout_id]
 
 
@@ -283,5 +283,5 @@ def test_namespaces_keep_projects_apart(moto: Moto, tmp_path: Path) -> None:
 def test_a_missing_table_is_one_line_naming_the_fix(moto: Moto, tmp_path: Path) -> None:
     j = open_state("dynamodb://no-such-table?region=us-east-1", tmp_path)
     assert isinstance(j, DynamoJournal)
-    with pytest.raises(InputError, match="table no-such-table must exist in us-east-1.*RolloutState"):
+    with pytest.raises(InputError, match=r"table no-such-table must exist in us-east-1.*RolloutState"):
         j.history()

@@ -119,18 +119,35 @@ def _when_key(created_at: float, rid: str) -> str:
     return f"{created_at:020.6f}#{rid}"
 
 
+_clients: dict[tuple[int, str, str, str], Any] = {}
+_clients_mutex = threading.Lock()
+
+
+def _client(service: str, region: str) -> Any:
+    """This process's SDK client for (service, region, endpoint): built once (building one costs ~0.5 s of CPU).
+
+    Clients are thread-safe; keyed by pid so a forked child never uses its parent's connection pool.
+    """
+    import boto3  # type: ignore[import-untyped]
+    from botocore.config import Config  # type: ignore[import-untyped]
+
+    endpoint = os.environ.get(f"AWS_ENDPOINT_URL_{service.upper()}") or os.environ.get("AWS_ENDPOINT_URL") or ""
+    key = (os.getpid(), service, region, endpoint)
+    with _clients_mutex:
+        if key not in _clients:
+            cfg = Config(connect_timeout=10.0, read_timeout=10.0, retries={"max_attempts": 4, "mode": "standard"})
+            _clients[key] = boto3.client(service, region_name=region, config=cfg)
+        return _clients[key]
+
+
 class DynamoBackend:
     """One table (and optionally one bucket) as a rollout state backend; shares fences between its parts."""
 
-    def __init__(self, state: DynamoState, namespace: str, *, timeout: float = 10.0) -> None:
-        import boto3  # type: ignore[import-untyped]
-        from botocore.config import Config  # type: ignore[import-untyped]
-
+    def __init__(self, state: DynamoState, namespace: str) -> None:
         self.state = state
         self.ns = state.namespace or namespace
-        cfg = Config(connect_timeout=timeout, read_timeout=timeout, retries={"max_attempts": 4, "mode": "standard"})
-        self.client: Any = boto3.client("dynamodb", region_name=state.region, config=cfg)
-        self.s3: Any = boto3.client("s3", region_name=state.region, config=cfg) if state.checkpoints else None
+        self.client: Any = _client("dynamodb", state.region)
+        self.s3: Any = _client("s3", state.region) if state.checkpoints else None
         self.fences: dict[StackName, tuple[RolloutId, int]] = {}
         """Leases this process holds through this backend: stack -> (rollout, token). Journal writes read it."""
         self.fence_mutex = threading.Lock()
@@ -272,6 +289,8 @@ class DynamoJournal:
         self._on_append = on_append
         self._appends = 0
         self._stacks: dict[RolloutId, StackName] = {}
+        self._last: dict[RolloutId, int] = {}
+        """The newest seq this journal saw per rollout: a guess for the next append, checked by its condition."""
 
     def __str__(self) -> str:
         return self.backend.describe()
@@ -373,6 +392,7 @@ class DynamoJournal:
         else:
             raise StateUnavailable(f"could not record rollout {record.id} in {b.describe()}: every attempt conflicted")
         self._stacks[record.id] = record.stack
+        self._last[record.id] = 1
         self._hook("after", EntryKind.STARTED)
         return Entry(1, record.id, EntryKind.STARTED, cast(JSONObject, json.loads(text)), record.created_at)
 
@@ -414,8 +434,13 @@ class DynamoJournal:
                 "stack": _s(quarantine.stack), "service": _s(quarantine.service), "image": _s(quarantine.image),
                 "rollout_id": _s(quarantine.rollout_id), "at": _n(quarantine.at), "reason": _s(quarantine.reason)}}})
         blob_item: AttrMap | None = None
+        guess = self._last.get(rollout_id)
         for attempt in range(_APPEND_ATTEMPTS):
-            seq = (expect_last if expect_last is not None else self._last_seq(rollout_id)) + 1
+            if expect_last is not None:
+                seq = expect_last + 1
+            else:
+                seq = (guess if guess is not None else self._last_seq(rollout_id)) + 1
+                guess = None  # a wrong guess costs one refused put; the next try reads the newest
             if blob_item is None:
                 blob_item = self._entry_item(rollout_id, seq, kind, text, at, token)  # S3 put happens once
             item = dict(blob_item, sk=_s(_seq_key(seq)))
@@ -438,6 +463,7 @@ class DynamoJournal:
         else:
             raise StateUnavailable(f"could not append to rollout {rollout_id} in {b.describe()}: every attempt "
                                    "conflicted")
+        self._last[rollout_id] = seq
         self._hook("after", kind)
         return Entry(seq, rollout_id, kind, cast(JSONObject, json.loads(text)), at)
 
@@ -455,6 +481,8 @@ class DynamoJournal:
                 text = _get_s(item, "data")
             out.append(Entry(int(_get_s(item, "sk")[2:]), rollout_id, EntryKind(_get_s(item, "kind")),
                              cast(JSONObject, json.loads(text)), _get_n(item, "at")))
+        if out:
+            self._last[rollout_id] = max(out[-1].seq, self._last.get(rollout_id, 0))
         return out
 
     def get(self, rollout_id: RolloutId) -> RolloutRecord:
@@ -528,6 +556,11 @@ class DynamoLock:
         if item is None or not item.get("held", {}).get("BOOL", False):
             return None
         return self._lease(item)
+
+    def last_holder(self, stack: StackName) -> RolloutId | None:
+        """The rollout that held the stack's lease last, held now or released (drills: who acted last)."""
+        item = self.backend.get_item(self.backend.lock_key(stack))
+        return None if item is None else RolloutId(_get_s(item, "rollout_id"))
 
     def _takeable(self, lease: Lease, now: float) -> bool:
         if lease.expires_at <= now:
