@@ -169,7 +169,8 @@ class Journal(Protocol):
 class StateJournal(Journal, Protocol):
     """A backend's journal together with the lease lock that lives beside it (and fences its writes)."""
 
-    def lease_lock(self, clock: Clock, *, ttl: float | None = None, pid: int | None = None) -> Lock:
+    def lease_lock(self, clock: Clock, *, ttl: float | None = None, pid: int | None = None,
+                   host: str | None = None) -> Lock:
         """The stack lease lock of this backend; on a shared backend it shares the journal's fences."""
         ...
 
@@ -441,11 +442,12 @@ class SqliteJournal:
     def __str__(self) -> str:
         return str(self.path)
 
-    def lease_lock(self, clock: Clock, *, ttl: float | None = None, pid: int | None = None) -> Lock:
+    def lease_lock(self, clock: Clock, *, ttl: float | None = None, pid: int | None = None,
+                   host: str | None = None) -> Lock:
         """The lease lock kept in this journal's database (the process's same connection)."""
         from infra.rollout.lock import DEFAULT_TTL, SqliteLock
 
-        return SqliteLock(self.path, clock, ttl=DEFAULT_TTL if ttl is None else ttl, pid=pid)
+        return SqliteLock(self.path, clock, ttl=DEFAULT_TTL if ttl is None else ttl, pid=pid, host=host)
 
     def create(self, record: RolloutRecord, started: JSONObject) -> Entry:
         self._appends += 1

@@ -98,9 +98,9 @@ class AckJournal:
         self.quarantined = inner.quarantined
         self.close = inner.close
 
-    def lease_lock(self, clock: QuickClock | SystemClock, *, ttl: float | None = None, pid: int | None = None
-                   ) -> Lock:
-        return self.inner.lease_lock(clock, ttl=ttl, pid=pid)
+    def lease_lock(self, clock: QuickClock | SystemClock, *, ttl: float | None = None, pid: int | None = None,
+                   host: str | None = None) -> Lock:
+        return self.inner.lease_lock(clock, ttl=ttl, pid=pid, host=host)
 
     def create(self, record: RolloutRecord, started: JSONObject) -> Entry:
         entry = self.inner.create(record, started)

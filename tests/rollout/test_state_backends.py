@@ -154,8 +154,7 @@ def test_concurrent_writers_never_share_a_sequence_number(state_url: str, tmp_pa
 def test_lease_blocks_a_second_runner_until_it_expires(state_url: str, tmp_path: Path) -> None:
     clock = FakeClock()
     a = open_state(state_url, tmp_path).lease_lock(clock, ttl=30.0)
-    b = open_state(state_url, tmp_path).lease_lock(clock, ttl=30.0)
-    b.host = "runner-b"  # type: ignore[attr-defined]  # another machine: only expiry decides
+    b = open_state(state_url, tmp_path).lease_lock(clock, ttl=30.0, host="runner-b")  # another machine: expiry only
     lease = a.acquire(STACK, RolloutId("r-a"))
     with pytest.raises(StackLocked) as info:
         b.acquire(STACK, RolloutId("r-b"))
@@ -185,8 +184,7 @@ def test_fencing_token_grows_and_a_stale_holder_cannot_write(moto: Moto, tmp_pat
     url = moto.state_url()
     clock = FakeClock()
     ja, jb = open_state(url, tmp_path), open_state(url, tmp_path)
-    la, lb = ja.lease_lock(clock, ttl=30.0), jb.lease_lock(clock, ttl=30.0)
-    lb.host = "runner-b"  # type: ignore[attr-defined]
+    la, lb = ja.lease_lock(clock, ttl=30.0), jb.lease_lock(clock, ttl=30.0, host="runner-b")
     lease_a = la.acquire(STACK, RolloutId("r-1"))
     first = ja.create(record(), {})
     ja.append(first.rollout_id, EntryKind.INTENT, {"action": "set_weight"}, 101.0)

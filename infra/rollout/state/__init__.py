@@ -147,7 +147,8 @@ class ProjectJournal:
         raise UnknownRollout(f"rollout id must be one recorded in {self}, but {rollout_id!r} was given; "
                              "list them with `gantry rollout history`")
 
-    def lease_lock(self, clock: Clock, *, ttl: float | None = None, pid: int | None = None) -> Lock:
+    def lease_lock(self, clock: Clock, *, ttl: float | None = None, pid: int | None = None,
+                   host: str | None = None) -> Lock:
         raise InputError("--stack must be given to take a stack's lease, but none was given")
 
     def create(self, record: RolloutRecord, started: JSONObject) -> Entry:

@@ -295,9 +295,10 @@ class DynamoJournal:
     def __str__(self) -> str:
         return self.backend.describe()
 
-    def lease_lock(self, clock: Clock, *, ttl: float | None = None, pid: int | None = None) -> DynamoLock:
+    def lease_lock(self, clock: Clock, *, ttl: float | None = None, pid: int | None = None,
+                   host: str | None = None) -> DynamoLock:
         """The lease lock that fences this journal's writes (same backend, same process)."""
-        return self.backend.lock(clock, ttl=DEFAULT_TTL if ttl is None else ttl, pid=pid)
+        return self.backend.lock(clock, ttl=DEFAULT_TTL if ttl is None else ttl, pid=pid, host=host)
 
     # ------------------------------------------------------------------ writes
 
