@@ -283,3 +283,30 @@ def test_a_missing_table_is_one_line_naming_the_fix(moto: Moto, tmp_path: Path) 
     assert isinstance(j, DynamoJournal)
     with pytest.raises(InputError, match=r"table no-such-table must exist in us-east-1.*RolloutState"):
         j.history()
+
+
+class _LostAnswers:
+    """A client whose transactions commit, then are sent again, as the SDK does when a response times out."""
+
+    def __init__(self, client: object) -> None:
+        self._client = client
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._client, name)
+
+    def transact_write_items(self, **kwargs: object) -> object:
+        self._client.transact_write_items(**kwargs)  # type: ignore[attr-defined]  # committed; the answer is lost
+        return self._client.transact_write_items(**kwargs)  # type: ignore[attr-defined]  # the SDK's retry
+
+
+def test_a_commit_whose_answer_was_lost_is_never_written_twice(moto: Moto, tmp_path: Path) -> None:
+    j = open_state(moto.state_url(), tmp_path)
+    assert isinstance(j, DynamoJournal)
+    j.backend.client = _LostAnswers(j.backend.client)
+    first = j.create(record(), {"plan": 1})
+    j.append(first.rollout_id, EntryKind.HOOK, {"n": 1}, 101.0)
+    last = j.append(first.rollout_id, EntryKind.DECISION, {"n": 2}, 102.0, expect_last=2)
+    j.append(first.rollout_id, EntryKind.CHECKPOINT, {"state": {"n": 3}}, 103.0)
+    assert [(e.seq, e.kind) for e in j.entries(first.rollout_id)] == [
+        (1, EntryKind.STARTED), (2, EntryKind.HOOK), (3, EntryKind.DECISION), (4, EntryKind.CHECKPOINT)]
+    assert last.seq == 3

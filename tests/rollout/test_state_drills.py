@@ -44,7 +44,7 @@ def test_kill_at_every_boundary_then_resume_on_dynamodb(tmp_path: Path, moto: Mo
 def test_eight_processes_with_kills_on_dynamodb_lose_nothing_and_honour_every_abort(tmp_path: Path,
                                                                                       moto: Moto) -> None:
     result = run(tmp_path / "run", engines=3, operators=3, readers=2, min_operations=1000, min_kills=10,
-                 max_seconds=150.0, kill_gap=(0.5, 1.5), seed=20, state=moto.state_url())
+                 max_seconds=300.0, kill_gap=(0.5, 1.5), seed=20, state=moto.state_url())
     assert result.problems == []
     assert result.processes >= 8
     assert result.operations >= 1000

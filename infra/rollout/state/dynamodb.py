@@ -309,7 +309,7 @@ class DynamoJournal:
     def _entry_item(self, rid: RolloutId, seq: int, kind: EntryKind, text: str, at: float,
                     token: int | None) -> AttrMap:
         item: AttrMap = {"pk": _s(self.backend.rollout_pk(rid)), "sk": _s(_seq_key(seq)), "kind": _s(kind.value),
-                         "at": _n(at), "writer": _s(runner_name())}
+                         "at": _n(at), "writer": _s(runner_name()), "wid": _s(uuid.uuid4().hex)}
         if token is not None:
             item["token"] = _n(token)
         if kind is EntryKind.CHECKPOINT and self.backend.state.checkpoints is not None:
@@ -322,6 +322,16 @@ class DynamoJournal:
                                  f"was to be written to {self.backend.state}")
             item["data"] = _s(text)
         return item
+
+    def _ours(self, rid: RolloutId, seq: int, wid: str) -> bool:
+        """Whether the entry at ``seq`` is this very write: its answer was lost and a retry found it in place.
+
+        A transaction whose response times out is retried by the SDK; DynamoDB makes that retry a no-op
+        through the request token, but a fake (or a token older than ten minutes) may instead refuse it
+        because the entry now exists. Without this check the write would be repeated at the next seq.
+        """
+        item = self.backend.get_item({"pk": _s(self.backend.rollout_pk(rid)), "sk": _s(_seq_key(seq))})
+        return item is not None and _get_s(item, "wid") == wid
 
     def _fence(self, stack: StackName, rid: RolloutId) -> tuple[int | None, list[dict[str, Any]]]:
         token = self.backend.fence_for(stack, rid)
@@ -369,10 +379,10 @@ class DynamoJournal:
             meta["commit_source"] = _s(p.source.value)
         when = _when_key(record.created_at, record.id)
         new = "attribute_not_exists(pk)"
+        started = self._entry_item(record.id, 1, EntryKind.STARTED, text, record.created_at, token)
         items: list[dict[str, Any]] = [
             {"Put": {"TableName": table, "Item": meta, "ConditionExpression": new}},
-            {"Put": {"TableName": table, "ConditionExpression": new,
-                     "Item": self._entry_item(record.id, 1, EntryKind.STARTED, text, record.created_at, token)}},
+            {"Put": {"TableName": table, "ConditionExpression": new, "Item": started}},
             {"Put": {"TableName": table, "Item": {"pk": _s(f"{b.ns}#stack#{record.stack}"), "sk": _s(when),
                                                   "rid": _s(record.id)}}},
             {"Put": {"TableName": table, "Item": {"pk": _s(f"{b.ns}#all"), "sk": _s(when), "rid": _s(record.id)}}},
@@ -387,7 +397,9 @@ class DynamoJournal:
                 break
             if fence and reasons[-1] == "ConditionalCheckFailed":
                 raise self.backend.lost(record.stack, record.id)
-            if reasons[0] == "ConditionalCheckFailed":
+            if "ConditionalCheckFailed" in reasons[:2]:
+                if self._ours(record.id, 1, _get_s(started, "wid")):
+                    break  # our own commit, whose answer was lost
                 raise JournalConflict(f"rollout {record.id} already exists in {b.describe()}")
             time.sleep(min(0.5, 0.005 * 2 ** min(attempt, 7)))
         else:
@@ -456,6 +468,8 @@ class DynamoJournal:
                 raise UnknownRollout(f"rollout id must be one recorded in {b.describe()}, but {rollout_id!r} "
                                      "was given")
             if reasons[0] == "ConditionalCheckFailed":
+                if self._ours(rollout_id, seq, _get_s(item, "wid")):
+                    break  # our own commit, whose answer was lost: never write it twice
                 if expect_last is not None:
                     raise JournalConflict(f"rollout {rollout_id} has an entry newer than {expect_last}; "
                                           "read it again")
