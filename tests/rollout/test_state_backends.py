@@ -310,3 +310,39 @@ def test_a_commit_whose_answer_was_lost_is_never_written_twice(moto: Moto, tmp_p
     assert [(e.seq, e.kind) for e in j.entries(first.rollout_id)] == [
         (1, EntryKind.STARTED), (2, EntryKind.HOOK), (3, EntryKind.DECISION), (4, EntryKind.CHECKPOINT)]
     assert last.seq == 3
+
+
+def test_an_engine_whose_lease_was_taken_over_stops_before_its_next_effect(moto: Moto, tmp_path: Path) -> None:
+    from infra.rollout.engine import Engine
+    from infra.rollout.fakes import FakeAnalysis, FakeTarget
+    from infra.rollout.scheduler import canary_plan
+
+    url = moto.state_url()
+    clock = FakeClock()
+    rival_journal = open_state(url, tmp_path)
+    rival = rival_journal.lease_lock(clock, ttl=30.0, host="runner-b")
+    taken: list[int] = []
+
+    class StallingTarget(FakeTarget):
+        def set_weights(self, canary_weight: int) -> None:
+            super().set_weights(canary_weight)
+            if not taken:  # A freezes right after its first effect; meanwhile its lease runs out and B takes it
+                clock.advance(31.0)
+                rid = rival_journal.history(STACK)[0].id
+                taken.append(rival.acquire(STACK, rid).token)
+
+    target = StallingTarget(Strategy.CANARY, "app:1.0")
+    journal = open_state(url, tmp_path)
+    engine = Engine(target=target, analysis=FakeAnalysis(), journal=journal, lock=journal.lease_lock(clock, ttl=30.0),
+                    clock=clock, poll=30.0)
+    with pytest.raises(StackLocked) as info:
+        engine.start(stack=STACK, service="web", image="app:2.0", plan=canary_plan([10, 50, 100], interval=30.0,
+                                                                                     threshold=1))
+    assert "runner-b" in str(info.value)
+    assert target.count("set_weights") == 1  # no effect after the lease was lost
+    assert target.count("promote") == 0 and target.count("revert") == 0
+    rid = rival_journal.history(STACK)[0].id
+    kinds = [e.kind for e in rival_journal.entries(rid)]
+    assert kinds[-1] is EntryKind.INTENT  # A's "applied" for the effect was refused: B's resume sees it pending
+    held = rival.holder(STACK)
+    assert held is not None and held.token == taken[0] and held.host == "runner-b"
