@@ -346,3 +346,30 @@ def test_an_engine_whose_lease_was_taken_over_stops_before_its_next_effect(moto:
     assert kinds[-1] is EntryKind.INTENT  # A's "applied" for the effect was refused: B's resume sees it pending
     held = rival.holder(STACK)
     assert held is not None and held.token == taken[0] and held.host == "runner-b"
+
+
+def test_project_journal_merges_this_machines_sqlite_with_the_shared_table(moto: Moto, tmp_path: Path) -> None:
+    from infra.rollout.journal import SqliteJournal
+    from infra.rollout.state import open_for_rollout, open_project
+
+    url = moto.state_url()
+    (tmp_path / "stacks").mkdir()
+    (tmp_path / "Pulumi.yaml").write_text("name: shop\nruntime: python\nstackConfigDir: stacks\n")
+    (tmp_path / "stacks" / "Pulumi.prod.yaml").write_text(f'config:\n  gantry:rollout:\n    state: "{url}"\n')
+    local = open_state("sqlite", tmp_path)
+    shared = open_state(url, tmp_path)
+    local.create(record("r-old", StackName("dev"), created=100.0), {})
+    shared.create(record("r-new", STACK, created=200.0), {})
+    merged = open_project(tmp_path)
+    assert [r.id for r in merged.history()] == ["r-new", "r-old"]
+    assert [r.id for r in merged.active(STACK)] == ["r-new"]
+    merged.append(RolloutId("r-new"), EntryKind.OPERATOR, {"action": "abort"}, 201.0)  # routed to its owner
+    assert [e.kind for e in shared.entries(RolloutId("r-new"))] == [EntryKind.STARTED, EntryKind.OPERATOR]
+    with pytest.raises(UnknownRollout):
+        merged.get(RolloutId("r-none"))
+    with pytest.raises(InputError, match="--stack"):
+        merged.lease_lock(FakeClock())
+    assert isinstance(open_for_rollout(tmp_path, RolloutId("r-old")), SqliteJournal)
+    assert isinstance(open_for_rollout(tmp_path, RolloutId("r-new")), DynamoJournal)
+    merged.close()
+    local.close()
