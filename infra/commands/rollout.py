@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from infra.config import GantryConfig
     from infra.rollout.engine import Engine, Observer, Outcome
     from infra.rollout.factory import Parts
-    from infra.rollout.journal import AppendHook, SqliteJournal
+    from infra.rollout.journal import AppendHook, StateJournal
     from infra.settings.rollout import RolloutSettings
 
 ProjectOpt = Annotated[
@@ -80,18 +80,29 @@ ON_APPEND: AppendHook | None = None
 launcher (tests/rollout/drill_cli.py) sets it, to SIGKILL the CLI at an exact journal boundary."""
 
 
-def open_journal(project: Path) -> SqliteJournal:
+def open_journal(project: Path, *, state: str | None = None, stack: str | None = None,
+                 rollout: str | None = None) -> StateJournal:
+    """The journal of the backend ``state`` names, or the stack's (``gantry:rollout.state``), or the one holding
+    ``rollout``; with none of them, every backend the project's stacks name (reads merge)."""
     from infra.errors import GantryError
-    from infra.rollout.journal import SqliteJournal, journal_path
+    from infra.rollout import state as backends
+    from infra.rollout.seams import RolloutId
 
+    hook = ON_APPEND
     try:
-        return SqliteJournal(journal_path(project), on_append=ON_APPEND)
+        if state is not None:
+            return backends.open_state(state, project, on_append=hook)
+        if stack is not None:
+            return backends.open_state(backends.stack_state(project, stack), project, on_append=hook)
+        if rollout is not None:
+            return backends.open_for_rollout(project, RolloutId(rollout), on_append=hook)
+        return backends.open_project(project, on_append=hook)
     except GantryError as exc:  # e.g. a journal written by a newer gantry: one line, exit 2
         fail(exc)
 
 
 def _engine_for(project: Path, stack: str, service: str, image: str, strategy: Strategy, config: GantryConfig,
-                settings: RolloutSettings, journal: SqliteJournal, observer: Observer, json_mode: bool
+                settings: RolloutSettings, journal: StateJournal, observer: Observer, json_mode: bool
                 ) -> tuple[Engine, Parts]:
     """Build the engine for one service of one stack from its (already validated) config."""
     from infra.console import register_secrets
@@ -99,7 +110,6 @@ def _engine_for(project: Path, stack: str, service: str, image: str, strategy: S
     from infra.rollout import factory
     from infra.rollout.clock import SystemClock
     from infra.rollout.engine import Engine
-    from infra.rollout.lock import SqliteLock
     from infra.rollout.masking import Masker, mask_logs
     from infra.rollout.seams import StackName
 
@@ -120,7 +130,7 @@ def _engine_for(project: Path, stack: str, service: str, image: str, strategy: S
             raise InputError(f"{exc} (nothing was changed)") from exc
         raise
     clock = SystemClock()
-    lock = SqliteLock(journal.path, clock, ttl=float(settings.lock_ttl))
+    lock = journal.lease_lock(clock, ttl=float(settings.lock_ttl))  # the lease beside the journal
     engine = Engine(target=parts.target, analysis=parts.analysis, journal=journal, lock=lock, clock=clock,
                     hooks=parts.hooks, notifier=parts.notifier, observer=observer, poll=1.0,
                     masker=Masker(parts.secrets),
@@ -281,7 +291,7 @@ def register(app: typer.Typer) -> None:
                     line = flag + line[len(field):]
                     break
             usage(line)
-        journal = open_journal(project)
+        journal = open_journal(project, state=config.rollout.state)
         observer = _observer(json_mode)
         try:
             engine, parts = _engine_for(project, stack, service, image, chosen, config, settings, journal,
@@ -304,7 +314,7 @@ def register(app: typer.Typer) -> None:
         from infra.rollout.seams import RolloutId
         from infra.rollout.view import checks_json, render
 
-        journal = open_journal(project)
+        journal = open_journal(project, rollout=rollout_id)
         try:
             record = journal.get(RolloutId(rollout_id))
             entries = read(journal, record.id)
@@ -332,7 +342,7 @@ def register(app: typer.Typer) -> None:
         from infra.rollout.scheduler import replay
         from infra.rollout.seams import RolloutId
 
-        journal = open_journal(project)
+        journal = open_journal(project, rollout=rollout_id)
         try:
             record = journal.get(RolloutId(rollout_id))
             state = replay(read(journal, record.id))
@@ -401,7 +411,7 @@ def register(app: typer.Typer) -> None:
         from infra.rollout.lock import iso
         from infra.rollout.seams import StackName
 
-        journal = open_journal(project)
+        journal = open_journal(project, stack=stack)
         try:
             records = journal.history(StackName(stack) if stack else None)
         finally:
@@ -433,7 +443,7 @@ def register(app: typer.Typer) -> None:
         from infra.errors import GantryError
         from infra.rollout.seams import Phase, RolloutId, StackName
 
-        journal = open_journal(project)
+        journal = open_journal(project, stack=stack)
         try:
             active = journal.active(StackName(stack))
             if active and to is None:

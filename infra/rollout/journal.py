@@ -4,7 +4,8 @@ The engine appends an entry (intent, hook result, analysis, decision, checkpoint
 then acts, so a crashed run can be replayed to its exact state and resumed or rolled back. The CLI
 reads it for ``status`` and ``history`` and writes operator actions (pause, abort, promote) into it.
 The embedded backend is SQLite in WAL mode at ``<project>/.gantry/journal.db`` with file mode 0600;
-a shared backend implements the same ``Journal`` protocol.
+the shared one (DynamoDB and S3, ``infra.rollout.state.dynamodb``) implements the same ``Journal``
+protocol, and ``infra.rollout.state`` picks one per stack (``gantry:rollout.state``).
 
 Multi-process design: ONE SQLite connection per process and database file, opened once and shared
 (``Database``, from ``open_database``) by the journal, the lease lock and every other user in the
@@ -47,12 +48,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Protocol, cast
+from typing import TYPE_CHECKING, Protocol, cast
 
 from components.spec import Strategy
 from infra.errors import InputError, TemporaryError
 from infra.rollout.provenance import UNKNOWN, Provenance, Source
-from infra.rollout.seams import JSONObject, Phase, RolloutId, StackName
+from infra.rollout.seams import Clock, JSONObject, Phase, RolloutId, StackName
+
+if TYPE_CHECKING:
+    from infra.rollout.lock import Lock
 
 DEFAULT_DIR = ".gantry"
 DB_NAME = "journal.db"
@@ -82,7 +86,8 @@ class EntryKind(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """One journal line. ``seq`` is global and strictly increasing; ``at`` is the engine clock's time."""
+    """One journal line. ``seq`` strictly increases within a rollout (SQLite: across the whole file; DynamoDB:
+    1, 2, 3... per rollout); ``at`` is the engine clock's time."""
 
     seq: int
     rollout_id: RolloutId
@@ -159,6 +164,15 @@ class Journal(Protocol):
     def quarantined(self, stack: StackName, service: str, image: str) -> Quarantine | None: ...
 
     def close(self) -> None: ...
+
+
+class StateJournal(Journal, Protocol):
+    """A backend's journal together with the lease lock that lives beside it (and fences its writes)."""
+
+    def lease_lock(self, clock: Clock, *, ttl: float | None = None, pid: int | None = None,
+                   host: str | None = None) -> Lock:
+        """The stack lease lock of this backend; on a shared backend it shares the journal's fences."""
+        ...
 
 
 # --------------------------------------------------------------------------- SQLite backend
@@ -424,6 +438,16 @@ class SqliteJournal:
     @classmethod
     def for_project(cls, project: Path) -> SqliteJournal:
         return cls(journal_path(project))
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    def lease_lock(self, clock: Clock, *, ttl: float | None = None, pid: int | None = None,
+                   host: str | None = None) -> Lock:
+        """The lease lock kept in this journal's database (the process's same connection)."""
+        from infra.rollout.lock import DEFAULT_TTL, SqliteLock
+
+        return SqliteLock(self.path, clock, ttl=DEFAULT_TTL if ttl is None else ttl, pid=pid, host=host)
 
     def create(self, record: RolloutRecord, started: JSONObject) -> Entry:
         self._appends += 1

@@ -39,6 +39,8 @@ class Lease:
     expires_at: float
     process: str = ""
     """The holder's boot id and start time (``process_identity``); empty when unknown."""
+    token: int = 0
+    """The fencing token (shared backends): greater for every new holder of the stack; 0 on SQLite."""
 
 
 class Lock(Protocol):

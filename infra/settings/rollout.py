@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, GetCoreSchemaHandler, model_validator
+from pydantic import AfterValidator, Field, GetCoreSchemaHandler, model_validator
 from pydantic_core import core_schema
 
 from components.spec import Spec
@@ -85,6 +85,13 @@ def steps_violations(steps: list[int], field: str = "steps") -> list[Violation]:
     if any(b <= a for a, b in itertools.pairwise(steps)):
         out.append(Violation(field, "strictly increasing", steps))
     return out
+
+
+def _state_url(text: str) -> str:
+    from infra.settings.state_url import parse_state_url
+
+    parse_state_url(text)
+    return text.strip()
 
 
 class MetricsBackend(Spec):
@@ -300,6 +307,11 @@ class RolloutSettings(Spec):
         description="Consecutive inconclusive analyses that count as one failure. Default: 3.")
     lock_ttl: Duration = Field(default=Duration("60s"),
                                description="Stack lease lifetime without a heartbeat. Default: 60s.")
+    state: Annotated[str, AfterValidator(_state_url)] = Field(
+        default="sqlite",
+        description="Where the journal, lease and checkpoints live (stack-wide; see infra.settings.state_url): "
+                    "sqlite, or dynamodb://<table>?region=<region>[&checkpoints=s3://<bucket>/<prefix>]. "
+                    "Default: sqlite (.gantry/journal.db on this machine).")
     hooks: list[Annotated[HookBackend, registry.HOOKS.field()]] = Field(
         default_factory=list, description="Webhooks and commands, each {kind: http | command, ...}. Default: none.")
     notifications: list[Annotated[NotifierBackend, registry.NOTIFIERS.field()]] = Field(

@@ -7,6 +7,10 @@ The parent then resumes the rollout from the journal alone, as ``gantry rollout 
 checks that the entries written before the kill are intact, the rollout ended, the journal replays to
 the engine's final state and the target's live state matches the journal.
 
+``state=`` runs the same boundary drill on a shared backend (``infra.rollout.state``, e.g. DynamoDB on a
+moto server): each drill directory gets its own namespace in the table, the child and the parent their
+own clients, and the resume takes over the dead child's lease (same runner, dead pid) as on SQLite.
+
 ``GANTRY_DRILL_KILL_AT=before:N`` or ``after:N`` makes a gantry process started through the test-side
 launcher ``drill_cli.py`` kill itself the same way (``kill_hook_from_env``), so drills can run the real
 CLI as a subprocess; the installed ``gantry`` never reads it.
@@ -38,7 +42,7 @@ from infra.rollout import faults
 from infra.rollout.clock import FakeClock
 from infra.rollout.engine import Engine, Outcome
 from infra.rollout.entries import Verified, of, parse_all, read
-from infra.rollout.journal import AppendHook, EntryKind, Journal, SqliteJournal
+from infra.rollout.journal import AppendHook, EntryKind, Journal, SqliteJournal, StateJournal
 from infra.rollout.lock import SqliteLock
 from infra.rollout.scheduler import Plan, bluegreen_plan, canary_plan, expected_traffic, mismatches, replay
 from infra.rollout.seams import (
@@ -120,12 +124,26 @@ class DrillResult:
     entries_final: int
 
 
-def _engine(workdir: Path, scenario: Scenario, on_append: AppendHook | None, pid: int | None = None) -> Engine:
+def drill_journal(workdir: Path, state: str = "sqlite", on_append: AppendHook | None = None) -> StateJournal:
+    """The journal of one drill directory: ``journal.db`` in it, or its own namespace of a shared backend."""
+    if state == "sqlite":
+        return SqliteJournal(workdir / "journal.db", on_append=on_append)
+    import hashlib
+
+    from infra.rollout.state import open_state
+
+    namespace = "drill-" + hashlib.sha256(str(workdir.resolve()).encode()).hexdigest()[:16]
+    return open_state(f"{state}&namespace={namespace}", workdir, on_append=on_append)
+
+
+def _engine(workdir: Path, scenario: Scenario, on_append: AppendHook | None, pid: int | None = None,
+            state: str = "sqlite") -> Engine:
     db = workdir / "journal.db"
     clock = FakeClock()
     target = JsonFileTarget(workdir / "target.json", scenario.strategy, "app:1.0")
-    return Engine(target=target, analysis=StepAnalysis(scenario.bad_steps),
-                  journal=SqliteJournal(db, on_append=on_append), lock=SqliteLock(db, clock, pid=pid), clock=clock,
+    journal = drill_journal(workdir, state, on_append)
+    lock = SqliteLock(db, clock, pid=pid) if state == "sqlite" else journal.lease_lock(clock, pid=pid)
+    return Engine(target=target, analysis=StepAnalysis(scenario.bad_steps), journal=journal, lock=lock, clock=clock,
                   poll=30.0)
 
 
@@ -133,29 +151,29 @@ def _start(engine: Engine, scenario: Scenario) -> Outcome:
     return engine.start(stack=StackName("drill"), service="web", image="app:2.0", plan=scenario.plan())
 
 
-def reference_appends(workdir: Path, scenario: Scenario) -> int:
+def reference_appends(workdir: Path, scenario: Scenario, state: str = "sqlite") -> int:
     """How many journal appends an uninterrupted run makes (the kill points are 1..that, before and after)."""
     workdir.mkdir(parents=True, exist_ok=True)
-    engine = _engine(workdir, scenario, None)
+    engine = _engine(workdir, scenario, None, state=state)
     outcome = _start(engine, scenario)
     if outcome.phase is not scenario.expected:
         raise AssertionError(f"{scenario.name} ended {outcome.phase.value}, expected {scenario.expected.value}")
     return len(engine.journal.entries(outcome.rollout_id))
 
 
-def run_point(workdir: Path, scenario: Scenario, when: str, n: int) -> DrillResult:
+def run_point(workdir: Path, scenario: Scenario, when: str, n: int, state: str = "sqlite") -> DrillResult:
     """Fork a child that dies at (when, n); resume in this process; check the invariants."""
     workdir.mkdir(parents=True, exist_ok=True)
     pid = os.fork()
     if pid == 0:  # the child: run until the kill point kills us
         try:
-            _start(_engine(workdir, scenario, kill_hook(when, n)), scenario)
+            _start(_engine(workdir, scenario, kill_hook(when, n), state=state), scenario)
         finally:
             os._exit(0)
     _, status = os.waitpid(pid, 0)  # reap it: a zombie still answers kill(pid, 0)
     killed = os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
     point = f"{when}:{n}"
-    journal = SqliteJournal(workdir / "journal.db")
+    journal = drill_journal(workdir, state)
     records = journal.history(StackName("drill"))
     problems: list[str] = []
     if not records:
@@ -170,7 +188,7 @@ def run_point(workdir: Path, scenario: Scenario, when: str, n: int) -> DrillResu
     if killed and len(before) != expected_count:
         problems.append(f"{len(before)} entries survived the kill, {expected_count} were committed")
     journal.close()
-    engine = _engine(workdir, scenario, None)
+    engine = _engine(workdir, scenario, None, state=state)
     try:
         outcome = engine.resume(rid)
     except Exception as exc:  # a drill reports, it does not crash
@@ -195,14 +213,14 @@ def run_point(workdir: Path, scenario: Scenario, when: str, n: int) -> DrillResu
                        len(after))
 
 
-def run_all(root: Path, scenarios: Iterable[Scenario] = SCENARIOS) -> list[DrillResult]:
+def run_all(root: Path, scenarios: Iterable[Scenario] = SCENARIOS, state: str = "sqlite") -> list[DrillResult]:
     """Every kill point (before and after every append) of every scenario, each in a fresh directory."""
     results: list[DrillResult] = []
     for sc in scenarios:
-        total = reference_appends(root / sc.name / "reference", sc)
+        total = reference_appends(root / sc.name / "reference", sc, state)
         for n in range(1, total + 1):
             for when in ("before", "after"):
-                results.append(run_point(root / sc.name / f"{when}-{n}", sc, when, n))
+                results.append(run_point(root / sc.name / f"{when}-{n}", sc, when, n, state))
     return results
 
 

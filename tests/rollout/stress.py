@@ -13,6 +13,10 @@ Writers log every acknowledged write to a side file, fsynced after the commit re
 SIGKILLs random writers and restarts them, then stops everyone, resumes what is unfinished and checks:
 ``PRAGMA integrity_check``, every acknowledged write present, every acknowledged abort honoured (the
 rollout rolled back), every rollout finished and verified against its target.
+
+``run(..., state=URL)`` runs the same crowd on a shared backend (``infra.rollout.state``, e.g. DynamoDB
+on a moto server): every process opens its own client; the integrity check there is that each rollout's
+sequence numbers are exactly 1..n and its summary row agrees with its entries.
 """
 
 from __future__ import annotations
@@ -38,8 +42,16 @@ from infra.rollout.clock import SystemClock
 from infra.rollout.engine import Engine, OperatorAction, request
 from infra.rollout.entries import Verified, of, read
 from infra.rollout.errors import StackLocked
-from infra.rollout.journal import Entry, EntryKind, JournalConflict, Quarantine, RolloutRecord, SqliteJournal
-from infra.rollout.lock import SqliteLock
+from infra.rollout.journal import (
+    Entry,
+    EntryKind,
+    JournalConflict,
+    Quarantine,
+    RolloutRecord,
+    SqliteJournal,
+    StateJournal,
+)
+from infra.rollout.lock import Lock
 from infra.rollout.scheduler import canary_plan, mismatches, replay
 from infra.rollout.seams import JSONObject, Phase, RolloutId, StackName
 
@@ -75,15 +87,25 @@ class AckLog:
             os.fsync(self.fd)
 
 
-class AckJournal(SqliteJournal):
+class AckJournal:
     """The engine's journal, logging each append it was acknowledged (committed) to the side file."""
 
-    def __init__(self, path: Path, log: AckLog) -> None:
-        super().__init__(path)
+    def __init__(self, inner: StateJournal, log: AckLog) -> None:
+        self.inner = inner
         self.log = log
+        self.entries = inner.entries
+        self.get = inner.get
+        self.history = inner.history
+        self.active = inner.active
+        self.quarantined = inner.quarantined
+        self.close = inner.close
+
+    def lease_lock(self, clock: QuickClock | SystemClock, *, ttl: float | None = None, pid: int | None = None,
+                   host: str | None = None) -> Lock:
+        return self.inner.lease_lock(clock, ttl=ttl, pid=pid, host=host)
 
     def create(self, record: RolloutRecord, started: JSONObject) -> Entry:
-        entry = super().create(record, started)
+        entry = self.inner.create(record, started)
         self.log.write({"op": "write", "seq": entry.seq, "rollout": entry.rollout_id, "kind": entry.kind.value},
                        sync=True)
         return entry
@@ -91,8 +113,8 @@ class AckJournal(SqliteJournal):
     def append(self, rollout_id: RolloutId, kind: EntryKind, data: JSONObject, at: float,
                *, phase: Phase | None = None, quarantine: Quarantine | None = None,
                expect_last: int | None = None) -> Entry:
-        entry = super().append(rollout_id, kind, data, at, phase=phase, quarantine=quarantine,
-                               expect_last=expect_last)
+        entry = self.inner.append(rollout_id, kind, data, at, phase=phase, quarantine=quarantine,
+                                  expect_last=expect_last)
         self.log.write({"op": "write", "seq": entry.seq, "rollout": entry.rollout_id, "kind": entry.kind.value},
                        sync=True)
         return entry
@@ -100,6 +122,15 @@ class AckJournal(SqliteJournal):
 
 def _db(root: Path) -> Path:
     return root / "journal.db"
+
+
+def _open(root: Path, state: str) -> StateJournal:
+    """This process's journal: the SQLite file in ``root``, or its own client of the shared backend."""
+    if state == "sqlite":
+        return SqliteJournal(_db(root))
+    from infra.rollout.state import open_state
+
+    return open_state(state, root)
 
 
 def _stack(index: int) -> StackName:
@@ -119,14 +150,14 @@ def _log(root: Path, role: str, index: int) -> AckLog:
     return AckLog(root / "acks" / f"{role}-{index}-{os.getpid()}.log")
 
 
-def _engine(root: Path, index: int, journal: SqliteJournal, clock: QuickClock | SystemClock) -> Engine:
+def _engine(root: Path, index: int, journal: StateJournal | AckJournal, clock: QuickClock | SystemClock) -> Engine:
     return Engine(target=_target(root, index), analysis=StepAnalysis(), journal=journal,
-                  lock=SqliteLock(_db(root), clock), clock=clock, poll=30.0)
+                  lock=journal.lease_lock(clock), clock=clock, poll=30.0)
 
 
-def run_engine(root: Path, index: int) -> None:
+def run_engine(root: Path, index: int, state: str = "sqlite") -> None:
     clock = QuickClock()
-    journal = AckJournal(_db(root), _log(root, "engine", index))
+    journal = AckJournal(_open(root, state), _log(root, "engine", index))
     engine = _engine(root, index, journal, clock)
     stack = _stack(index)
     plan = canary_plan([10, 25, 50, 100], interval=30.0, threshold=1)
@@ -143,22 +174,29 @@ def run_engine(root: Path, index: int) -> None:
             time.sleep(0.01)  # the predecessor's lease is being taken over by the final sweep or a reader
 
 
-def _unfinished(journal: SqliteJournal, stack: StackName) -> list[RolloutId]:
+def _unfinished(journal: StateJournal | AckJournal, stack: StackName) -> list[RolloutId]:
     """Rollouts not ended, or ended but never verified (killed in between): `resume` finishes both."""
     return [r.id for r in journal.history(stack, limit=1_000_000)
             if not r.phase.terminal or replay(read(journal, r.id)).verified is None]
 
 
-def _last_rollout(journal: SqliteJournal, stack: StackName) -> RolloutId | None:
+def _last_rollout(journal: StateJournal, stack: StackName) -> RolloutId | None:
+    """The rollout that acted on the stack's target last."""
+    if not isinstance(journal, SqliteJournal):
+        from infra.rollout.state.dynamodb import DynamoLock
+
+        # The last holder of the stack's lease (release keeps its rollout id): every effect is fenced by it.
+        lock = journal.lease_lock(SystemClock())
+        return lock.last_holder(stack) if isinstance(lock, DynamoLock) else None
     # By journal order, not created_at: each engine process's QuickClock starts afresh.
     rows = journal.db.read("SELECT e.rollout_id FROM entries e JOIN rollouts r ON r.id = e.rollout_id "
                            "WHERE e.kind = 'started' AND r.stack = ? ORDER BY e.seq DESC LIMIT 1", (stack,))
     return RolloutId(str(rows[0][0])) if rows else None
 
 
-def run_operator(root: Path, index: int, stacks: int) -> None:
+def run_operator(root: Path, index: int, stacks: int, state: str = "sqlite") -> None:
     rng = random.Random(os.getpid())
-    journal = SqliteJournal(_db(root))
+    journal = _open(root, state)
     log = _log(root, "operator", index)
     clock = SystemClock()
     i = 0
@@ -182,11 +220,11 @@ def run_operator(root: Path, index: int, stacks: int) -> None:
         time.sleep(rng.uniform(0.0, 0.01))
 
 
-def run_reader(root: Path, index: int) -> None:
+def run_reader(root: Path, index: int, state: str = "sqlite") -> None:
     rng = random.Random(os.getpid())
     log = _log(root, "reader", index)
     while not _stopped(root):
-        journal = SqliteJournal(_db(root))  # open, read, close: what each `gantry rollout status` process does
+        journal = _open(root, state)  # open, read, close: what each `gantry rollout status` process does
         try:
             records = journal.history(limit=20)
             if records:
@@ -227,15 +265,15 @@ class StressResult:
         return asdict(self)
 
 
-def _spawn(root: Path, role: str, index: int, stacks: int) -> subprocess.Popen[bytes]:
+def _spawn(root: Path, role: str, index: int, stacks: int, state: str) -> subprocess.Popen[bytes]:
     # A fresh interpreter, never a fork: a child must not inherit the parent's journal connection.
-    return subprocess.Popen([sys.executable, __file__, role, str(root), str(index), str(stacks)],
+    return subprocess.Popen([sys.executable, __file__, role, str(root), str(index), str(stacks), state],
                             stdout=subprocess.DEVNULL, stderr=open(root / f"{role}-{index}.err", "ab"))
 
 
 def run(root: Path, *, engines: int = 3, operators: int = 3, readers: int = 2, min_operations: int = 1200,
         min_kills: int = 12, min_seconds: float = 4.0, max_seconds: float = 45.0,
-        kill_gap: tuple[float, float] = (0.1, 0.4), seed: int = 0) -> StressResult:
+        kill_gap: tuple[float, float] = (0.1, 0.4), seed: int = 0, state: str = "sqlite") -> StressResult:
     """Run the stress in ``root`` (a fresh directory) and check the journal afterwards.
 
     Each writer is SIGKILLed after a random number (1..60) of its own operations, so kills land at
@@ -243,10 +281,10 @@ def run(root: Path, *, engines: int = 3, operators: int = 3, readers: int = 2, m
     hit interpreters still starting on a loaded machine).
     """
     root.mkdir(parents=True, exist_ok=True)
-    SqliteJournal(_db(root)).close()  # create and migrate once, before the crowd arrives
+    _open(root, state).close()  # create and migrate once, before the crowd arrives
     rng = random.Random(seed)
     counts = {"engine": engines, "operator": operators, "reader": readers}
-    procs = {(role, i): _spawn(root, role, i, engines) for role in ROLES for i in range(counts[role])}
+    procs = {(role, i): _spawn(root, role, i, engines, state) for role in ROLES for i in range(counts[role])}
     kill_after = {key: rng.randint(1, 60) for key in procs}
     kills = 0
     start = time.monotonic()
@@ -271,7 +309,7 @@ def run(root: Path, *, engines: int = 3, operators: int = 3, readers: int = 2, m
                     procs[key].send_signal(signal.SIGKILL)
                     procs[key].wait()
                     kills += 1
-                    procs[key] = _spawn(root, key[0], key[1], engines)
+                    procs[key] = _spawn(root, key[0], key[1], engines, state)
                     kill_after[key] = rng.randint(1, 60)
                     next_kill = now + rng.uniform(*kill_gap)
             time.sleep(0.02)
@@ -285,7 +323,7 @@ def run(root: Path, *, engines: int = 3, operators: int = 3, readers: int = 2, m
                 proc.kill()
                 proc.wait()
     seconds = time.monotonic() - start
-    return _check(root, engines, processes=len(procs), kills=kills, seconds=seconds)
+    return _check(root, engines, processes=len(procs), kills=kills, seconds=seconds, state_url=state)
 
 
 def _lines(path: Path) -> int:
@@ -323,26 +361,37 @@ def _count_ops(root: Path) -> tuple[int, int]:
     return total, writes
 
 
-def _check(root: Path, engines: int, *, processes: int, kills: int, seconds: float) -> StressResult:
+def _integrity(journal: StateJournal) -> str:
+    """SQLite's own check; on a shared backend: each rollout's seqs are 1..n and its summary row agrees."""
+    if isinstance(journal, SqliteJournal):
+        result = str(journal.db.read("PRAGMA integrity_check")[0][0])
+        return result if not journal.db.read("PRAGMA foreign_key_check") else "foreign_key_check found orphans"
+    for record in journal.history(limit=1_000_000):
+        entries = journal.entries(record.id)
+        if [e.seq for e in entries] != list(range(1, len(entries) + 1)):
+            return f"rollout {record.id}: sequence numbers {[e.seq for e in entries]} are not 1..n"
+    return "ok"
+
+
+def _check(root: Path, engines: int, *, processes: int, kills: int, seconds: float, state_url: str = "sqlite"
+           ) -> StressResult:
     problems: list[str] = []
-    journal = SqliteJournal(_db(root))
+    journal = _open(root, state_url)
     # The crowd is gone: finish what the kills left unfinished (dead holders on this host are taken over).
     for index in range(engines):
         engine = _engine(root, index, journal, QuickClock())
         for rid in _unfinished(journal, _stack(index)):
             engine.resume(rid)
-    integrity = str(journal.db.read("PRAGMA integrity_check")[0][0])
+    integrity = _integrity(journal)
     if integrity != "ok":
-        problems.append(f"integrity_check: {integrity}")
-    if journal.db.read("PRAGMA foreign_key_check"):
-        problems.append("foreign_key_check found orphans")
+        problems.append(f"integrity: {integrity}")
     acks = _acks(root)
-    rows = journal.db.read("SELECT seq, rollout_id, kind, data FROM entries")
-    by_seq = {int(str(r[0])): (str(r[1]), str(r[2])) for r in rows}
-    nonces = {(str(r[1]), json.loads(str(r[3])).get("reason", "")) for r in rows if r[2] == EntryKind.OPERATOR.value}
+    rows = [e for r in journal.history(limit=1_000_000) for e in journal.entries(r.id)]
+    by_seq = {(str(e.rollout_id), e.seq): e.kind.value for e in rows}
+    nonces = {(e.rollout_id, str(e.data.get("reason", ""))) for e in rows if e.kind is EntryKind.OPERATOR}
     writes = [a for a in acks if a["op"] == "write"]
     operator = [a for a in acks if a["op"] == "operator"]
-    lost = [a for a in writes if by_seq.get(int(str(a["seq"]))) != (a["rollout"], a["kind"])]
+    lost = [a for a in writes if by_seq.get((str(a["rollout"]), int(str(a["seq"])))) != a["kind"]]
     lost += [a for a in operator if (a["rollout"], f"stress {a['action']} {a['nonce']}") not in nonces]
     if lost:
         problems.append(f"{len(lost)} acknowledged writes are missing, e.g. {lost[:3]}")
@@ -384,12 +433,13 @@ def _check(root: Path, engines: int, *, processes: int, kills: int, seconds: flo
 
 def main(argv: Sequence[str]) -> None:
     role, root, index, stacks = argv[0], Path(argv[1]), int(argv[2]), int(argv[3])
+    state = argv[4] if len(argv) > 4 else "sqlite"
     if role == "engine":
-        run_engine(root, index)
+        run_engine(root, index, state)
     elif role == "operator":
-        run_operator(root, index, stacks)
+        run_operator(root, index, stacks, state)
     elif role == "reader":
-        run_reader(root, index)
+        run_reader(root, index, state)
     else:
         raise SystemExit(f"role must be one of {', '.join(ROLES)}, but {role!r} was given")
 
