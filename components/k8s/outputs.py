@@ -72,6 +72,24 @@ class Progress(_Model):
         """The image users get from the stable track or the active color."""
         return self.color_image(self.active_color)
 
+    def _with(self, **changes: object) -> Progress:
+        # Validated, unlike model_copy(update=...): a weight of 101 or a bad color never gets through.
+        return Progress.model_validate({**self.model_dump(), **changes})
+
+    def with_weight(self, weight: int) -> Progress:
+        return self._with(canary_weight=weight)
+
+    def with_active(self, color: Color) -> Progress:
+        return self._with(active_color=color)
+
+    def marked(self, image: str, state: RolloutState) -> Progress:
+        return self._with(rollout=RolloutMark(image=image, state=state))
+
+    def promoted(self, strategy: Strategy) -> Progress:
+        """The new version becomes stable: the canary's image (or the active color's) serves alone."""
+        image = (self.canary_image or self.image) if strategy is Strategy.CANARY else self.serving
+        return self.at_rest(strategy, image).marked(image, RolloutState.PROMOTED)
+
     def images(self) -> set[str]:
         return {i for i in (self.image, self.canary_image, self.blue_image, self.green_image) if i is not None}
 
@@ -83,9 +101,10 @@ class Progress(_Model):
     def staged(self, strategy: Strategy, image: str) -> Progress:
         """``image`` waits with no traffic: a canary at 0%, or the inactive color."""
         if strategy is Strategy.CANARY:
-            return self.model_copy(update={"canary_image": image, "canary_weight": 0})
-        inactive = self.active_color.other
-        return self.model_copy(update={f"{inactive.value}_image": image})
+            return self._with(canary_image=image, canary_weight=0)
+        if self.active_color is Color.BLUE:
+            return self._with(green_image=image)
+        return self._with(blue_image=image)
 
     def applied_to(self, spec: S) -> S:
         """The spec the components build: the stack file's service with this progress."""
