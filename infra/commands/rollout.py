@@ -215,7 +215,9 @@ def register(app: typer.Typer) -> None:
     def start(
         stack: Annotated[str, typer.Option("--stack", "-s", help="Stack name.")],
         service: Annotated[str, typer.Option("--service", help="Service in the stack's gantry:services.")],
-        image: Annotated[str, typer.Option("--image", help="New image, pinned by tag or digest.")],
+        image: Annotated[str | None, typer.Option(
+            "--image", help="New image, pinned by tag or digest (default: the one the stack file asks for, "
+                            "staged by a plain `pulumi up`).")] = None,
         strategy: Annotated[Strategy | None, typer.Option(help="canary or bluegreen (default: the service's).")] = None,
         steps: Annotated[str | None, typer.Option(help="Canary weights, e.g. 10,25,50,100.")] = None,
         step_weight: Annotated[int | None, typer.Option("--step-weight", help="Linear canary step.")] = None,
@@ -240,7 +242,7 @@ def register(app: typer.Typer) -> None:
         from infra.rollout.settings import linear_violations, parse_duration
 
         # Everything is validated before the journal, the lock or the target is touched.
-        problems = check_image("--image", image)
+        problems = check_image("--image", image) if image is not None else []
         if problems:
             usage(str(problems[0]))
         weights = parse_steps(steps) if steps is not None else None
@@ -281,6 +283,13 @@ def register(app: typer.Typer) -> None:
         if threshold is not None:
             update["threshold"] = threshold
         settings = settings.model_copy(update=update)
+        if image is None:
+            from infra.rollout.gitops import staged_or_desired
+
+            try:
+                image = staged_or_desired(project, stack, service, config, settings, chosen)
+            except GantryError as exc:
+                fail(exc)
         journal = open_journal(project)
         observer = _observer(json_mode)
         try:
