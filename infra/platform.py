@@ -26,13 +26,18 @@ def build_platform(cfg: GantryConfig) -> dict[str, pulumi.Input[object]]:
     }
     if cfg.cloud is Cloud.LOCAL or cfg.cluster is None or cfg.region is None:
         # The local sandbox serves services from HAProxy. Services the rollout engine drives through
-        # `pulumi up` (rollout target pulumi, e.g. stack local-engine) get their HAProxy slots and weights
+        # `pulumi up` and judges on the sandbox (stack local-engine) get their HAProxy slots and weights
         # as dynamic-provider resources; the others are shifted by HaproxyTarget outside Pulumi.
         exports["services"] = {
             name: ServiceOutputs.build(spec, desired_image=desired, rollout=progress.rollout).to_json()
             for name, (spec, desired, progress) in resolved.items()}
+        from infra.sandbox.settings import PROMETHEUS_SENTINEL
+
+        # Only services judged on the sandbox's own series are served by it; a local stack without the
+        # sandbox (a bare `pulumi` target) has its services' outputs and nothing else.
         engine_driven = {name: spec for name, (spec, _, _) in resolved.items()
-                         if cfg.rollout_for(name).target == "pulumi"}
+                         if cfg.rollout_for(name).target == "pulumi"
+                         and cfg.rollout_for(name).metrics.url == PROMETHEUS_SENTINEL}
         if engine_driven:
             from infra.sandbox.haproxy_provider import SandboxRouting, sandbox_dir_of_project
 
