@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_pulumi_target_engine import project  # noqa: F401  (the fixture)
+from test_pulumi_target_engine import project, routing  # noqa: F401  (the fixture)
 
 from components.spec import Strategy
 from infra.rollout.clock import FakeClock
@@ -36,10 +36,10 @@ def test_engine_promotes_then_rolls_back_a_real_stack(project: Path) -> None:  #
     first, target = engine([Verdict.PASS])
     promoted = first.start(stack=StackName("dev"), service="web", image="ghcr.io/acme/web:1.1", plan=plan)
     assert promoted.phase is Phase.PROMOTED and promoted.verified
-    assert target.outputs() == {"image": "ghcr.io/acme/web:1.1", "canaryImage": None, "canaryWeight": 0}
+    assert routing(target) == ("ghcr.io/acme/web:1.1", None, 0)
 
     second, target = engine([Verdict.PASS, Verdict.FAIL])
     rolled = second.start(stack=StackName("dev"), service="web", image="ghcr.io/acme/web:1.2", plan=plan)
     assert rolled.phase is Phase.ROLLED_BACK and rolled.verified
-    assert target.outputs() == {"image": "ghcr.io/acme/web:1.1", "canaryImage": None, "canaryWeight": 0}
+    assert routing(target) == ("ghcr.io/acme/web:1.1", None, 0)
     assert second.journal.quarantined(StackName("dev"), "web", "ghcr.io/acme/web:1.2") is not None

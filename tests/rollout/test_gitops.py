@@ -165,7 +165,7 @@ def test_c_a_changed_image_is_staged_at_zero_and_rolled_out_without_image(tmp_pa
     promoted = copy.deepcopy(stack.stack_outputs)
     outside_up(stack)
     assert stack.stack_outputs == promoted
-    with pytest.raises(InputError, match="--image must be given, but stack dev runs ghcr.io/acme/web:1.1"):
+    with pytest.raises(InputError, match=r"--image must be given, but stack dev runs ghcr\.io/acme/web:1\.1"):
         next_image(rig.target, "dev", "web", svc, Strategy.CANARY)
 
 
@@ -306,7 +306,7 @@ def test_promote_source_trusts_the_stack_outputs_when_this_journal_never_saw_the
     v = verified_version(rig.target, journal, "dev", "web")
     assert (v.image, v.rollout_id) == (V2, None)
     _, rig, _ = promoted_stack(tmp_path / "runner-2", Verdict.FAIL)
-    with pytest.raises(PromotionRefused, match="rolled back$"):
+    with pytest.raises(PromotionRefused, match=r"rolled back$"):
         verified_version(rig.target, journal, "dev", "web")
 
 
@@ -316,7 +316,7 @@ def test_promote_source_refuses_a_running_or_unknown_rollout(tmp_path: Path, sta
     with pytest.raises(PromotionRefused, match="no promoted rollout of web is recorded for dev"):
         verified_version(rig.target, journal, "dev", "web")
     rig.target.prepare(V2)
-    with pytest.raises(SourceBusy, match="rollout of ghcr.io/acme/web:1.1 on dev has not ended") as info:
+    with pytest.raises(SourceBusy, match=r"rollout of ghcr\.io/acme/web:1\.1 on dev has not ended") as info:
         verified_version(rig.target, journal, "dev", "web")
     assert int(info.value.exit_code) == 3
     # A target without stack outputs (the sandbox's) is judged by the journal alone.

@@ -1,7 +1,7 @@
 """A real canary with the real Pulumi CLI on a local file backend (marker ``engine``: skipped without the CLI).
 
-The program is tiny (no providers, only stack outputs echoing the service config), so the test needs
-no cloud and no plugin downloads: only the CLI and its bundled Python language host.
+The program is tiny (no providers, only the services' typed outputs, resolved as the Gantry program resolves
+them), so the test needs no cloud and no plugin downloads: only the CLI and its bundled Python language host.
 """
 
 from __future__ import annotations
@@ -18,12 +18,16 @@ from infra.rollout.seams import TrafficState
 PROGRAM = '''\
 import pulumi
 
-services = pulumi.Config("gantry").require_object("services")
-pulumi.export("services", {
-    name: {"image": svc.get("image"), "canaryImage": svc.get("canaryImage"),
-           "canaryWeight": int(svc.get("canaryWeight", 0))}
-    for name, svc in services.items()
-})
+from components.k8s.outputs import ServiceOutputs
+from infra.config import ServiceConfig
+from infra.progress import instruction_from_env, previous_services, read_own_outputs, resolve_services
+
+# The Gantry program's service half: progress from the previous outputs and gantry's step, typed outputs.
+services = {name: ServiceConfig.model_validate(svc)
+            for name, svc in pulumi.Config("gantry").require_object("services").items()}
+resolved = resolve_services(services, previous_services(read_own_outputs()), instruction_from_env(pulumi.get_stack()))
+pulumi.export("services", {name: ServiceOutputs.build(spec, desired_image=desired, rollout=progress.rollout).to_json()
+                           for name, (spec, desired, progress) in resolved.items()})
 '''
 
 
@@ -49,6 +53,11 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return proj
 
 
+def routing(target: PulumiStackTarget) -> tuple[object, object, object]:
+    out = target.outputs()
+    return out["image"], out["canaryImage"], out["canaryWeight"]
+
+
 @pytest.mark.engine
 def test_real_canary_then_rollback_then_promotion(project: Path) -> None:
     lines: list[str] = []
@@ -65,11 +74,11 @@ def test_real_canary_then_rollback_then_promotion(project: Path) -> None:
 
     target.revert(checkpoint)
     assert target.current() == TrafficState(Strategy.CANARY, "ghcr.io/acme/web:1.0", None, 0)
-    assert target.outputs() == {"image": "ghcr.io/acme/web:1.0", "canaryImage": None, "canaryWeight": 0}
+    assert routing(target) == ("ghcr.io/acme/web:1.0", None, 0)
 
     target.prepare("ghcr.io/acme/web:1.2")
     for weight in (10, 25, 50, 100):
         target.set_weights(weight)
     target.promote()
-    assert target.outputs() == {"image": "ghcr.io/acme/web:1.2", "canaryImage": None, "canaryWeight": 0}
+    assert routing(target) == ("ghcr.io/acme/web:1.2", None, 0)
     assert any("Updating (dev)" in line or "Updating" in line for line in lines), "progress was streamed"
