@@ -1,4 +1,4 @@
-"""`gantry promote --from S --to T --service NAME`: the rollout's exit codes, one-line refusals, nothing touched on refusal.
+"""`gantry promote --from S --to T --service NAME`: the rollout's exit codes, one-line refusals, no side effects.
 
 Stacks here use the ``file`` target (no stack outputs), so the source's journal alone vouches for its version;
 tests/rollout/test_gitops.py covers the stack-outputs side and test_gitops_engine.py the real CLI.
