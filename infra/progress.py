@@ -74,9 +74,10 @@ def read_own_outputs() -> Mapping[str, object] | None:
     """The outputs of this stack's previous update, read through the engine (None under mocks)."""
     import pulumi
     from pulumi.runtime import invoke
+    from pulumi.runtime.mocks import MockMonitor
     from pulumi.runtime.settings import get_monitor
 
-    if type(get_monitor()).__name__ == "MockMonitor":
+    if isinstance(get_monitor(), MockMonitor):
         # Offline (gantry render/check): there is no previous update, the stack file's state renders.
         return None
     name = f"{pulumi.get_organization()}/{pulumi.get_project()}/{pulumi.get_stack()}"

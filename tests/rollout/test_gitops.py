@@ -322,3 +322,25 @@ def test_promote_source_refuses_a_running_or_unknown_rollout(tmp_path: Path, sta
     # A target without stack outputs (the sandbox's) is judged by the journal alone.
     with pytest.raises(PromotionRefused, match="no promoted rollout"):
         verified_version(FakeTarget(Strategy.CANARY, V1), journal, "dev", "web")
+
+
+def test_offline_renders_read_no_previous_update_and_use_the_stack_files_state() -> None:
+    from infra.render import render_callable
+
+    def program() -> None:
+        import pulumi
+
+        from infra.config import load_from_engine
+        from infra.platform import build_platform
+
+        for key, value in build_platform(load_from_engine()).items():
+            pulumi.export(key, value)
+
+    config = {"gantry:cloud": "local", "gantry:environment": "dev", "gantry:tier": "dev",
+              "gantry:services": {"web": {"namespace": "web", "image": V1, "canaryImage": V2, "canaryWeight": 10}},
+              "gantry:rollout": {"target": "file", "metrics": {"provider": "command"},
+                                 "gates": [{"name": "e", "expr": "true", "max": 1}]}}
+    result = render_callable(program, project="gantry", stack="dev", config=config)
+    assert not [d for d in result.diagnostics if "readStackOutputs" in d], result.diagnostics
+    web = ServiceOutputs.model_validate(result.outputs["services"]["web"])
+    assert (web.image, web.canary_image, web.canary_weight, web.desired_image) == (V1, V2, 10, V1)
