@@ -75,6 +75,15 @@ class Color(StrEnum):
         return Color.GREEN if self is Color.BLUE else Color.BLUE
 
 
+class Delivery(StrEnum):
+    """How a change of a service's ``image`` in the stack file reaches users on a plain ``pulumi up``."""
+
+    PROGRESSIVE = "progressive"
+    """Staged with no traffic (a canary at 0%, or the inactive color) until ``gantry rollout start``."""
+    DIRECT = "direct"
+    """Served at once, at 100%, with no analysis (for dev stacks)."""
+
+
 class RouterKind(StrEnum):
     GATEWAY_API = "gateway-api"
     ISTIO = "istio"
@@ -403,6 +412,11 @@ class ServiceSpec(Spec):
         pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", description="Explicit namespace, never 'default'. Required."
     )
     strategy: Strategy = Field(default=Strategy.CANARY, description="Default: canary.")
+    delivery: Delivery = Field(
+        default=Delivery.PROGRESSIVE,
+        description="progressive: a changed image waits for `gantry rollout start` (staged at 0% or on the "
+        "inactive color); direct: a plain `pulumi up` serves it at once (dev only). Default: progressive.",
+    )
     replicas: int = Field(default=2, ge=1, le=1000, description="Replicas per track. Default: 2.")
     port: int = Field(default=8080, ge=1, le=65535, description="Container port. Default: 8080.")
     service_port: int = Field(default=80, ge=1, le=65535, description="Service port. Default: 80.")

@@ -1,19 +1,24 @@
 """Builds the platform a stack describes from components; called only by the Pulumi program.
 
 Data flows one way: typed config -> components -> resources -> outputs. Nothing here is faked:
-a part that a stack does not configure is simply not built.
+a part that a stack does not configure is simply not built. Each service's rollout progress comes
+from the stack's previous outputs and gantry's step (``infra.progress``), never from the stack file.
 """
 
 from __future__ import annotations
 
 import pulumi
 
+from components.k8s.outputs import ServiceOutputs
 from components.spec import Cloud
-from infra.config import GantryConfig, ServiceConfig
+from infra.config import GantryConfig
+from infra.progress import instruction_from_env, previous_services, read_own_outputs, resolve_services
 
 
 def build_platform(cfg: GantryConfig) -> dict[str, pulumi.Input[object]]:
     """Create the cluster and the delivery services; return the stack outputs."""
+    resolved = resolve_services(cfg.services, previous_services(read_own_outputs() if cfg.services else None),
+                                instruction_from_env(pulumi.get_stack()))
     exports: dict[str, pulumi.Input[object]] = {
         "cloud": cfg.cloud.value,
         "environment": cfg.environment,
@@ -21,10 +26,15 @@ def build_platform(cfg: GantryConfig) -> dict[str, pulumi.Input[object]]:
     }
     if cfg.cloud is Cloud.LOCAL or cfg.cluster is None or cfg.region is None:
         # The local sandbox serves services from HAProxy. Services the rollout engine drives through
-        # `pulumi up` (rollout target pulumi, e.g. stack local-engine) get their HAProxy slots and weights
+        # `pulumi up` and judges on the sandbox (stack local-engine) get their HAProxy slots and weights
         # as dynamic-provider resources; the others are shifted by HaproxyTarget outside Pulumi.
-        exports["services"] = {name: _local_view(svc) for name, svc in cfg.services.items()}
-        engine_driven = {name: svc for name, svc in cfg.services.items() if cfg.rollout_for(name).target.program_routes}
+        exports["services"] = {
+            name: ServiceOutputs.build(spec, desired_image=desired, rollout=progress.rollout).to_json()
+            for name, (spec, desired, progress) in resolved.items()}
+        # Only services judged on the sandbox's own series are served by it; a local stack without the
+        # sandbox (a bare `pulumi` target) has its services' outputs and nothing else.
+        engine_driven = {name: spec for name, (spec, _, _) in resolved.items()
+                         if cfg.rollout_for(name).target.program_routes and cfg.rollout_for(name).metrics.local}
         if engine_driven:
             from infra.sandbox.haproxy_provider import SandboxRouting, sandbox_dir_of_project
 
@@ -54,21 +64,8 @@ def build_platform(cfg: GantryConfig) -> dict[str, pulumi.Input[object]]:
         exports["metrics"] = {"url": cluster.metrics_url, "auth": cluster.metrics_auth, "region": cfg.region}
     on_cluster = pulumi.ResourceOptions(provider=cluster.provider)
     services: dict[str, pulumi.Input[object]] = {}
-    for name, svc in cfg.services.items():
-        delivered = build_service(name, svc, tier=cfg.tier, opts=on_cluster)
-        services[name] = dict(delivered.stack_outputs)
+    for name, (spec, desired, progress) in resolved.items():
+        delivered = build_service(name, spec, tier=cfg.tier, opts=on_cluster)
+        services[name] = delivered.outputs.tracked(desired_image=desired, rollout=progress.rollout).to_json()
     exports["services"] = services
     return exports
-
-
-def _local_view(svc: ServiceConfig) -> dict[str, object]:
-    return {
-        "strategy": svc.strategy.value,
-        "namespace": svc.namespace,
-        "image": svc.image,
-        "canaryImage": svc.canary_image,
-        "canaryWeight": svc.canary_weight,
-        "activeColor": svc.active_color.value,
-        "blueImage": svc.blue_image,
-        "greenImage": svc.green_image,
-    }

@@ -5,13 +5,13 @@ Importing this package has no side effects: it registers nothing until a compone
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Protocol
 
 import pulumi
 
 from components.k8s.bluegreen import BlueGreenService
 from components.k8s.canary import CanaryService
+from components.k8s.outputs import ServiceOutputs
 from components.k8s.routers import ROUTERS, TrafficRouter, router_for
 from components.spec import ServiceSpec, Strategy, Tier
 
@@ -27,14 +27,11 @@ __all__ = [
 
 
 class DeliveryService(Protocol):
-    """What the program exports per service (under ``services.<name>``) for the rollout engine.
-
-    Keys: strategy, namespace, serviceName, previewServiceName, activeColor, canaryWeight, router,
-    hostnames, image, canaryImage, blueImage, greenImage (None where a strategy has no such value).
-    """
+    """What the program exports per service (under ``services.<name>``) for the rollout engine:
+    the typed ``components.k8s.outputs.ServiceOutputs`` (None where a strategy has no such value)."""
 
     @property
-    def stack_outputs(self) -> Mapping[str, pulumi.Input[object]]: ...
+    def outputs(self) -> ServiceOutputs: ...
 
 
 def build_service(

@@ -14,6 +14,7 @@ import pulumi
 from components.k8s import labels as lbl
 from components.k8s.delivery import DeliveryComponent, ServicePlan, base_workloads, namespace_of
 from components.k8s.manifests import Manifest
+from components.k8s.outputs import ServiceOutputs
 from components.k8s.routers import Backend, RouteContext, TrafficRouter, router_for
 from components.k8s.workload import TrackPlan, service_manifest, track_manifests
 from components.spec import Color, ServiceSpec, Strategy, Tier
@@ -109,19 +110,5 @@ class BlueGreenService(DeliveryComponent):
         self.service_name: str = name
         self.preview_service_name: str = preview_service_name(name)
         self.active_color: Color = spec.active_color
-        self._finish(
-            {
-                "strategy": Strategy.BLUEGREEN.value,
-                "namespace": spec.namespace,
-                "serviceName": self.service_name,
-                "previewServiceName": self.preview_service_name,
-                "activeColor": spec.active_color.value,
-                "canaryWeight": None,
-                "router": None,
-                "hostnames": list(spec.hostnames),
-                "image": spec.image,
-                "canaryImage": None,
-                "blueImage": image_of(spec, Color.BLUE),
-                "greenImage": image_of(spec, Color.GREEN),
-            }
-        )
+        self._finish(ServiceOutputs.build(spec, service_name=self.service_name,
+                                          preview_service_name=self.preview_service_name))

@@ -11,6 +11,7 @@ import pulumi
 
 from components.k8s import labels as lbl
 from components.k8s.delivery import DeliveryComponent, ServicePlan, base_workloads, namespace_of
+from components.k8s.outputs import ServiceOutputs
 from components.k8s.routers import RouteContext, TrafficRouter, router_for, split
 from components.k8s.workload import TrackPlan, service_manifest, track_manifests
 from components.spec import ServiceSpec, Strategy, Tier
@@ -73,19 +74,4 @@ class CanaryService(DeliveryComponent):
         self.resources: dict[str, pulumi.CustomResource] = self._register(self.plan)
         self.service_name: str = name
         self.canary_service_name: str = canary_service_name(name)
-        self._finish(
-            {
-                "strategy": Strategy.CANARY.value,
-                "namespace": spec.namespace,
-                "serviceName": self.service_name,
-                "previewServiceName": None,
-                "activeColor": None,
-                "canaryWeight": spec.canary_weight,
-                "router": self.router.kind.value,
-                "hostnames": list(spec.hostnames),
-                "image": spec.image,
-                "canaryImage": spec.canary_image,
-                "blueImage": None,
-                "greenImage": None,
-            }
-        )
+        self._finish(ServiceOutputs.build(spec, service_name=self.service_name, router=self.router.kind.value))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from components.spec import ServiceSpec, Strategy, Tier, service_violations
+from components.spec import Delivery, ServiceSpec, Strategy, Tier, service_violations
 from components.validation import Violation
 
 MAX_NAME = 40
@@ -33,4 +33,7 @@ def delivery_violations(name: str, spec: ServiceSpec, tier: Tier, strategy: Stra
             out.append(Violation("replicas", ">= 2 in prod", spec.replicas))
         if spec.hpa.enabled and spec.hpa.min_replicas < 2:
             out.append(Violation("hpa.minReplicas", ">= 2 in prod", spec.hpa.min_replicas))
+        # A plain `pulumi up` must never send an unanalysed version to all of prod's users.
+        if spec.delivery is Delivery.DIRECT:
+            out.append(Violation("delivery", "progressive in prod (direct is for dev)", spec.delivery.value))
     return out

@@ -1,19 +1,20 @@
 """Shared shape of the delivery components: a pure plan of manifests, then one registration pass.
 
 ``BlueGreenService`` and ``CanaryService`` subclass ``DeliveryComponent``; they differ only in how
-they plan their Deployments, Services and routes. Outputs are plain config-derived values, so the
-rollout engine can compare what it asked for with what the stack reports.
+they plan their Deployments, Services and routes. Outputs are the typed ``ServiceOutputs`` built from
+the spec, so the rollout engine can compare what it asked for with what the stack reports.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
 
 from components.k8s.checks import delivery_violations
 from components.k8s.manifests import Manifest, materialize
+from components.k8s.outputs import ServiceOutputs
 from components.k8s.workload import namespace_manifest, service_account_manifest
 from components.spec import ServiceSpec, Strategy, Tier
 from components.validation import raise_first
@@ -73,6 +74,11 @@ class DeliveryComponent(pulumi.ComponentResource):
             )
         return created
 
-    def _finish(self, stack_outputs: Mapping[str, pulumi.Input[object]]) -> None:
-        self.stack_outputs: Mapping[str, pulumi.Input[object]] = stack_outputs
-        self.register_outputs(dict(stack_outputs))
+    def _finish(self, outputs: ServiceOutputs) -> None:
+        self.outputs: ServiceOutputs = outputs
+        self.register_outputs(outputs.to_json())
+
+    @property
+    def stack_outputs(self) -> dict[str, object]:
+        """``outputs`` as the stack exports them (camelCase keys)."""
+        return self.outputs.to_json()

@@ -224,7 +224,9 @@ def register(app: typer.Typer) -> None:
     def start(
         stack: Annotated[str, typer.Option("--stack", "-s", help="Stack name.")],
         service: Annotated[str, typer.Option("--service", help="Service in the stack's gantry:services.")],
-        image: Annotated[str, typer.Option("--image", help="New image, pinned by tag or digest.")],
+        image: Annotated[str | None, typer.Option(
+            "--image", help="New image, pinned by tag or digest (default: the one the stack file asks for, "
+                            "staged by a plain `pulumi up`).")] = None,
         strategy: Annotated[Strategy | None, typer.Option(help="canary or bluegreen (default: the service's).")] = None,
         steps: Annotated[str | None, typer.Option(help="Canary weights, e.g. 10,25,50,100.")] = None,
         step_weight: Annotated[int | None, typer.Option("--step-weight", help="Linear canary step.")] = None,
@@ -250,10 +252,11 @@ def register(app: typer.Typer) -> None:
         from infra.rollout.seams import StackName
 
         # Everything is validated before the journal, the lock or the target is touched.
-        try:
-            image = str(ImageRef.parse(image, "--image"))  # the one image grammar, parsed once at the edge
-        except ImageRefError as exc:
-            usage(str(exc))
+        if image is not None:
+            try:
+                image = str(ImageRef.parse(image, "--image"))  # the one image grammar, parsed once at the edge
+            except ImageRefError as exc:
+                usage(str(exc))
         weights = parse_steps(steps) if steps is not None else None
         if weights is not None and step_weight is not None:
             usage("--steps must be omitted when --step-weight is given, but both were given")
@@ -291,6 +294,13 @@ def register(app: typer.Typer) -> None:
                     line = flag + line[len(field):]
                     break
             usage(line)
+        if image is None:
+            from infra.rollout.gitops import staged_or_desired
+
+            try:
+                image = staged_or_desired(project, stack, service, config, settings, chosen)
+            except GantryError as exc:
+                fail(exc)
         journal = open_journal(project, state=config.rollout.state)
         observer = _observer(json_mode)
         try:

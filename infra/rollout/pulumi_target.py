@@ -1,12 +1,14 @@
-"""``PulumiStackTarget``: the rollout ``Target`` that shifts traffic by editing a stack's config and running ``up``.
+"""``PulumiStackTarget``: the rollout ``Target`` that shifts traffic by running ``up`` with a rollout step.
 
 Built by the rollout factory for ``target: pulumi``. It drives the stack from outside through
-``pulumi.automation`` (never importing the program): each change is a path-config write under
-``gantry:services.<name>`` followed by ``up``, with the engine's output streamed to a callback.
+``pulumi.automation`` (never importing the program). It never writes the git-tracked stack file: each
+change is one ``up`` whose environment carries the service's new progress (``infra.progress``), and
+the program records that progress in the stack's outputs, where the next ``up`` (anyone's) reads it.
+The engine's output is streamed to a callback. Outputs are parsed once, into ``ServiceOutputs``.
 
-Pulumi has no rollback (pulumi/pulumi#96), so ``checkpoint`` snapshots the stack's config and its
-exported deployment before the first mutation, and ``revert`` restores the service's keys and runs
-``up``. When that ``up`` fails, the documented recovery is automated once: cancel a stale lock (one
+Pulumi has no rollback (pulumi/pulumi#96), so ``checkpoint`` snapshots the service's progress, the
+stack's config and its exported deployment before the first mutation, and ``revert`` runs ``up`` with
+the checkpointed progress. When that ``up`` fails, the documented recovery is automated once: cancel a stale lock (one
 whose ``pulumi`` process is gone), clear ``pending_operations`` (export, edit, import), refresh,
 retry. A live update that is not ours is never cancelled: it raises ``StackLocked`` (exit 3). If the retry fails too,
 ``RollbackFailed`` names the checkpoint file and the exact commands an operator should run.
@@ -21,14 +23,16 @@ import os
 import shlex
 import socket
 from collections.abc import Callable, Iterable, Mapping
-from functools import partial
 from pathlib import Path
 from typing import Protocol, TypeVar, cast
 
 from pulumi import automation as auto
+from pydantic import ValidationError
 
+from components.k8s.outputs import Progress, RolloutState, ServiceOutputs
 from components.spec import Color, Strategy
 from infra.errors import GantryError, InputError
+from infra.progress import ENV, Instruction
 from infra.rollout import automation_errors
 from infra.rollout.errors import RollbackFailed, StackLocked
 from infra.rollout.faults import point
@@ -38,11 +42,17 @@ from infra.rollout.seams import JSONObject, JSONValue, TrafficState
 log = logging.getLogger(__name__)
 
 NAMESPACE = "gantry"
-SERVICE_KEYS = ("image", "canaryImage", "canaryWeight", "activeColor", "blueImage", "greenImage")
-"""The service keys a rollout may change; a revert restores exactly these."""
+PROGRESS_KEYS = tuple(f.alias for n, f in Progress.model_fields.items() if n != "rollout" and f.alias)
+"""The keys of a service's progress; in a stack file they only seed its first update."""
 
 OnOutput = Callable[[str], None]
 _T = TypeVar("_T")
+
+
+class WorkspaceHandle(Protocol):
+    """The part of ``pulumi.automation.Workspace`` the target uses: the environment of the CLI it runs."""
+
+    env_vars: Mapping[str, str]
 
 
 class StackHandle(Protocol):
@@ -51,11 +61,10 @@ class StackHandle(Protocol):
     @property
     def name(self) -> str: ...
 
+    @property
+    def workspace(self) -> WorkspaceHandle: ...
+
     def get_all_config(self) -> Mapping[str, auto.ConfigValue]: ...
-
-    def set_all_config(self, config: dict[str, auto.ConfigValue], *, path: bool = False) -> None: ...
-
-    def remove_all_config(self, keys: list[str], *, path: bool = False) -> None: ...
 
     def up(self, *, message: str | None = None, on_output: OnOutput | None = None) -> object: ...
 
@@ -101,13 +110,6 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _coerce_int(key: str, value: object) -> int:
-    try:
-        return int(str(value))
-    except ValueError as exc:
-        raise InputError(f"{key} must be an integer from 0 to 100, but {value!r} was given") from exc
-
-
 class PulumiStackTarget:
     """Shifts one service's traffic by config writes and ``up`` on one stack."""
 
@@ -133,9 +135,6 @@ class PulumiStackTarget:
     def _call(self, operation: str, fn: Callable[[], _T]) -> _T:
         return automation_errors.call(self.stack_name, operation, fn, self._secrets)
 
-    def _key(self, name: str) -> str:
-        return f"{NAMESPACE}:services.{self.service}.{name}"
-
     def _emit(self, line: str) -> None:
         if self.on_output is not None:
             self.on_output(self._masker.mask(line.rstrip("\n")))
@@ -158,24 +157,45 @@ class PulumiStackTarget:
             raise InputError(f"services.{self.service} must be a mapping, but {block!r} was given")
         return cast(dict[str, JSONValue], block)
 
-    def _set(self, values: Mapping[str, JSONValue]) -> None:
-        # One `pulumi config set-all --path` call, not one CLI run per key.
-        config = {self._key(name): auto.ConfigValue(str(value).lower() if isinstance(value, bool) else str(value))
-                  for name, value in values.items()}
-        if config:
-            self._call("config set", partial(self._stack.set_all_config, config, path=True))
-            self._point("config-set")
-
-    def _remove(self, names: Iterable[str]) -> None:
-        keys = [self._key(name) for name in names]
-        if keys:
-            self._call("config rm", partial(self._stack.remove_all_config, keys, path=True))
-            self._point("config-rm")
-
-    def _up(self, why: str) -> None:
-        self._emit(f"pulumi up ({why}) on {self.stack_name}")
-        self._call("up", lambda: self._stack.up(message=f"gantry rollout: {why}", on_output=self._emit))
+    def _apply(self, progress: Progress, why: str) -> None:
+        """One ``up`` whose environment carries the service's new progress; the program records it."""
+        step = Instruction(stack=self.stack_name, service=self.service, progress=progress).to_env()
+        workspace = self._stack.workspace
+        before = workspace.env_vars
+        workspace.env_vars = {**before, ENV: step}
+        try:
+            self._emit(f"pulumi up ({why}) on {self.stack_name}")
+            self._call("up", lambda: self._stack.up(message=f"gantry rollout: {why}", on_output=self._emit))
+        finally:
+            # Only this `up` carries the step: later commands of this workspace must not re-apply it.
+            workspace.env_vars = before
         self._point("up")
+
+    def deployed(self) -> ServiceOutputs | None:
+        """The service's outputs from the last successful ``up``, typed (None before its first one)."""
+        block = self.outputs()
+        if not block:
+            return None
+        try:
+            return ServiceOutputs.model_validate(block)
+        except ValidationError as exc:
+            raise InputError(f"stack output services.{self.service} must match Gantry's service outputs, but "
+                             f"{exc.errors()[0]['loc']} does not: {exc.errors()[0]['msg']}") from None
+
+    def progress(self) -> Progress:
+        """Where the service stands: its deployed outputs, or before its first ``up`` the stack file's state."""
+        deployed = self.deployed()
+        if deployed is not None:
+            return deployed.progress()
+        block = self.service_config()
+        seed = {k: block[k] for k in PROGRESS_KEYS if k in block and block[k] is not None}
+        try:
+            return Progress.model_validate(seed)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            key = ".".join(str(part) for part in err["loc"])
+            raise InputError(f"services.{self.service}.{key} must be valid ({err['msg']}), but "
+                             f"{seed.get(key)!r} was given") from None
 
     def _point(self, effect: str) -> None:
         # The crash drill's kill points (inert unless a drill armed one): after every single effect.
@@ -184,17 +204,16 @@ class PulumiStackTarget:
     # ------------------------------------------------------------------ Target
 
     def checkpoint(self) -> JSONObject:
-        """Full config (secret values redacted) + the service's keys + the exported deployment, also on disk."""
+        """The service's progress + full config (secret values redacted) + the exported deployment, also on disk."""
         config = self._call("config", self._stack.get_all_config)
         deployment = self._call("export", self._stack.export_stack)
-        block = self.service_config()
         state: dict[str, JSONValue] = {
             "stack": self.stack_name,
             "service": self.service,
             "taken_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "progress": cast(JSONValue, self.progress().to_json()),
             "config": {k: {"value": MASK if v.secret else v.value, "secret": v.secret}
                        for k, v in sorted(config.items())},
-            "service_keys": {k: block[k] for k in SERVICE_KEYS if k in block},
             "deployment": cast(JSONValue, _redact_deployment(
                 {"version": deployment.version, "deployment": deployment.deployment})),
         }
@@ -210,80 +229,51 @@ class PulumiStackTarget:
 
     def prepare(self, image: str) -> None:
         self._operation = "prepare"
-        if self.strategy is Strategy.CANARY:
-            self._set({"canaryImage": image, "canaryWeight": 0})
-        else:
-            inactive = self._active().other
-            self._set({f"{inactive.value}Image": image})
-        self._up(f"prepare {self.service} {image}")
+        # The service is held from here on: an outside `pulumi up` keeps this rollout's state.
+        staged = self.progress().staged(self.strategy, image).marked(image, RolloutState.PROGRESSING)
+        self._apply(staged, f"prepare {self.service} {image}")
 
     def set_weights(self, canary_weight: int) -> None:
         self._operation = "set-weights"
         if not 0 <= canary_weight <= 100:
             raise InputError(f"canaryWeight must be an integer from 0 to 100, but {canary_weight} was given")
-        self._set({"canaryWeight": canary_weight})
-        self._up(f"{self.service} canary at {canary_weight}%")
+        self._apply(self.progress().with_weight(canary_weight), f"{self.service} canary at {canary_weight}%")
 
     def switch(self, color: Color) -> None:
         self._operation = "switch"
-        self._set({"activeColor": color.value})
-        self._up(f"{self.service} active color {color.value}")
+        self._apply(self.progress().with_active(color), f"{self.service} active color {color.value}")
 
     def current(self) -> TrafficState:
         """The live state: the program's ``services.<name>`` output from the last successful ``up``.
 
-        Config alone would lie after a crash between a config write and its ``up``; the config view
-        is used only when the program exports nothing for the service yet.
+        Before the service's first ``up`` the stack file's state is all there is.
         """
-        live = self.outputs()
-        return self._traffic(live if "image" in live else self.service_config())
+        p = self.progress()
+        if self.strategy is Strategy.CANARY:
+            return TrafficState(strategy=self.strategy, stable_image=p.image, canary_image=p.canary_image,
+                                canary_weight=p.canary_weight)
+        active = p.active_color
+        return TrafficState(strategy=self.strategy, stable_image=p.color_image(active), active_color=active,
+                            preview_image=p.color_image(active.other))
 
     def verify_serving(self, live: TrafficState) -> list[str]:
-        """What the stack really runs: the deployed outputs equal the config (no write left un-``up``-ed,
-        which the next ``up`` of anyone would silently deploy) and no operation is left pending."""
+        """What the stack really runs: the rollout let go of the service (else every later ``pulumi up``
+        would keep it frozen) and no operation is left pending."""
         problems: list[str] = []
-        deployed = self.outputs()
-        if "image" in deployed:
-            configured = self._traffic(self.service_config())
-            if self._traffic(deployed) != configured:
-                problems.append(f"stack config of {self.service} ({configured}) differs from what is deployed "
-                                f"({self._traffic(deployed)})")
+        deployed = self.deployed()
+        if deployed is not None and deployed.progress().held:
+            problems.append(f"stack {self.stack_name} still shows {self.service} held by a rollout in progress")
         state = self._call("export", self._stack.export_stack)
         pending = (state.deployment or {}).get("pending_operations")
         if pending:
             problems.append(f"stack {self.stack_name} has {len(pending)} pending operation(s)")
         return problems
 
-    def _traffic(self, block: Mapping[str, JSONValue]) -> TrafficState:
-        image = str(block.get("image", ""))
-        if self.strategy is Strategy.CANARY:
-            canary = block.get("canaryImage")
-            return TrafficState(strategy=self.strategy, stable_image=image,
-                                canary_image=None if canary is None else str(canary),
-                                canary_weight=_coerce_int("canaryWeight", block.get("canaryWeight", 0)))
-        active = self._active(block)
-        images = {c: str(block.get(f"{c.value}Image") or image) for c in Color}
-        return TrafficState(strategy=self.strategy, stable_image=images[active], active_color=active,
-                            preview_image=images[active.other])
-
     def promote(self) -> None:
         self._operation = "promote"
-        block = self.service_config()
-        if self.strategy is Strategy.CANARY:
-            canary = block.get("canaryImage")
-            if canary is None:
-                # Already promoted (resume after a crash between up and the journal): nothing to do.
-                self._set({"canaryWeight": 0})
-            else:
-                self._set({"image": str(canary), "canaryWeight": 0})
-                self._remove(["canaryImage"])
-        else:
-            active = self._active(block)
-            self._set({"image": str(block.get(f"{active.value}Image") or block.get("image"))})
-            # Both colors now run the promoted image, so the old color idles at idleReplicas instead of
-            # keeping a full fleet of the previous version (the components run a differing color at full size).
-            self._remove([key for key in ("blueImage", "greenImage") if key in block])
-        self._up(f"promote {self.service}")
+        # Both colors now run the promoted image, so the old color idles at idleReplicas instead of keeping a
+        # full fleet of the previous version. Promoting twice (a resume after a crash) changes nothing more.
+        self._apply(self.progress().promoted(self.strategy), f"promote {self.service}")
 
     def outputs(self) -> JSONObject:
         """The stack output ``services.<name>`` after the last ``up`` (empty if the program exports none)."""
@@ -298,15 +288,32 @@ class PulumiStackTarget:
         value = self._call("outputs", self._stack.outputs).get(name)
         return cast(JSONValue, value.value) if value is not None else None
 
-    def revert(self, checkpoint: JSONObject) -> None:
-        """Restore the checkpointed service keys and ``up``; recover once; else ``RollbackFailed``."""
-        self._operation = "revert"
-        keys = checkpoint.get("service_keys")
-        if not isinstance(keys, Mapping):
-            raise RollbackFailed(f"checkpoint for {self.stack_name} has no service_keys; restore it by hand:\n"
+    def reverted(self, checkpoint: JSONObject) -> Progress:
+        """The progress a revert applies: the checkpoint's stable version at rest, marked rolled back."""
+        raw = checkpoint.get("progress", checkpoint.get("service_keys"))  # service_keys: older checkpoints
+        if not isinstance(raw, Mapping):
+            raise RollbackFailed(f"checkpoint for {self.stack_name} has no progress; restore it by hand:\n"
                                  + self.recovery_commands(checkpoint))
         try:
-            self._restore(keys)
+            saved = Progress.model_validate({k: v for k, v in raw.items() if k in (*PROGRESS_KEYS, "rollout")})
+        except ValidationError as exc:
+            raise RollbackFailed(f"checkpoint for {self.stack_name} holds no valid progress ({exc.errors()[0]['msg']})"
+                                 "; restore it by hand:\n" + self.recovery_commands(checkpoint)) from None
+        # The candidate goes too, even one staged before the rollout: a rolled-back version runs no pods.
+        rest = saved.at_rest(self.strategy, saved.serving)
+        try:
+            now = self.progress()
+            rolled = now.rollout.image if now.rollout is not None else now.serving
+        except GantryError:
+            rolled = saved.serving  # the outputs cannot be read: the mark names the version restored
+        return rest.marked(rolled, RolloutState.ROLLED_BACK)
+
+    def revert(self, checkpoint: JSONObject) -> None:
+        """Run ``up`` with the checkpointed progress; recover once; else ``RollbackFailed``."""
+        self._operation = "revert"
+        target = self.reverted(checkpoint)
+        try:
+            self._apply(target, f"roll back {self.service}")
             return
         except GantryError as first:
             self._refuse_foreign_lock(first)
@@ -314,13 +321,13 @@ class PulumiStackTarget:
             log.warning("rollback of %s/%s failed once: %s", self.stack_name, self.service, first)
             self._recover(first)
         try:
-            self._restore(keys)
+            self._apply(target, f"roll back {self.service}")
         except GantryError as second:
             self._refuse_foreign_lock(second)
             raise RollbackFailed(
                 f"rollback of {self.service} on stack {self.stack_name} failed twice ({second}); "
                 f"the checkpoint is {checkpoint.get('file', '(not written)')}. Recover with:\n"
-                + self.recovery_commands(checkpoint)) from second
+                + self.recovery_commands(checkpoint, target)) from second
 
     def _refuse_foreign_lock(self, error: GantryError) -> None:
         """A live update that is not ours holds the stack: stop (exit 3) rather than cancel or retry.
@@ -335,21 +342,6 @@ class PulumiStackTarget:
         """Nothing is held between calls: each ``up`` releases Pulumi's own lock when it ends."""
 
     # ------------------------------------------------------------------ rollback internals
-
-    def _active(self, block: Mapping[str, JSONValue] | None = None) -> Color:
-        value = (block if block is not None else self.service_config()).get("activeColor", Color.BLUE.value)
-        try:
-            return Color(str(value))
-        except ValueError as exc:
-            raise InputError(f"services.{self.service}.activeColor must be blue or green, "
-                             f"but {value!r} was given") from exc
-
-    def _restore(self, keys: Mapping[str, JSONValue]) -> None:
-        block = self.service_config()
-        self._set({k: v for k, v in keys.items() if k in SERVICE_KEYS})
-        # Keys the rollout added (canaryImage, a new color image) did not exist at the checkpoint.
-        self._remove([k for k in SERVICE_KEYS if k in block and k not in keys])
-        self._up(f"roll back {self.service}")
 
     def _ours(self, error: GantryError) -> bool:
         """May we cancel this lock? Only a stale one: never somebody else's update that is still running.
@@ -405,15 +397,14 @@ class PulumiStackTarget:
             self._cancel_stale(locked)
             self._call(operation, fn)
 
-    def recovery_commands(self, checkpoint: JSONObject) -> str:
+    def recovery_commands(self, checkpoint: JSONObject, target: Progress | None = None) -> str:
         s = self.stack_name
-        keys = checkpoint.get("service_keys")
-        kept = dict(keys) if isinstance(keys, Mapping) else {}
-        sets = [f"pulumi config set --path --stack {s} {shlex.quote(self._key(k))} {shlex.quote(str(v))}"
-                for k, v in kept.items()]
-        # Keys the rollout added (absent at the checkpoint) go, so the service block matches it exactly.
-        sets += [f"pulumi config rm --path --stack {s} {shlex.quote(self._key(k))}"
-                 for k in SERVICE_KEYS if k not in kept]
+        step = ""
+        if target is not None:
+            step = f"{ENV}={shlex.quote(Instruction(stack=s, service=self.service, progress=target).to_env())} "
+        else:
+            saved = checkpoint.get("progress", checkpoint.get("service_keys"))
+            step = f"# set {ENV} to the rollout step restoring {json.dumps(saved)} for: " if saved else ""
         lines = [
             f"cd {self.project_dir}",
             f"pulumi cancel --stack {s} --yes   # only if the lock is from this rollout",
@@ -421,7 +412,6 @@ class PulumiStackTarget:
             f"# edit {s}.state.json: set \"pending_operations\" to []",
             f"pulumi stack import --stack {s} --file {s}.state.json",
             f"pulumi refresh --stack {s} --yes",
-            *sets,
-            f"pulumi up --stack {s} --yes",
+            f"{step}pulumi up --stack {s} --yes",
         ]
         return "\n".join(lines)

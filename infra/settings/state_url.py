@@ -1,6 +1,6 @@
 """Parse ``gantry:rollout.state``: where a stack's rollout journal, lease and checkpoints live.
 
-Read by ``infra.rollout.settings`` (validation at load) and ``infra.rollout.state`` (opening the
+Read by ``infra.settings.rollout`` (validation at load) and ``infra.rollout.state`` (opening the
 backend). Pure: no AWS client is created here.
 
 One string names everything, because the three parts are not independent: every journal write is

@@ -21,14 +21,16 @@ from k8s_helpers import (
 )
 
 from components.k8s.manifests import Manifest
+from components.k8s.outputs import ServiceOutputs
 from components.k8s.routers import RouteContext
 from components.spec import Color, RouterKind, Tier
 from infra.render import STACK_TYPE, RenderResult
 
 OUTPUT_KEYS = {
-    "strategy", "namespace", "serviceName", "previewServiceName", "activeColor", "canaryWeight", "router",
-    "hostnames", "image", "canaryImage", "blueImage", "greenImage",
+    "strategy", "namespace", "delivery", "serviceName", "previewServiceName", "activeColor", "canaryWeight",
+    "router", "hostnames", "image", "canaryImage", "blueImage", "greenImage", "desiredImage", "rollout",
 }
+"""Written out by hand on purpose: a key renamed in the typed contract must fail here."""
 
 SPECS = {
     "canary": lambda: make_service_spec(canary_image="ghcr.io/acme/web:1.1.0", canary_weight=10),
@@ -127,11 +129,14 @@ def test_stack_outputs_carry_every_contract_key() -> None:
     assert out["strategy"] == "canary" and out["serviceName"] == "web" and out["router"] == "gateway-api"
     assert out["canaryWeight"] == 30 and out["canaryImage"] == "ghcr.io/acme/web:1.1.0"
     assert out["hostnames"] == ["web.example.com"] and out["namespace"] == "shop"
+    # What the component exported (through the engine's serialisation) parses back into the contract.
+    assert ServiceOutputs.model_validate(out).canary_weight == 30
     bg = render_service("api", make_bluegreen_spec(active_color=Color.GREEN, green_image="ghcr.io/acme/api:2.1.0"))
     out = bg.outputs["service"]
     assert set(out) <= OUTPUT_KEYS
     assert out["previewServiceName"] == "api-preview" and out["activeColor"] == "green"
     assert out["blueImage"] == "ghcr.io/acme/api:2.0.0" and out["greenImage"] == "ghcr.io/acme/api:2.1.0"
+    assert ServiceOutputs.model_validate(out).active_color is Color.GREEN
     for svc in ("api", "api-preview"):
         named(bg, SERVICE, svc)
 
@@ -147,7 +152,7 @@ def test_stack_outputs_in_python_hold_none_for_the_other_strategy() -> None:
     from infra.render import render_callable
 
     render_callable(program)
-    assert set(captured) == OUTPUT_KEYS
+    assert set(captured) == OUTPUT_KEYS == {f.alias for f in ServiceOutputs.model_fields.values()}
     assert captured["previewServiceName"] is None and captured["activeColor"] is None
     assert captured["blueImage"] is None and captured["canaryWeight"] == 0
 

@@ -10,12 +10,16 @@ import pytest
 PROGRAM = '''\
 import pulumi
 
-services = pulumi.Config("gantry").require_object("services")
-pulumi.export("services", {
-    name: {"image": svc.get("image"), "canaryImage": svc.get("canaryImage"),
-           "canaryWeight": int(svc.get("canaryWeight", 0))}
-    for name, svc in services.items()
-})
+from components.k8s.outputs import ServiceOutputs
+from infra.config import ServiceConfig
+from infra.progress import instruction_from_env, previous_services, read_own_outputs, resolve_services
+
+# The Gantry program's service half: progress from the previous outputs and gantry's step, typed outputs.
+services = {name: ServiceConfig.model_validate(svc)
+            for name, svc in pulumi.Config("gantry").require_object("services").items()}
+resolved = resolve_services(services, previous_services(read_own_outputs()), instruction_from_env(pulumi.get_stack()))
+pulumi.export("services", {name: ServiceOutputs.build(spec, desired_image=desired, rollout=progress.rollout).to_json()
+                           for name, (spec, desired, progress) in resolved.items()})
 '''
 
 

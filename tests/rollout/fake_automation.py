@@ -13,7 +13,13 @@ Used by tests/rollout/test_pulumi_target*.py. Faithful where it matters to the t
   block ``up``, which warns and then drops them except pending creates (those survive an ``up`` and a
   non-interactive refresh until cleared by export, edit, import); ``cancel`` never fails and, as the
   file backend does, deletes every lock of the stack, whoever holds it; ``--path`` writes store only
-  canonical integers (``10``, not ``010``) and ``true``/``false`` as numbers and booleans.
+  canonical integers (``10``, not ``010``) and ``true``/``false`` as numbers and booleans;
+- each ``up`` runs the program with the stack's config, the workspace's environment (``env_vars``, which
+  the CLI passes down to the program) and the previous update's outputs *as a program reads them* through
+  the engine (``pulumi:pulumi:readStackOutputs``): nulls dropped, numbers as floats; a program that raises
+  fails the ``up`` as the CLI reports it, and the outputs stay those of the last successful update.
+``services_program`` is the Gantry program's service half: it runs the real ``infra.progress`` resolution
+and exports the typed ``ServiceOutputs``, so the fake and the program cannot disagree on a key.
 Every call is recorded in ``calls``; config writes in ``writes``; each ``up`` snapshots the config.
 """
 
@@ -31,7 +37,37 @@ from pulumi.automation import ConfigValue, Deployment, OutputValue
 from pulumi.automation._cmd import CommandResult
 from pulumi.automation.errors import CommandError, create_command_error
 
-Program = Callable[[Mapping[str, object]], dict[str, object]]
+
+@dataclass(frozen=True)
+class ProgramRun:
+    """What a program run by ``up`` gets: its stack, config, environment and the previous outputs."""
+
+    stack: str
+    config: Mapping[str, object]
+    env: Mapping[str, str]
+    previous: Mapping[str, object]
+
+
+Program = Callable[[ProgramRun], dict[str, object]]
+
+
+def program_view(value: object) -> object:
+    """Outputs as a program reads them back through the engine: nulls dropped, numbers as floats
+    (checked against the real CLI by tests/rollout/test_gitops_engine.py)."""
+    if isinstance(value, dict):
+        return {k: program_view(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [program_view(v) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+@dataclass
+class FakeStackWorkspace:
+    """The workspace's environment for the CLI it runs (``LocalWorkspace.env_vars``)."""
+
+    env_vars: Mapping[str, str] = field(default_factory=dict)
 
 
 def cli_error(stderr: str, code: int = 255, stdout: str = "") -> CommandError:
@@ -103,6 +139,9 @@ class FakeStack:
     ups: list[dict[str, Any]] = field(default_factory=list)
     """The config each ``up`` ran with, as JSON (tests index into it)."""
     stack_outputs: dict[str, object] = field(default_factory=dict)
+    workspace: FakeStackWorkspace = field(default_factory=FakeStackWorkspace)
+    envs: list[dict[str, str]] = field(default_factory=list)
+    """The workspace environment of each ``up`` (what reached the program)."""
 
     # ---------------------------------------------------------------- scripting
 
@@ -217,10 +256,20 @@ class FakeStack:
         # A successful update keeps only the pending creates (the real engine cannot know their IDs).
         self.deployment["pending_operations"] = [op for op in pending if op.get("type") == "creating"]
         snapshot = copy.deepcopy(self.config)
-        self.ups.append(snapshot)
-        self.deployment["resources"] = [{"urn": "urn:pulumi:stack", "outputs": {"config": snapshot}}]
+        env = dict(self.workspace.env_vars)
         if self.program is not None:
-            self.stack_outputs = self.program(snapshot)
+            previous = program_view(copy.deepcopy(self.stack_outputs))
+            assert isinstance(previous, dict)
+            try:
+                outputs = self.program(ProgramRun(self.name, copy.deepcopy(snapshot), env, previous))
+            except Exception as exc:
+                # The engine reports a program that raised as a failed update; nothing is recorded.
+                raise cli_error(f"error: Program failed with an unhandled exception:\n{type(exc).__name__}: {exc}",
+                                code=255) from exc
+            self.stack_outputs = outputs
+        self.ups.append(snapshot)
+        self.envs.append(env)
+        self.deployment["resources"] = [{"urn": "urn:pulumi:stack", "outputs": {"config": snapshot}}]
         if on_output is not None:
             on_output("Resources:\n    1 updated\n")
         return object()
@@ -272,20 +321,15 @@ class FakeWorkspace:
         return self.stacks[name]
 
 
-def services_program(config: Mapping[str, object]) -> dict[str, object]:
-    """A stand-in for the Gantry program's outputs: ``services.<name>`` with the routing keys it exports."""
-    services = config.get("gantry:services", {})
+def services_program(run: ProgramRun) -> dict[str, object]:
+    """The Gantry program's ``services`` output, by the program's own resolution and typed outputs."""
+    from components.k8s.outputs import ServiceOutputs
+    from infra.config import ServiceConfig
+    from infra.progress import instruction_from_env, previous_services, resolve_services
+
+    services = run.config.get("gantry:services", {})
     assert isinstance(services, dict)
-    out: dict[str, object] = {}
-    for name, svc in services.items():
-        canary = svc.get("strategy", "canary") == "canary"
-        out[name] = {
-            "strategy": svc.get("strategy", "canary"),
-            "image": svc.get("image"),
-            "canaryImage": svc.get("canaryImage") if canary else None,
-            "canaryWeight": int(svc.get("canaryWeight", 0)) if canary else None,
-            "activeColor": None if canary else svc.get("activeColor", "blue"),
-            "blueImage": None if canary else svc.get("blueImage", svc.get("image")),
-            "greenImage": None if canary else svc.get("greenImage", svc.get("image")),
-        }
-    return {"services": out}
+    specs = {name: ServiceConfig.model_validate(block) for name, block in services.items()}
+    resolved = resolve_services(specs, previous_services(run.previous), instruction_from_env(run.stack, run.env))
+    return {"services": {name: ServiceOutputs.build(spec, desired_image=desired, rollout=progress.rollout).to_json()
+                         for name, (spec, desired, progress) in resolved.items()}}

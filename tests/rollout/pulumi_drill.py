@@ -14,7 +14,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from fake_automation import FakeStack, services_program
+from fake_automation import FakeStack, FakeStackWorkspace, services_program
 
 from components.spec import Strategy
 from infra.rollout.pulumi_target import PulumiStackTarget
@@ -38,6 +38,7 @@ class FileStack:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.workspace = FakeStackWorkspace()
         if not path.exists():
             self._save(initial_stack())
 
@@ -51,6 +52,7 @@ class FileStack:
         for key in KEPT:
             setattr(stack, key, doc[key])
         stack.lock = tuple(doc["lock"]) if doc["lock"] else None
+        stack.workspace = self.workspace  # the environment of the `pulumi` the target is about to run
         return stack
 
     def _save(self, stack: FakeStack) -> None:

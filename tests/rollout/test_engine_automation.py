@@ -45,7 +45,8 @@ def stack() -> FakeStack:
 
 
 def _web(stack: FakeStack, service: str = "web") -> dict[str, object]:
-    services = stack.config["gantry:services"]
+    """The service as the stack's outputs show it (the rollout writes no stack config)."""
+    services = stack.stack_outputs["services"]
     assert isinstance(services, dict)
     block = services[service]
     assert isinstance(block, dict)
@@ -60,30 +61,32 @@ class FailNextUpAt:
 
     def analyse(self, ctx: AnalysisContext) -> AnalysisResult:
         if ctx.step_index == self.k:
-            self.stack.fail("up", **self.fail)  # type: ignore[arg-type]
+            self.stack.fail("up", **self.fail)
         return AnalysisResult(Verdict.PASS, ())
 
 
-def _rig(tmp_path: Path, stack: FakeStack, analysis: object, strategy: Strategy = Strategy.CANARY,  # type: ignore[no-untyped-def]
+def _rig(tmp_path: Path, stack: FakeStack, analysis: object, strategy: Strategy = Strategy.CANARY,
          service: str = "web"):
     ws = FakeWorkspace()
     ws.add(stack)
     target = PulumiStackTarget("dev", service, tmp_path, strategy, stack_factory=ws.factory,
                                checkpoint_dir=tmp_path / "checkpoints")
-    return make_rig(tmp_path, strategy=strategy, target=target, analysis=analysis,  # type: ignore[arg-type]
+    return make_rig(tmp_path, strategy=strategy, target=target, analysis=analysis,
                     plan=make_plan(strategy, weights=(10, 50, 100)))
 
 
 def _journal_text(rig: object, rid: str) -> str:
-    return json.dumps([e.as_json() for e in rig.entries(rid)])  # type: ignore[attr-defined]
+    return json.dumps([e.as_json() for e in rig.entries(rid)])
 
 
-def test_healthy_canary_is_promoted_through_config_writes_and_ups(tmp_path: Path, stack: FakeStack) -> None:
+def test_healthy_canary_is_promoted_through_ups_alone(tmp_path: Path, stack: FakeStack) -> None:
     rig = _rig(tmp_path, stack, FakeAnalysis())
+    original = json.loads(json.dumps(stack.config))
     outcome = rig.engine.start(stack="dev", service="web", image="ghcr.io/acme/web:1.1", plan=rig.plan)
     assert outcome.phase is Phase.PROMOTED and outcome.verified
     assert _web(stack)["image"] == "ghcr.io/acme/web:1.1" and _web(stack)["canaryWeight"] == 0
     assert stack.calls.count("up") == 1 + 3 + 1  # prepare, three weights, promote
+    assert stack.writes == [] and stack.config == original, "the git-tracked stack file is never written"
     assert SECRET not in _journal_text(rig, outcome.rollout_id)
 
 
@@ -92,8 +95,9 @@ def test_a_failed_step_up_rolls_the_stack_back(tmp_path: Path, stack: FakeStack,
     rig = _rig(tmp_path, stack, FailNextUpAt(stack, k, stderr=f"error: provider crashed password={SECRET}"))
     outcome = rig.engine.start(stack="dev", service="web", image="ghcr.io/acme/web:1.1", plan=rig.plan)
     assert outcome.phase is Phase.ROLLED_BACK and outcome.verified
-    assert _web(stack) == {"namespace": "web", "image": "ghcr.io/acme/web:1.0", "strategy": "canary",
-                           "canaryWeight": 0}
+    assert (_web(stack)["image"], _web(stack)["canaryImage"], _web(stack)["canaryWeight"]) == (
+        "ghcr.io/acme/web:1.0", None, 0)
+    assert _web(stack)["rollout"] == {"image": "ghcr.io/acme/web:1.1", "state": "rolled-back"}
     error = rig.of(outcome.rollout_id, EntryKind.ERROR)[0].data
     assert error["action"] == "set_weight" and "provider crashed" in str(error["message"])
     assert SECRET not in _journal_text(rig, outcome.rollout_id)
@@ -177,5 +181,5 @@ def test_bluegreen_switches_and_switches_back(tmp_path: Path, stack: FakeStack) 
     assert outcome.phase is Phase.ROLLED_BACK and outcome.verified
     api = _web(stack, "api")
     assert api.get("activeColor", "blue") == "blue"
-    switched = [u["gantry:services"]["api"].get("activeColor") for u in stack.ups]
+    switched = [json.loads(env["GANTRY_ROLLOUT_STEP"])["progress"]["activeColor"] for env in stack.envs if env]
     assert "green" in switched, "it did switch before the post-promotion analysis failed"

@@ -11,7 +11,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from fake_automation import FakeStack, FakeWorkspace, services_program
+from fake_automation import FakeStack, FakeWorkspace, ProgramRun, services_program
 from metric_servers import App, kube_pods_route, make_pod, serve
 
 from components.spec import Strategy
@@ -81,7 +81,7 @@ def target_for(cfg: GantryConfig, app: App, tmp_path: Path) -> PulumiStackTarget
         "clusters": [{"name": "prod", "cluster": {"server": app.url}}],
         "users": [{"name": "u", "user": {"token": "kube-token"}}],
         "contexts": [{"name": "prod", "context": {"cluster": "prod", "user": "u"}}]})
-    stack.stack_outputs = {**services_program(stack.config), "kubeconfig": kubeconfig,
+    stack.stack_outputs = {**services_program(ProgramRun("prod", stack.config, {}, {})), "kubeconfig": kubeconfig,
                            "metrics": {"url": f"{app.url}/workspaces/ws-1", "auth": "sigv4", "region": "us-east-1"}}
     ws = FakeWorkspace()
     ws.add(stack)

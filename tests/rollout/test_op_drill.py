@@ -16,7 +16,6 @@ import pytest
 from drills import SCENARIOS, StepAnalysis, numbered, run_engine_drill
 from fake_automation import FakeStack, FakeWorkspace, services_program
 from fakes import JsonFileTarget
-from pulumi.automation import ConfigValue
 from pulumi_drill import make_pulumi_target
 
 from components.spec import Strategy
@@ -74,8 +73,8 @@ def test_pulumi_drill_every_point_resumes_consistent(tmp_path: Path) -> None:
     operations = {r.point.split(".")[2] for r in results}
     assert operations == {"prepare", "set-weights", "switch", "promote", "revert"}
     effects = {r.point.split(".")[3].split("#")[0] for r in results}
-    assert effects == {"config-set", "config-rm", "up"}
-    assert len(results) >= 30
+    assert effects == {"up"}  # one effect per operation: the rollout writes no stack config
+    assert len(results) >= 15  # every `up` of every scenario (the config writes that doubled this are gone)
 
 
 def _stack() -> FakeStack:
@@ -85,17 +84,16 @@ def _stack() -> FakeStack:
     return stack
 
 
-def test_pulumi_end_check_sees_a_config_write_never_deployed(tmp_path: Path) -> None:
+def test_pulumi_end_check_sees_a_service_left_held_and_pending_operations(tmp_path: Path) -> None:
     ws = FakeWorkspace()
     stack = ws.add(_stack())
     t = PulumiStackTarget("dev", "web", tmp_path, Strategy.CANARY, stack_factory=ws.factory)
     assert t.verify_serving(t.current()) == []
-    # A kill between a config write and its `up`: the next `up` of anyone would deploy this weight.
-    stack.set_all_config({"gantry:services.web.canaryWeight": ConfigValue("30")}, path=True)
-    assert t.current().canary_weight == 0  # what serves is unchanged ...
+    # A rollout that ended without letting go of the service would freeze it for every later `pulumi up`.
+    t.prepare("app:1.1")
     problems = t.verify_serving(t.current())
-    assert len(problems) == 1 and "differs from what is deployed" in problems[0]  # ... but it is not consistent
-    stack.up()
+    assert problems == ["stack dev still shows web held by a rollout in progress"]
+    t.promote()
     assert t.verify_serving(t.current()) == []
     stack.deployment["pending_operations"] = [{"resource": {"urn": "urn:x"}, "type": "updating"}]
     assert t.verify_serving(t.current()) == ["stack dev has 1 pending operation(s)"]

@@ -10,12 +10,14 @@ import stat
 from pathlib import Path
 
 import pytest
-from fake_automation import FakeStack, FakeWorkspace, dead_pid, lock_stderr, services_program
+from fake_automation import FakeStack, FakeWorkspace, ProgramRun, dead_pid, lock_stderr, services_program
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from components.k8s.outputs import Progress, RolloutState, ServiceOutputs
 from components.spec import Color, Strategy
 from infra.errors import ExitCode, InputError
+from infra.progress import ENV
 from infra.rollout.errors import CommandFailed, RollbackFailed, StackLocked, StackNotFound
 from infra.rollout.pulumi_target import PulumiStackTarget
 from infra.rollout.seams import TrafficState
@@ -67,31 +69,37 @@ def test_unknown_service_lists_the_valid_ones_before_any_mutation(ws: FakeWorksp
     assert ws.stacks["dev"].writes == [] and ws.stacks["dev"].ups == []
 
 
-def test_canary_walk_writes_path_config_and_runs_up_each_time(ws: FakeWorkspace, tmp_path: Path) -> None:
+def test_canary_walk_runs_up_with_each_step_and_never_writes_the_stack_file(ws: FakeWorkspace,
+                                                                            tmp_path: Path) -> None:
     stack = ws.stacks["dev"]
+    original = json.loads(json.dumps(stack.config))
     t = target(ws, tmp_path)
     t.prepare("ghcr.io/acme/web:1.1")
     for w in (10, 50, 100):
         t.set_weights(w)
-        assert stack.ups[-1]["gantry:services"]["web"]["canaryWeight"] == w
+        step = json.loads(stack.envs[-1][ENV])
+        assert (step["stack"], step["service"], step["progress"]["canaryWeight"]) == ("dev", "web", w)
+        assert t.outputs()["canaryWeight"] == w
     assert t.current() == TrafficState(Strategy.CANARY, "ghcr.io/acme/web:1.0", "ghcr.io/acme/web:1.1", 100)
     t.promote()
     assert t.current() == TrafficState(Strategy.CANARY, "ghcr.io/acme/web:1.1", None, 0)
     assert len(stack.ups) == 5
-    assert all(path for _, _, path in stack.writes), "every write must use path config"
-    assert {k for k, _, _ in stack.writes} == {"gantry:services.web.canaryImage", "gantry:services.web.canaryWeight",
-                                                "gantry:services.web.image"}
-    assert t.outputs() == {"strategy": "canary", "canaryWeight": 0, "image": "ghcr.io/acme/web:1.1",
-                           "canaryImage": None, "activeColor": None, "blueImage": None, "greenImage": None}
+    # The git-tracked stack file is never written: the progress lives in the stack's outputs.
+    assert stack.writes == [] and stack.config == original
+    deployed = ServiceOutputs.model_validate(t.outputs())
+    assert (deployed.image, deployed.canary_image, deployed.canary_weight) == ("ghcr.io/acme/web:1.1", None, 0)
+    assert deployed.rollout is not None and deployed.rollout.state is RolloutState.PROMOTED
+    # The step reaches only its own `up`: the workspace's environment is as it was.
+    assert ENV not in stack.workspace.env_vars
     # the other service was never touched
-    assert stack.config["gantry:services"]["api"]["image"] == "ghcr.io/acme/api:2.0"
+    assert ServiceOutputs.model_validate(stack.stack_outputs["services"]["api"]).rollout is None
 
 
 def test_weights_are_stored_as_numbers_and_read_back(ws: FakeWorkspace, tmp_path: Path) -> None:
     t = target(ws, tmp_path)
     t.prepare("ghcr.io/acme/web:1.1")
     t.set_weights(25)
-    assert web(ws.stacks["dev"])["canaryWeight"] == 25
+    assert ws.stacks["dev"].stack_outputs["services"]["web"]["canaryWeight"] == 25
     assert t.current().canary_weight == 25
     with pytest.raises(InputError, match="canaryWeight must be an integer from 0 to 100, but 101"):
         t.set_weights(101)
@@ -108,10 +116,11 @@ def test_bluegreen_prepares_the_inactive_color_then_switches(ws: FakeWorkspace, 
     t.promote()
     state = t.current()
     assert (state.active_color, state.stable_image) == (Color.GREEN, "ghcr.io/acme/api:2.1")
-    assert stack.config["gantry:services"]["api"]["image"] == "ghcr.io/acme/api:2.1"
-    # per-color images are cleared, so the old color falls back to the promoted image and idles
-    assert not {"blueImage", "greenImage"} & set(stack.config["gantry:services"]["api"])
-    assert len(stack.ups) == 3
+    deployed = ServiceOutputs.model_validate(t.outputs())
+    # Both colors run the promoted image, so the old color idles; the stack file still says 2.0.
+    assert (deployed.image, deployed.blue_image, deployed.green_image) == ("ghcr.io/acme/api:2.1",) * 3
+    assert stack.config["gantry:services"]["api"]["image"] == "ghcr.io/acme/api:2.0"
+    assert len(stack.ups) == 3 and stack.writes == []
 
 
 def test_promote_twice_is_idempotent(ws: FakeWorkspace, tmp_path: Path) -> None:
@@ -126,7 +135,7 @@ def test_promote_twice_is_idempotent(ws: FakeWorkspace, tmp_path: Path) -> None:
 def test_progress_is_streamed_with_secrets_masked(ws: FakeWorkspace, tmp_path: Path) -> None:
     lines: list[str] = []
     t = target(ws, tmp_path, lines=lines)
-    ws.stacks["dev"].program = lambda cfg: {"note": "x"}
+    ws.stacks["dev"].program = lambda run: {"note": "x"}
     t.set_weights(0)
     t._emit(f"provider said password {SECRET}")
     assert any("Updating (dev)" in ln for ln in lines)
@@ -134,7 +143,7 @@ def test_progress_is_streamed_with_secrets_masked(ws: FakeWorkspace, tmp_path: P
     assert all(SECRET not in ln for ln in lines)
 
 
-def test_checkpoint_has_config_service_keys_and_deployment_in_a_0600_file(ws: FakeWorkspace,
+def test_checkpoint_has_progress_config_and_deployment_in_a_0600_file(ws: FakeWorkspace,
                                                                           tmp_path: Path) -> None:
     stack = ws.stacks["dev"]
     stack.deployment["resources"] = [{"urn": "u", "outputs": {"password": {
@@ -143,7 +152,7 @@ def test_checkpoint_has_config_service_keys_and_deployment_in_a_0600_file(ws: Fa
     path = Path(str(cp["file"]))
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     on_disk = json.loads(path.read_text())
-    assert on_disk["service_keys"] == {"image": "ghcr.io/acme/web:1.0", "canaryWeight": 0}
+    assert Progress.model_validate(on_disk["progress"]) == Progress(image="ghcr.io/acme/web:1.0")
     assert on_disk["config"]["aws:region"] == {"value": "us-east-1", "secret": False}
     assert on_disk["deployment"]["version"] == 3 and on_disk["deployment"]["deployment"]["resources"]
     assert SECRET not in path.read_text(), "secret config and secret outputs must be redacted on disk"
@@ -171,17 +180,20 @@ def test_command_error_becomes_command_failed_with_masked_stderr_tail(ws: FakeWo
     assert "diagnostic line 0" not in tail, "only the tail of stderr is carried"
 
 
-def test_revert_restores_the_checkpointed_keys_and_removes_added_ones(ws: FakeWorkspace, tmp_path: Path) -> None:
+def test_revert_restores_the_checkpointed_progress_and_marks_it_rolled_back(ws: FakeWorkspace,
+                                                                           tmp_path: Path) -> None:
     stack = ws.stacks["dev"]
     t = target(ws, tmp_path)
     cp = t.checkpoint()
     t.prepare("ghcr.io/acme/web:1.1")
     t.set_weights(50)
     t.revert(cp)
+    deployed = ServiceOutputs.model_validate(t.outputs())
+    assert deployed.progress() == Progress(image="ghcr.io/acme/web:1.0").marked("ghcr.io/acme/web:1.1",
+                                                                                RolloutState.ROLLED_BACK)
     assert web(stack) == {"namespace": "web", "image": "ghcr.io/acme/web:1.0", "strategy": "canary",
                           "canaryWeight": 0}
-    assert stack.ups[-1]["gantry:services"]["web"] == web(stack)
-    assert "cancel" not in stack.calls
+    assert "cancel" not in stack.calls and stack.writes == []
 
 
 def test_revert_recovers_from_an_interrupted_up_then_retries_once(ws: FakeWorkspace, tmp_path: Path) -> None:
@@ -189,6 +201,7 @@ def test_revert_recovers_from_an_interrupted_up_then_retries_once(ws: FakeWorksp
     lines: list[str] = []
     t = target(ws, tmp_path, lines=lines)
     cp = t.checkpoint()
+    t.prepare("ghcr.io/acme/web:1.1")
     t.set_weights(50)
     # the rollback's up is killed mid-way: the lock and a pending operation stay behind
     stack.fail("up", "error: update canceled", interrupt=True)
@@ -198,7 +211,7 @@ def test_revert_recovers_from_an_interrupted_up_then_retries_once(ws: FakeWorksp
     # whose pulumi process is gone (stale), and only then is it cancelled and the import redone.
     assert tail[-7:] == ["up", "export_stack", "import_stack", "cancel", "import_stack", "refresh", "up"]
     assert stack.lock is None and stack.deployment["pending_operations"] == []
-    assert web(stack)["canaryWeight"] == 0
+    assert t.current().canary_weight == 0
     assert any("cleared 1 pending operation" in ln for ln in lines)
 
 
@@ -206,6 +219,7 @@ def test_revert_that_fails_twice_names_checkpoint_and_recovery_commands(ws: Fake
     stack = ws.stacks["dev"]
     t = target(ws, tmp_path)
     cp = t.checkpoint()
+    t.prepare("ghcr.io/acme/web:1.1")
     t.set_weights(50)
     stack.fail("up", "error: provider crashed", times=2)
     with pytest.raises(RollbackFailed) as info:
@@ -215,11 +229,15 @@ def test_revert_that_fails_twice_names_checkpoint_and_recovery_commands(ws: Fake
     assert str(cp["file"]) in msg
     for command in ("pulumi cancel --stack dev", "pulumi stack export --stack dev", "pending_operations",
                     "pulumi stack import --stack dev", "pulumi refresh --stack dev",
-                    "pulumi config set --path --stack dev gantry:services.web.canaryWeight 0",
-                    "pulumi config rm --path --stack dev gantry:services.web.canaryImage",
-                    "pulumi up --stack dev --yes"):
+                    f"{ENV}=", "pulumi up --stack dev --yes"):
         assert command in msg
-    assert stack.calls.count("up") == 3  # the step, the rollback, the one retry
+    # The printed step restores the checkpoint when run by hand (shell-quoted JSON of the reverted progress).
+    import shlex
+
+    line = next(ln for ln in msg.splitlines() if ln.startswith(f"{ENV}="))
+    step = json.loads(shlex.split(line)[0].split("=", 1)[1])
+    assert Progress.model_validate(step["progress"]).image == "ghcr.io/acme/web:1.0"
+    assert stack.calls.count("up") == 4  # prepare, the step, the rollback, the one retry
 
 
 @pytest.mark.parametrize("holder", ["other-host", "same-host-live-pid"])
@@ -243,11 +261,12 @@ def test_revert_cancels_a_stale_lock_of_this_host(ws: FakeWorkspace, tmp_path: P
     stack = ws.stacks["dev"]
     t = target(ws, tmp_path)
     cp = t.checkpoint()
+    t.prepare("ghcr.io/acme/web:1.1")
     t.set_weights(50)
     stack.lock_by(getpass.getuser(), socket.gethostname(), dead_pid())  # a killed gantry's pulumi up
     t.revert(cp)
     assert stack.lock is None and "cancel" in stack.calls
-    assert web(stack)["canaryWeight"] == 0
+    assert t.current().canary_weight == 0
 
 
 def test_lock_message_parses_like_the_cli_prints_it() -> None:
@@ -269,19 +288,20 @@ def test_bluegreen_revert_switches_back_and_drops_the_new_color_image(ws: FakeWo
     t.prepare("ghcr.io/acme/api:2.1")
     t.switch(Color.GREEN)
     t.revert(cp)
-    assert stack.config["gantry:services"]["api"] == {
-        "namespace": "api", "image": "ghcr.io/acme/api:2.0", "strategy": "bluegreen", "activeColor": "blue"}
-    assert t.current().active_color is Color.BLUE
+    deployed = ServiceOutputs.model_validate(t.outputs())
+    assert (deployed.active_color, deployed.blue_image, deployed.green_image) == (
+        Color.BLUE, "ghcr.io/acme/api:2.0", "ghcr.io/acme/api:2.0")
+    assert t.current().active_color is Color.BLUE and stack.writes == []
 
 
-def test_config_write_failure_is_command_failed_and_nothing_is_applied(ws: FakeWorkspace, tmp_path: Path) -> None:
+def test_a_read_only_stack_file_does_not_stop_a_rollout(ws: FakeWorkspace, tmp_path: Path) -> None:
+    # A pipeline's checkout may be read-only: the rollout writes no stack config at all.
     stack = ws.stacks["dev"]
     t = target(ws, tmp_path)
-    stack.fail("config", "error: could not save Pulumi.dev.yaml: permission denied")
-    with pytest.raises(CommandFailed, match="permission denied") as info:
-        t.set_weights(10)
-    assert info.value.operation == "config set"
-    assert stack.ups == []
+    stack.fail("config", "error: could not save Pulumi.dev.yaml: permission denied", times=10)
+    t.prepare("ghcr.io/acme/web:1.1")
+    t.set_weights(10)
+    assert t.current().canary_weight == 10 and stack.writes == []
 
 
 _ops = st.lists(st.one_of(
@@ -314,7 +334,8 @@ def test_any_walk_then_revert_restores_the_checkpointed_service(tmp_path: Path, 
     if fail_first_rollback:
         stack.fail("up", "error: interrupted", interrupt=True)
     t.revert(cp)
-    assert stack.config == original
+    assert stack.config == original and stack.writes == []
+    assert t.current() == TrafficState(Strategy.CANARY, "ghcr.io/acme/web:1.0", None, 0)
     assert stack.lock is None and stack.deployment["pending_operations"] == []
 
 
@@ -342,17 +363,31 @@ def test_current_is_the_live_state_not_an_unapplied_config_write(ws: FakeWorkspa
     stack.fail("up", "error: killed")
     with pytest.raises(CommandFailed):
         t.set_weights(25)
-    assert web(stack)["canaryWeight"] == 25, "the config write happened"
-    assert t.current().canary_weight == 10, "but traffic is still where the last successful up left it"
+    assert json.loads(stack.envs[-1][ENV])["progress"]["canaryWeight"] == 10
+    assert t.current().canary_weight == 10, "traffic is still where the last successful up left it"
 
 
 def test_current_falls_back_to_config_before_the_program_exports_anything(ws: FakeWorkspace,
                                                                           tmp_path: Path) -> None:
+    services = ws.stacks["dev"].config["gantry:services"]
+    services["web"].update(canaryImage="ghcr.io/acme/web:1.1", canaryWeight=30)
     ws.stacks["dev"].program = None
     t = target(ws, tmp_path)
-    t.prepare("ghcr.io/acme/web:1.1")
-    t.set_weights(30)
     assert t.current() == TrafficState(Strategy.CANARY, "ghcr.io/acme/web:1.0", "ghcr.io/acme/web:1.1", 30)
+
+
+def test_outputs_that_break_the_contract_are_an_input_error(ws: FakeWorkspace, tmp_path: Path) -> None:
+    def renamed(run: ProgramRun) -> dict[str, object]:
+        out = services_program(run)
+        web = out["services"]["web"]
+        web["canaryWeigth"] = web.pop("canaryWeight")
+        return out
+
+    ws.stacks["dev"].program = renamed
+    t = target(ws, tmp_path)
+    t.set_weights(0)
+    with pytest.raises(InputError, match="canaryWeigth"):
+        t.current()
 
 
 def test_stack_without_a_services_map_is_an_input_error(tmp_path: Path) -> None:
