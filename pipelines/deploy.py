@@ -208,8 +208,12 @@ def verify_promotion(exit_code: int, record: dict[str, object] | None) -> Verdic
 def staged_image(stack: str, service: str) -> str:
     """The image the stack file names for ``service`` (what the merged pull request set)."""
     from infra.config import load_stack
+    from infra.errors import GantryError
 
-    config = load_stack(stack, Path("stacks"))
+    try:
+        config = load_stack(stack, Path("stacks"))
+    except (GantryError, OSError, ValueError) as exc:
+        raise SystemExit(_usage(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)) from None
     if service not in config.services:
         raise SystemExit(_usage(f"--service must be a service of stack {stack} "
                                 f"({', '.join(sorted(config.services))}), but {service!r} was given"))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import sys
 from dataclasses import dataclass
 from graphlib import TopologicalSorter
 from pathlib import Path
@@ -15,6 +16,9 @@ from typing import Any
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:
+    # pipelines/ is checkout tooling (CI runs it as `python -m` from the checkout), not part of the wheel.
+    sys.path.insert(0, str(REPO))
 GITHUB = REPO / ".github" / "workflows" / "delivery.yml"
 GITLAB = REPO / ".gitlab-ci.yml"
 RUNNER = "pipelines.deploy"
