@@ -6,6 +6,7 @@ the project's virtualenv first on PATH::
     python -m pipelines.deploy test                                   # build job: lint, types, the test suite
     python -m pipelines.deploy wheel                                  # build job: dist/gantry-*.whl
     python -m pipelines.deploy check --reports reports                # security job: SARIF, Markdown, JUnit
+    python -m pipelines.deploy gitlab-note --body reports/gantry.md   # GitLab: the report as an MR note
     python -m pipelines.deploy deploy --stack staging --service web --image IMG   # rollout + its verification
     python -m pipelines.deploy promote --from staging --to prod --service web     # after the manual approval
 
@@ -273,6 +274,31 @@ def stage_promote(source: str, dest: str, service: str, dry_run: bool, echo: Ech
     return verdict.code
 
 
+NOTE_TOKEN = "GANTRY_MR_NOTE_TOKEN"
+"""A GitLab project access token (api scope) for merge request notes; CI_JOB_TOKEN cannot write notes."""
+
+
+def stage_gitlab_note(body: Path, echo: Echo = _echo) -> int:
+    """Post ``body`` as a note on the pipeline's merge request; skipped (exit 0) outside one or without a token."""
+    import httpx
+
+    env = os.environ
+    names = ("CI_API_V4_URL", "CI_PROJECT_ID", "CI_MERGE_REQUEST_IID", NOTE_TOKEN)
+    missing = [n for n in names if not env.get(n)]
+    if missing or not body.is_file():
+        echo(f"pipeline: merge request note skipped ({', '.join(missing) or str(body)} not set)")
+        return OK
+    url = f"{env['CI_API_V4_URL']}/projects/{env['CI_PROJECT_ID']}/merge_requests/{env['CI_MERGE_REQUEST_IID']}/notes"
+    try:
+        response = httpx.post(url, json={"body": body.read_text(encoding="utf-8")},
+                              headers={"PRIVATE-TOKEN": env[NOTE_TOKEN]}, timeout=30)
+    except httpx.HTTPError as exc:
+        echo(f"pipeline: merge request note failed: {type(exc).__name__}")  # never the token or the URL's query
+        return 1
+    echo(f"pipeline: merge request note: HTTP {response.status_code}")
+    return OK if response.is_success else 1
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m pipelines.deploy", description=__doc__.splitlines()[0])
     p.add_argument("--dry-run", action="store_true", help="Print the commands instead of running them.")
@@ -281,6 +307,8 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("wheel", help="build dist/gantry-*.whl")
     check = sub.add_parser("check", help="gantry check: SARIF, Markdown and JUnit reports")
     check.add_argument("--reports", type=Path, default=REPORTS)
+    note = sub.add_parser("gitlab-note", help="post a report as a note on the GitLab merge request")
+    note.add_argument("--body", type=Path, required=True)
     deploy = sub.add_parser("deploy", help="gantry rollout start, then rollback verification")
     deploy.add_argument("--stack", required=True)
     deploy.add_argument("--service", required=True)
@@ -307,6 +335,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_all(wheel_commands(), args.dry_run)
     if args.stage == "check":
         return stage_check(args.reports, args.dry_run)
+    if args.stage == "gitlab-note":
+        return OK if args.dry_run else stage_gitlab_note(args.body)
     if args.stage == "deploy":
         return stage_deploy(args.stack, args.service, args.image, args.reports, args.dry_run)
     return stage_promote(args.source, args.dest, args.service, args.dry_run)

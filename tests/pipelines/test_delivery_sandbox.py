@@ -56,14 +56,15 @@ def staging_hooks(smoke_url: str) -> list[dict[str, Any]]:
     return hooks
 
 
-def fake_kubectl(directory: Path, record: Path) -> Path:
-    """A ``kubectl`` that records its argv and environment keys (one JSON line per call) and succeeds."""
+def fake_kubectl(directory: Path, record: Path, exit_code: int = 0) -> Path:
+    """A ``kubectl`` that records its argv and environment keys (one JSON line per call) and exits ``exit_code``."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "kubectl"
     path.write_text(f"#!{sys.executable}\n"
                     "import json, os, sys\n"
                     f"with open({str(record)!r}, 'a') as fh:\n"
-                    "    fh.write(json.dumps({'argv': sys.argv[1:], 'env': sorted(os.environ)}) + '\\n')\n")
+                    "    fh.write(json.dumps({'argv': sys.argv[1:], 'env': sorted(os.environ)}) + '\\n')\n"
+                    f"sys.exit({exit_code})\n")
     path.chmod(0o755)
     return path
 
@@ -198,3 +199,19 @@ def history(project: Path, env: dict[str, str]) -> list[dict[str, Any]]:
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     return [json.loads(ln) for ln in done.stdout.splitlines() if ln.startswith("{")]
+
+
+def test_a_failed_migration_stops_the_release_before_any_traffic_moves(project: Path, tmp_path: Path) -> None:
+    st = lifecycle.up(project)
+    configure(project, st)
+    record = tmp_path / "kubectl.jsonl"
+    env = env_for(fake_kubectl(tmp_path / "fakebin", record, exit_code=1).parent)
+    variables = {"STAGING_STACK": "local", "PROD_STACK": "local", "SERVICE": "web", "IMAGE": "demo:v2"}
+    with LoadGenerator(st.frontend_url("web"), rate_rps=100, max_seconds=120):
+        ran = run_pipeline_only("gitlab", project, variables, env, {"deploy", "promote"})
+    assert [r["stage"] for r in ran] == ["deploy"] and ran[0]["code"] == 1, ran[0]["out"][-3000:]
+    assert "rollback verified" in ran[0]["out"]
+    log = events(project / "reports" / "rollout-local-web.jsonl")
+    assert not [e for e in log if e["event"] == "applied" and e["data"].get("action") == "set_weight"]
+    assert live(st) == ({"stable": 100, "canary": 0}, "demo:v1")
+    assert len(record.read_text().splitlines()) == 1  # tried once; the pipeline went no further

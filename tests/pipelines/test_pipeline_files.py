@@ -190,3 +190,44 @@ def test_hooks_refuse_bad_input(argv: list[str], env: dict[str, str], message: s
     out = subprocess.run([sys.executable, "-m", "pipelines.hooks", *argv], cwd=REPO, capture_output=True,
                          text=True, timeout=60, env={"PATH": os.environ["PATH"], **env})
     assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
+
+
+def test_gitlab_note_posts_the_report_and_never_prints_the_token(tmp_path: Path) -> None:
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    seen: list[tuple[str, str | None, dict[str, str]]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            seen.append((self.path, self.headers.get("PRIVATE-TOKEN"), body))
+            self.send_response(201)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    report = tmp_path / "gantry.md"
+    report.write_text("## gantry check\n[/red] *nothing* mandatory\n")
+    token = "glpat-SECRET-token-123"
+    env = {"PATH": os.environ["PATH"], "CI_API_V4_URL": f"http://127.0.0.1:{server.server_port}/api/v4",
+           "CI_PROJECT_ID": "42", "CI_MERGE_REQUEST_IID": "7", deploy.NOTE_TOKEN: token}
+    try:
+        out = subprocess.run([sys.executable, "-m", "pipelines.deploy", "gitlab-note", "--body", str(report)],
+                             cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+        skipped = subprocess.run([sys.executable, "-m", "pipelines.deploy", "gitlab-note", "--body", str(report)],
+                                 cwd=REPO, env={k: v for k, v in env.items() if k != "CI_MERGE_REQUEST_IID"},
+                                 capture_output=True, text=True, timeout=60)
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+    assert out.returncode == 0, out.stderr
+    assert seen == [("/api/v4/projects/42/merge_requests/7/notes", token, {"body": report.read_text()})]
+    assert token not in out.stdout + out.stderr
+    # Outside a merge request it does nothing and says why.
+    assert skipped.returncode == 0 and "CI_MERGE_REQUEST_IID" in skipped.stdout and len(seen) == 1
