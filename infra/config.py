@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 from components.spec import Cloud, ClusterSpec, ServiceSpec, Spec, Strategy, Tier, namespace_owner_violations
 from components.validation import SpecError, Violation, check_region, message, raise_first
 from infra.documents import DocumentError, clip, load_yaml
+from infra.dr.settings import DrSettings, dr_violations
 from infra.errors import InputError
 from infra.rollout.settings import RolloutSettings
 from infra.sandbox.settings import SandboxSettings
@@ -79,6 +80,7 @@ class GantryConfig(Spec):
     tags: dict[str, str] = Field(default_factory=dict, description="Tags / labels on every cloud resource.")
     policy: PolicySettings = Field(default_factory=PolicySettings, description="Policy inputs.")
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings, description="Local sandbox (cloud local).")
+    dr: DrSettings | None = Field(default=None, description="Disaster recovery: primary/standby stacks. Default: none.")
 
     @model_validator(mode="after")
     def _check(self) -> GantryConfig:
@@ -104,6 +106,8 @@ class GantryConfig(Spec):
             if not name.replace("-", "").isalnum() or not name[0].isalpha() or name != name.lower():
                 out.append(Violation(f"services.{name}", "named in lowercase letters, digits and '-'", name))
         out += namespace_owner_violations(self.services)
+        if self.dr is not None:
+            out += dr_violations(self.dr, local=self.cloud is Cloud.LOCAL, services=list(self.services))
         if not out:
             from infra.rollout.readiness import rollout_violations
 
