@@ -77,8 +77,10 @@ def engine(workdir: Path, op: Operation, on_append: AppendHook | None = None) ->
         ok = any(h in url for h in healthy)
         return ok, "HTTP 200" if ok else "timeout"
 
-    target = PulumiDrTarget(SETTINGS, workdir, stack_factory=lambda name, _dir: cast(StackHandle, FileStack(path, name)),
-                            prober=prober)
+    def factory(name: str, _dir: Path) -> StackHandle:
+        return cast(StackHandle, FileStack(path, name))
+
+    target = PulumiDrTarget(SETTINGS, workdir, stack_factory=factory, prober=prober)
     clock = FakeClock()
     journal = SqliteJournal(workdir / "journal.db", on_append=on_append)
     return DrEngine(SETTINGS, target, journal, SqliteLock(journal.path, clock), clock)
