@@ -8,3 +8,4 @@ from pathlib import Path
 # The faithful Automation API fake lives with the rollout tests; the DR engine drives the same seam.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "rollout"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "components"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sandbox"))
