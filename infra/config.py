@@ -107,7 +107,8 @@ class GantryConfig(Spec):
                 out.append(Violation(f"services.{name}", "named in lowercase letters, digits and '-'", name))
         out += namespace_owner_violations(self.services)
         if self.dr is not None:
-            out += dr_violations(self.dr, local=self.cloud is Cloud.LOCAL, services=list(self.services))
+            out += dr_violations(self.dr, local=self.cloud is Cloud.LOCAL, services=list(self.services),
+                                 prod=self.tier is Tier.PROD)
         if not out:
             from infra.rollout.readiness import rollout_violations
 

@@ -137,9 +137,16 @@ class DrSettings(Spec):
         return None
 
 
-def dr_violations(dr: DrSettings, *, local: bool, services: list[str]) -> list[Violation]:
-    """Cross-field rules that need the rest of the stack: URLs for clouds, the sandbox for local."""
+PROD_MIN_REPLICAS = 2
+"""The delivery components refuse fewer replicas in prod (a pod must be able to go during a node drain)."""
+
+
+def dr_violations(dr: DrSettings, *, local: bool, services: list[str], prod: bool = False) -> list[Violation]:
+    """Cross-field rules that need the rest of the stack: URLs for clouds, the sandbox for local, prod's floor."""
     out: list[Violation] = []
+    if prod and dr.warm_size < PROD_MIN_REPLICAS:
+        out.append(Violation("dr.warmSize", f">= {PROD_MIN_REPLICAS} in prod (the standby's services run at least "
+                             f"{PROD_MIN_REPLICAS} replicas)", dr.warm_size))
     for i, check in enumerate(dr.health_checks):
         if local:
             if check.name not in services:

@@ -13,7 +13,7 @@ STACKS = Path(__file__).resolve().parents[2] / "stacks"
 
 def aws(**dr: object) -> dict[str, object]:
     section: dict[str, object] = {
-        "primary": "prod", "standby": "prod-dr",
+        "primary": "prod", "standby": "prod-dr", "warmSize": 2,
         "healthChecks": [{"name": "web", "primaryUrl": "https://a.example.com/healthz",
                           "standbyUrl": "https://b.example.com/healthz"}],
     }
@@ -69,6 +69,12 @@ def test_rto_defaults_to_the_seeds_five_minutes() -> None:
 ])
 def test_bad_dr_config_is_one_line_naming_the_key(dr: dict[str, object], expected: str) -> None:
     assert expected in problems(aws(**dr))
+
+
+def test_a_prod_standby_keeps_prods_replica_floor() -> None:
+    values = aws(warmSize=1)
+    assert "gantry:dr.warmSize must be >= 2 in prod (the standby's services run at least 2 replicas), but 1 was " \
+           "given" in problems(values)
 
 
 def test_duplicate_check_names_and_bad_urls_are_refused() -> None:
