@@ -224,8 +224,11 @@ class DrEngine:
         rid = new_id(op, now)
         self._acquire(rid)
         try:
+            # Preflight: a target that cannot even be read (sandbox down, stack missing) is an input error
+            # (exit 2) with nothing journaled, not an operation stopped midway.
+            before = self.target.active()
             started: dict[str, JSONValue] = {
-                "operation": op.value, "primary": self.settings.primary, "standby": self.settings.standby,
+                "operation": op.value, "activeBefore": before, "primary": self.settings.primary, "standby": self.settings.standby,
                 "traffic": self.settings.traffic, "force": force, "startedAt": now,
                 "faultAt": fault_at, "settings": cast(JSONValue, self.settings.model_dump(mode="json", by_alias=True)),
             }

@@ -209,3 +209,29 @@ def test_a_kill_after_each_sandbox_effect_resumes_to_what_users_need(project: Pa
             if op == "failover":
                 assert _run(project, "failback").result == "done"
     assert failures == {}
+
+
+def test_the_cli_fails_over_with_json_events_and_status_follows(project: Path, two: SandboxState) -> None:
+    from typer.testing import CliRunner
+
+    from infra.cli import app
+
+    runner = CliRunner()
+    args = ["--stack", "local", "--project", str(project)]
+    refused = runner.invoke(app, ["dr", "failover", *args, "--json"])
+    assert refused.exit_code == 1
+    assert json.loads(refused.output.splitlines()[-1])["result"] == "refused"
+    regions.set_region_fault(project, "primary", True)
+    done = runner.invoke(app, ["dr", "failover", *args, "--json"])
+    assert done.exit_code == 0, done.output
+    events = [json.loads(line) for line in done.output.splitlines()]
+    assert [e["step"] for e in events if e["event"] == "applied"] == [
+        "confirm", "scale", "wait", "switch", "verify", "replication", "record"]
+    assert events[-1]["event"] == "outcome" and events[-1]["replication"]["status"] == "pass"
+    status = runner.invoke(app, ["dr", "status", *args, "--json"])
+    doc = json.loads(status.output)
+    assert doc["active"] == "standby" and doc["health"]["primary"]["healthy"] is False
+    assert status.exit_code == 0  # the active region is healthy
+    regions.set_region_fault(project, "primary", False)
+    assert wait_for(lambda: runner.invoke(app, ["dr", "failback", *args]).exit_code == 0, 30.0)
+    assert regions.active(project) == "primary"
