@@ -220,7 +220,7 @@ def _wait_for_lag_series(project: Path, settings: object, say: Callable[[str], N
         try:
             if prometheus.instant(url, settings.replication_lag.query) is not None:
                 return
-        except (httpx.HTTPError, OSError, ValueError, KeyError):  # Prometheus still starting: keep waiting until the deadline
+        except (httpx.HTTPError, OSError, ValueError, KeyError):  # still starting: wait until the deadline
             pass
         time.sleep(0.25)
     say("warning: the replication-lag series is not scraped yet; the check will report no data")

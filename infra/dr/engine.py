@@ -228,8 +228,8 @@ class DrEngine:
             # (exit 2) with nothing journaled, not an operation stopped midway.
             before = self.target.active()
             started: dict[str, JSONValue] = {
-                "operation": op.value, "activeBefore": before, "primary": self.settings.primary, "standby": self.settings.standby,
-                "traffic": self.settings.traffic, "force": force, "startedAt": now,
+                "operation": op.value, "activeBefore": before, "primary": self.settings.primary,
+                "standby": self.settings.standby, "traffic": self.settings.traffic, "force": force, "startedAt": now,
                 "faultAt": fault_at, "settings": cast(JSONValue, self.settings.model_dump(mode="json", by_alias=True)),
             }
             record = RolloutRecord(rid, journal_stack(self.settings), "dr", op.value, Strategy.BLUEGREEN,
