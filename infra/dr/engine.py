@@ -16,6 +16,7 @@ changed), 2 input, 3 locked, 4 failed midway (an operator must act; ``status`` s
 from __future__ import annotations
 
 import secrets
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -140,6 +141,31 @@ class _Run:
     resumed: bool
 
 
+class _LeaseKeeper(threading.Thread):
+    """Renews the leases on wall-clock time while a step blocks (a `pulumi up` can take minutes)."""
+
+    def __init__(self, engine: DrEngine, every: float) -> None:
+        super().__init__(name="gantry-dr-leases", daemon=True)
+        self.engine, self.every = engine, every
+        self.lost: StackLocked | None = None
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self.every):
+            try:
+                self.engine._renew()
+            except StackLocked as exc:
+                self.lost = exc
+                return
+            except Exception:  # a busy database: try again at the next beat, the lease has ttl to spare
+                continue
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        if self.is_alive():
+            self.join(timeout=5.0)
+
+
 class DrEngine:
     """Runs failover and failback on one primary/standby pair."""
 
@@ -153,6 +179,8 @@ class DrEngine:
         self.observer = observer
         self._leases: list[Lease] = []
         self._last_beat = 0.0
+        self._lease_mutex = threading.Lock()
+        self._keeper: _LeaseKeeper | None = None
 
     # ------------------------------------------------------------------ entry points
 
@@ -189,14 +217,25 @@ class DrEngine:
             self._release()
             raise
         self._last_beat = self.clock.now()
+        self._keeper = _LeaseKeeper(self, self.lock.ttl / 3)
+        self._keeper.start()
 
     def _release(self) -> None:
+        if self._keeper is not None:
+            self._keeper.stop()
+            self._keeper = None
         while self._leases:
             self.lock.release(self._leases.pop())
 
-    def _beat(self) -> None:
-        if self.clock.now() - self._last_beat >= self.lock.ttl / 3:
+    def _renew(self) -> None:
+        with self._lease_mutex:
             self._leases = [self.lock.heartbeat(lease) for lease in self._leases]
+
+    def _beat(self) -> None:
+        if self._keeper is not None and self._keeper.lost is not None:
+            raise self._keeper.lost  # someone else holds a stack now: acting on it would race them
+        if self.clock.now() - self._last_beat >= self.lock.ttl / 3:
+            self._renew()
             self._last_beat = self.clock.now()
 
     def _sleep(self, seconds: float) -> None:
@@ -261,6 +300,7 @@ class DrEngine:
         for step in STEPS[run.op]:
             if step in run.done:
                 continue
+            self._beat()
             self._append(run, EntryKind.INTENT, {"step": step})
             try:
                 result = self._do(run, step)

@@ -199,3 +199,28 @@ def test_the_journal_record_never_poses_as_a_rollout_of_a_real_stack(tmp_path: P
         assert [r.service for r in journal.history(StackName("dr:prod"))] == ["dr"]
     finally:
         journal.close()
+
+
+class LeaseStolenDuringScale(Regions):
+    """While the scale-up blocks past the lease's ttl, another process takes the standby's lease over."""
+
+    def __init__(self, path: Path, clock: FakeClock) -> None:
+        super().__init__()
+        self.path, self.fake_clock = path, clock
+
+    def scale(self, size: int) -> None:
+        super().scale(size)
+        self.fake_clock.advance(120.0)
+        SqliteLock(self.path, self.fake_clock, holder="other", pid=os.getppid()).acquire(
+            StackName("prod-dr"), RolloutId("r-other"))
+
+
+def test_a_lease_lost_midway_stops_before_the_next_effect(tmp_path: Path) -> None:
+    clock = FakeClock()
+    regions = LeaseStolenDuringScale(tmp_path / "journal.db", clock)
+    engine = make_engine(tmp_path, regions, clock=clock)
+    with pytest.raises(StackLocked, match="other"):
+        engine.failover()
+    assert regions.effects == ["scale 3"]  # never switched traffic under someone else's lease
+    pending = engine.unfinished()
+    assert pending is not None  # left for `gantry dr failover` to resume once the stack is free
