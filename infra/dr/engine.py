@@ -15,6 +15,7 @@ changed), 2 input, 3 locked, 4 failed midway (an operator must act; ``status`` s
 
 from __future__ import annotations
 
+import re
 import secrets
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -30,6 +31,9 @@ from infra.rollout.errors import MetricsUnavailable, StackLocked
 from infra.rollout.journal import Entry, EntryKind, Journal, RolloutRecord
 from infra.rollout.lock import Lease, Lock, iso
 from infra.rollout.seams import Clock, JSONObject, JSONValue, Phase, RolloutId, StackName
+
+
+_USERINFO = re.compile(r"://[^/@\s]+@")
 
 
 class Operation(StrEnum):
@@ -269,7 +273,8 @@ class DrEngine:
             started: dict[str, JSONValue] = {
                 "operation": op.value, "activeBefore": before, "primary": self.settings.primary,
                 "standby": self.settings.standby, "traffic": self.settings.traffic, "force": force, "startedAt": now,
-                "faultAt": fault_at, "settings": cast(JSONValue, self.settings.model_dump(mode="json", by_alias=True)),
+                "faultAt": fault_at, "rto": self.settings.rto, "warmSize": self.settings.warm_size,
+                "activeSize": self.settings.active_size,
             }
             record = RolloutRecord(rid, journal_stack(self.settings), "dr", op.value, Strategy.BLUEGREEN,
                                    Phase.PENDING, now, now)
@@ -431,7 +436,9 @@ class DrEngine:
         try:
             lag = self.target.replication_lag()
         except (MetricsUnavailable, GantryError, OSError) as exc:
-            return {"status": "unavailable", "passed": False, "error": " ".join(str(exc).split())[:300],
+            # The query URL may carry credentials (user:password@host): never into the journal or the console.
+            error = _USERINFO.sub("://***@", " ".join(str(exc).split()))[:300]
+            return {"status": "unavailable", "passed": False, "error": error,
                     "max": cfg.max, "query": cfg.query}
         if lag is None:
             return {"status": "no data", "passed": False, "max": cfg.max, "query": cfg.query}

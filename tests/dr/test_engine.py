@@ -224,3 +224,15 @@ def test_a_lease_lost_midway_stops_before_the_next_effect(tmp_path: Path) -> Non
     assert regions.effects == ["scale 3"]  # never switched traffic under someone else's lease
     pending = engine.unfinished()
     assert pending is not None  # left for `gantry dr failover` to resume once the stack is free
+
+
+def test_credentials_in_the_lag_query_url_never_reach_the_journal(tmp_path: Path) -> None:
+    url = "https://dr-bot:s3cr3t-token@prometheus.example.com"
+    regions = Regions(lag_error=MetricsUnavailable(f"prometheus at {url} is unreachable: timed out"))
+    settings = make_settings(replicationLag={"url": url, "query": "max(lag)", "max": 30})
+    engine = make_engine(tmp_path, regions, settings)
+    outcome = engine.failover()
+    assert outcome.replication is not None and outcome.replication["status"] == "unavailable"
+    assert "://***@prometheus.example.com" in str(outcome.replication["error"])
+    text = str([e.as_json() for e in engine.journal.entries(outcome.id)])
+    assert "s3cr3t-token" not in text and "s3cr3t-token" not in str(outcome.as_json())
