@@ -32,7 +32,6 @@ from infra.rollout.journal import Entry, EntryKind, Journal, RolloutRecord
 from infra.rollout.lock import Lease, Lock, iso
 from infra.rollout.seams import Clock, JSONObject, JSONValue, Phase, RolloutId, StackName
 
-
 _USERINFO = re.compile(r"://[^/@\s]+@")
 
 
