@@ -21,6 +21,7 @@ from components.spec import Cloud, ClusterSpec, ServiceSpec, Spec, Strategy, Tie
 from components.validation import SpecError, Violation, check_region, message, raise_first
 from infra import registry
 from infra.documents import DocumentError, clip, load_yaml
+from infra.dr.settings import DrSettings, dr_violations
 from infra.errors import InputError
 from infra.secret_value import SecretValue, unsecure
 from infra.settings.rollout import RolloutSettings
@@ -81,6 +82,7 @@ class GantryConfig(Spec):
     sandbox: Annotated[Any, registry.section("sandbox")] = Field(
         default_factory=registry.section_default("sandbox"),
         description="Local sandbox (cloud local): the section the sandbox package registers.")
+    dr: DrSettings | None = Field(default=None, description="Disaster recovery: primary/standby stacks. Default: none.")
 
     @model_validator(mode="after")
     def _check(self) -> GantryConfig:
@@ -106,6 +108,9 @@ class GantryConfig(Spec):
             if not name.replace("-", "").isalnum() or not name[0].isalpha() or name != name.lower():
                 out.append(Violation(f"services.{name}", "named in lowercase letters, digits and '-'", name))
         out += namespace_owner_violations(self.services)
+        if self.dr is not None:
+            out += dr_violations(self.dr, local=self.cloud is Cloud.LOCAL, services=list(self.services),
+                                 prod=self.tier is Tier.PROD)
         if not out:
             from infra.settings.checks import rollout_violations
 

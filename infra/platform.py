@@ -68,4 +68,8 @@ def build_platform(cfg: GantryConfig) -> dict[str, pulumi.Input[object]]:
         delivered = build_service(name, spec, tier=cfg.tier, opts=on_cluster)
         services[name] = delivered.outputs.tracked(desired_image=desired, rollout=progress.rollout).to_json()
     exports["services"] = services
+    if cfg.dr is not None and cfg.dr.records:
+        from infra.dr.traffic import build_traffic_switch
+
+        exports["dr"] = build_traffic_switch(cfg, resource_group_name=getattr(cluster, "resource_group_name", None))
     return exports

@@ -10,7 +10,7 @@ import importlib
 
 import typer
 
-MODULES = ("core", "check", "rollout", "promote", "plan", "sandbox", "report")
+MODULES = ("core", "check", "rollout", "promote", "plan", "sandbox", "report", "dr")
 
 
 def register_all(app: typer.Typer) -> None:

@@ -27,14 +27,19 @@ def _fail(exc: Exception) -> typer.Exit:
     return typer.Exit(int(code))
 
 
+RegionsOpt = Annotated[int, typer.Option(
+    "--regions", help="2 adds a standby region (warmSize processes per service) that `gantry dr` fails over to.")]
+
+
 @sandbox_app.command("up")
-def up_cmd(stack: StackOpt = "local", project: ProjectOpt = Path("."), as_json: JsonOpt = False) -> None:
+def up_cmd(stack: StackOpt = "local", project: ProjectOpt = Path("."), as_json: JsonOpt = False,
+           regions: RegionsOpt = 1) -> None:
     """Start the demo service's stable versions, Prometheus and HAProxy on free loopback ports."""
     from infra.config import ConfigError
     from infra.sandbox import lifecycle
 
     try:
-        st = lifecycle.up(project, stack)
+        st = lifecycle.up(project, stack, regions=regions)
     except (GantryError, ConfigError) as exc:
         raise _fail(exc) from None
     if as_json:
@@ -89,14 +94,27 @@ def status_cmd(project: ProjectOpt = Path("."), as_json: JsonOpt = False) -> Non
 
 @sandbox_app.command("fault")
 def fault_cmd(
-    version: Annotated[str, typer.Argument(help="Version label, e.g. v3 (the tag of demo:v3).")],
+    version: Annotated[str | None, typer.Argument(help="Version label, e.g. v3 (the tag of demo:v3).")] = None,
     error_rate: Annotated[float, typer.Option("--error-rate", help="Share of requests answered 500, 0..1.")] = 0.0,
     latency_ms: Annotated[float, typer.Option("--latency-ms", help="Extra latency per request in ms.")] = 0.0,
     crash_after: Annotated[int, typer.Option("--crash-after", help="Exit after N requests; 0 never.")] = 0,
     project: ProjectOpt = Path("."),
+    region: Annotated[str | None, typer.Option(
+        "--region", help="primary or standby: a region-level fault (needs `sandbox up --regions 2`).")] = None,
+    down: Annotated[bool | None, typer.Option(
+        "--down/--up", help="With --region: freeze every process of the region (SIGSTOP), or continue them.")] = None,
+    replication_lag: Annotated[float | None, typer.Option(
+        "--replication-lag", help="With --region standby: the stand-in replication lag (s) it exports.")] = None,
 ) -> None:
-    """Set a version's fault profile; applied live if it runs, and whenever it starts later."""
+    """Set a version's fault profile (applied live if it runs, and whenever it starts later), or a region's."""
     from pydantic import ValidationError
+
+    if region is not None or down is not None or replication_lag is not None:
+        _region_fault(project, version, region, down, replication_lag)
+        return
+    if version is None:
+        typer.echo("error: VERSION must be given (e.g. v3), or --region with --down/--up", err=True)
+        raise typer.Exit(int(ExitCode.USAGE))
 
     from infra.sandbox import lifecycle
     from infra.sandbox.settings import FaultSpec
@@ -117,6 +135,33 @@ def fault_cmd(
     where = "applied to the running process" if live else "applies when it starts"
     typer.echo(f"{version}: error rate {error_rate:g}, +{latency_ms:g} ms, crash after {crash_after or 'never'} "
                f"({where})")
+
+
+def _region_fault(project: Path, version: str | None, region: str | None, down: bool | None,
+                  replication_lag: float | None) -> None:
+    from infra.sandbox import regions
+
+    if version is not None or region not in regions.REGIONS:
+        shown = f"{region!r}" if version is None else f"version {version!r} with --region"
+        typer.echo(f"error: --region must be one of {', '.join(regions.REGIONS)} (and no VERSION), but {shown} "
+                   "was given", err=True)
+        raise typer.Exit(int(ExitCode.USAGE))
+    if down is None and replication_lag is None:
+        typer.echo("error: --region needs --down, --up or --replication-lag", err=True)
+        raise typer.Exit(int(ExitCode.USAGE))
+    if replication_lag is not None and (region != "standby" or not 0 <= replication_lag <= 86_400):
+        typer.echo(f"error: --replication-lag must be within 0..86400 with --region standby, but "
+                   f"{replication_lag:g} with --region {region} was given", err=True)
+        raise typer.Exit(int(ExitCode.USAGE))
+    try:
+        if replication_lag is not None:
+            regions.set_replication_lag(project, replication_lag)
+            typer.echo(f"standby: replication lag {replication_lag:g}s")
+        if down is not None:
+            pids = regions.set_region_fault(project, region, down)
+            typer.echo(f"{region}: {'down (processes frozen)' if down else 'up'}; {len(pids)} process(es) signalled")
+    except GantryError as exc:
+        raise _fail(exc) from None
 
 
 @sandbox_app.command("smoke")

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0)
@@ -37,7 +37,8 @@ class FaultProfile:
 class DemoApp:
     """State shared by the request handlers: version, faults, counters and the metrics registry."""
 
-    def __init__(self, version: str, faults: FaultProfile, seed: int | None = None) -> None:
+    def __init__(self, version: str, faults: FaultProfile, seed: int | None = None, region: str = "primary",
+                 replication_lag: float = 0.0) -> None:
         self.version = version
         self.faults = faults
         self.served = 0
@@ -52,6 +53,14 @@ class DemoApp:
             "http_request_duration_seconds", "Time to serve a request, by version.",
             ["version"], buckets=LATENCY_BUCKETS, registry=self.registry,
         )
+        # The sandbox has no database: this gauge is a stand-in for a standby's replication lag, set by the
+        # sandbox (``--replication-lag``, ``POST /admin/fault``), so `gantry dr` can run its check on Prometheus.
+        self.replication_lag = Gauge(
+            "demo_replication_lag_seconds", "Stand-in replication lag of this region (set by the sandbox).",
+            ["region"], registry=self.registry,
+        )
+        self.region = region
+        self.replication_lag.labels(region).set(replication_lag)
         # Pre-create the series so a rate() over a clean version is 0, not "no data".
         self.requests.labels(version, "200")
         self.requests.labels(version, "500")
@@ -111,6 +120,9 @@ def _handler(app: DemoApp) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             try:
                 doc = json.loads(self.rfile.read(length) or b"{}")
+                lag = doc.get("replication_lag_seconds")
+                if lag is not None:
+                    app.replication_lag.labels(app.region).set(float(lag))
                 with app.lock:
                     app.faults = FaultProfile(
                         error_rate=float(doc.get("error_rate", app.faults.error_rate)),
@@ -138,11 +150,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-ms", type=float, default=0.0, help="extra latency per request")
     parser.add_argument("--crash-after", type=int, default=0, help="exit after N requests (0: never)")
     parser.add_argument("--seed", type=int, default=None, help="seed for the fault dice")
+    parser.add_argument("--region", default="primary", help="sandbox region label: primary or standby")
+    parser.add_argument("--replication-lag", type=float, default=0.0, help="stand-in replication lag (seconds)")
     parser.add_argument("--tag", default="", help="free text; the sandbox puts its directory here for pid checks")
     args = parser.parse_args(argv)
     if not 0.0 <= args.error_rate <= 1.0:
         parser.error(f"--error-rate must be within 0..1, but {args.error_rate} was given")
-    app = DemoApp(args.version, FaultProfile(args.error_rate, args.latency_ms, args.crash_after), args.seed)
+    app = DemoApp(args.version, FaultProfile(args.error_rate, args.latency_ms, args.crash_after), args.seed,
+                  region=args.region, replication_lag=args.replication_lag)
     server = _Server(("127.0.0.1", args.port), _handler(app))
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown, daemon=True).start())
     print(f"demo {args.version} listening on 127.0.0.1:{args.port}", flush=True)

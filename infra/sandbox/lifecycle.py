@@ -87,7 +87,8 @@ def restarts_file(directory: Path, name: str) -> Path:
     return directory / f"{name}.restarts"
 
 
-def start_version(directory: Path, service: str, image: str, fault: FaultSpec, port: int | None = None) -> Slot:
+def start_version(directory: Path, service: str, image: str, fault: FaultSpec, port: int | None = None,
+                  *, name: str | None = None, region: str | None = None, replication_lag: float = 0.0) -> Slot:
     """Start one demo version on ``port`` (default: a free one) and wait until it answers ``/ready``.
 
     Callers that must not leave an orphan after a kill record ``port`` first (``ServiceState.starting``):
@@ -95,7 +96,7 @@ def start_version(directory: Path, service: str, image: str, fault: FaultSpec, p
     """
     version = version_of(image)
     port = port if port is not None else procs.free_port()
-    name = f"app-{service}-{version}"
+    name = name or f"app-{service}-{version}"
     procs.rotate(directory / f"{name}.log", LOG_MAX_BYTES, LOG_BACKUPS)
     # The supervisor restarts a crashed demo and counts it (the sandbox's restartCount); its argv carries the
     # demo's, tag included, so the sandbox recognises and stops it like any of its processes.
@@ -105,6 +106,8 @@ def start_version(directory: Path, service: str, image: str, fault: FaultSpec, p
         "--error-rate", str(fault.error_rate), "--latency-ms", str(fault.latency_ms),
         "--crash-after", str(fault.crash_after), "--tag", marker_for(directory),
     ]
+    if region is not None:
+        argv += ["--region", region, "--replication-lag", str(replication_lag)]
     pid = procs.spawn(argv, directory / f"{name}.log", directory / f"{name}.pid", cwd=REPO_ROOT, env=_env())
     if not procs.wait_port(port, START_TIMEOUT, pid):
         procs.stop_pidfile(directory / f"{name}.pid", marker_for(directory))
@@ -147,8 +150,14 @@ def stop_version(directory: Path, service: str, slot: Slot) -> None:
         procs.stop_pid(slot.pid, marker_for(directory))
 
 
-def up(project_dir: Path, stack: str = "local", config_dir: Path | None = None) -> SandboxState:
-    """Start the sandbox for a ``cloud: local`` stack: each service's stable version, Prometheus, HAProxy."""
+def up(project_dir: Path, stack: str = "local", config_dir: Path | None = None, *, regions: int = 1) -> SandboxState:
+    """Start the sandbox for a ``cloud: local`` stack: each service's stable version, Prometheus, HAProxy.
+
+    ``regions=2`` adds a standby region: ``warmSize`` (``gantry:dr``, else 1) more processes per service behind
+    their own HAProxy backend, and a region map that ``gantry dr`` switches (see ``infra.sandbox.regions``).
+    """
+    if regions not in (1, 2):
+        raise SandboxError(f"--regions must be 1 or 2, but {regions} was given")
     hap_bin = procs.find_binary("haproxy")
     prom_bin = procs.find_binary("prometheus")
     cfg = load_stack(stack, config_dir or project_dir / "stacks")
@@ -163,7 +172,7 @@ def up(project_dir: Path, stack: str = "local", config_dir: Path | None = None) 
         # Whatever a crashed run left behind goes first.
         _stop_all(directory)
         try:
-            st = _start(directory, stack, cfg, hap_bin, prom_bin)
+            st = _start(directory, stack, cfg, hap_bin, prom_bin, regions=regions)
         except BaseException:
             _stop_all(directory)
             raise
@@ -171,7 +180,8 @@ def up(project_dir: Path, stack: str = "local", config_dir: Path | None = None) 
     return st
 
 
-def _start(directory: Path, stack: str, cfg: GantryConfig, hap_bin: str, prom_bin: str) -> SandboxState:
+def _start(directory: Path, stack: str, cfg: GantryConfig, hap_bin: str, prom_bin: str,
+           regions: int = 1) -> SandboxState:
     services: dict[str, ServiceState] = {}
     frontends: list[haproxy.FrontendSpec] = []
     stats_port = procs.free_port()
@@ -202,6 +212,16 @@ def _start(directory: Path, stack: str, cfg: GantryConfig, hap_bin: str, prom_bi
         haproxy_stats_port=stats_port, prometheus_pid=0, prometheus_port=prom_port, services=services,
     )
     scrape = {f"{n}-{s}": (n, p) for n, svc_state in services.items() for s, p in svc_state.metrics_ports.items()}
+    standby_specs: list[haproxy.StandbySpec] = []
+    if regions == 2:
+        from infra.sandbox import regions as region_ops
+
+        st.regions = 2
+        st.standby = region_ops.start_standby(directory, cfg, services)
+        standby_specs = region_ops.standby_specs(st)
+        # The warm processes never move, so Prometheus scrapes them directly (their replication-lag gauge).
+        scrape.update(region_ops.standby_scrape(st))
+        st.region_map.write_text(haproxy.render_region_map(sorted(services), "primary"))
     exporter = haproxy.has_prometheus_exporter(hap_bin)
     (directory / "prometheus.yml").write_text(prometheus.render_config(scrape, stats_port if exporter else None))
     tsdb = directory / "tsdb"
@@ -215,7 +235,8 @@ def _start(directory: Path, stack: str, cfg: GantryConfig, hap_bin: str, prom_bi
     )
     admin_socket(directory).unlink(missing_ok=True)
     (directory / "haproxy.cfg").write_text(
-        haproxy.render_config(admin_socket(directory), stats_port, frontends, exporter=exporter))
+        haproxy.render_config(admin_socket(directory), stats_port, frontends, exporter=exporter,
+                              standby=standby_specs, region_map=st.region_map if regions == 2 else None))
     st.haproxy_pid = procs.spawn(
         [hap_bin, "-db", "-f", str(directory / "haproxy.cfg")],
         directory / "haproxy.log", directory / "haproxy.pid", cwd=directory,
@@ -247,6 +268,9 @@ def down(project_dir: Path) -> list[str]:
     """Stop the sandbox. Safe to run twice and after a crash; returns what was stopped."""
     directory = sandbox_dir(project_dir)
     with locked(directory):
+        # A region frozen by `sandbox fault --region <r> --down` is thawed first: a stopped process only acts
+        # on SIGTERM once continued, and would otherwise wait out the SIGKILL timeout.
+        _thaw(marker_for(directory))
         stopped = _stop_all(directory)
         state_path(directory).unlink(missing_ok=True)
         admin_socket(directory).unlink(missing_ok=True)
@@ -287,6 +311,11 @@ def status(project_dir: Path) -> Status:
                     f"{svc_name}/{slot_name}", slot.pid, procs.is_ours(slot.pid, marker),
                     f"{slot.image} on 127.0.0.1:{slot.port}",
                 ))
+    for svc_name, sb in st.standby.items():
+        for i, slot in enumerate(sb.slots):
+            if slot is not None:
+                parts.append(PartStatus(f"{svc_name}/dr{i}", slot.pid, procs.is_ours(slot.pid, marker),
+                                        f"standby region: {slot.image} on 127.0.0.1:{slot.port}"))
     weights: dict[str, dict[str, int]] = {}
     if parts[0].running:
         api = haproxy.RuntimeApi(Path(st.haproxy_socket))
@@ -327,6 +356,21 @@ def wait_scraped(st: SandboxState, version: str, timeout: float = 10.0) -> bool:
             pass
         time.sleep(0.2)
     return False
+
+
+def _thaw(marker: str) -> list[int]:
+    """SIGCONT every process of this sandbox (a no-op for running ones)."""
+    import signal
+
+    thawed: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and procs.is_ours(int(entry.name), marker):
+            try:
+                os.kill(int(entry.name), signal.SIGCONT)
+                thawed.append(int(entry.name))
+            except ProcessLookupError:
+                pass
+    return thawed
 
 
 def _tail(log: Path, lines: int = 3) -> str:

@@ -50,6 +50,22 @@ class ServiceState(BaseModel):
     longer routes to them."""
 
 
+class StandbyService(BaseModel):
+    """One service's processes in the sandbox's standby region (``gantry sandbox up --regions 2``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    slots: list[Slot | None] = Field(default_factory=list)
+    """One entry per HAProxy server of the standby backend (``dr0``..); None: no process, server in maintenance."""
+    image: str = ""
+    """The demo image the standby runs (the primary's stable one when the sandbox started)."""
+    desired: int = 1
+    """The standby's replicas: the sandbox's stand-in for ``gantry:services.<name>.replicas`` on the standby
+    stack; ``gantry dr`` writes it, then reconciles the processes to it (its ``up``)."""
+    starting: list[int] = Field(default_factory=list)
+    """Ports of standby processes about to be spawned (a kill in between leaves one that reconcile stops)."""
+
+
 class SandboxState(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -63,6 +79,14 @@ class SandboxState(BaseModel):
     services: dict[str, ServiceState] = Field(default_factory=dict)
     faults: dict[str, FaultSpec] = Field(default_factory=dict)
     """Faults set with ``gantry sandbox fault``; they win over the stack's ``gantry:sandbox.faults``."""
+    regions: int = 1
+    """1, or 2 with a standby region (``gantry sandbox up --regions 2``)."""
+    standby: dict[str, StandbyService] = Field(default_factory=dict)
+    """The standby region's processes per service (regions 2 only)."""
+    regions_down: list[str] = Field(default_factory=list)
+    """Regions frozen by ``gantry sandbox fault --region <r> --down`` (their processes are SIGSTOPped)."""
+    replication_lag: float = 0.5
+    """The stand-in replication lag (seconds) the standby's demo processes export."""
 
     @property
     def prometheus_url(self) -> str:
@@ -75,6 +99,15 @@ class SandboxState(BaseModel):
     @staticmethod
     def backend(service: str) -> str:
         return f"be_{service}"
+
+    @staticmethod
+    def standby_backend(service: str) -> str:
+        return f"be_{service}_dr"
+
+    @property
+    def region_map(self) -> Path:
+        """HAProxy's map from service to the backend of the region that serves it (regions 2 only)."""
+        return Path(self.directory) / "regions.map"
 
     def frontend_url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.services[service].frontend_port}"

@@ -25,7 +25,12 @@ def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Moto]:
         yield server
 
 
-@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
+# One scenario per strategy on DynamoDB (about 5 minutes each on a 2-core machine), to keep CI inside its
+# time budget; the SQLite drills run all four.
+DYNAMODB_SCENARIOS = [s for s in SCENARIOS if s.name in ("canary-bad-at-50", "bluegreen-healthy")]
+
+
+@pytest.mark.parametrize("scenario", DYNAMODB_SCENARIOS, ids=[s.name for s in DYNAMODB_SCENARIOS])
 def test_kill_at_every_boundary_then_resume_on_dynamodb(tmp_path: Path, moto: Moto, scenario: Scenario) -> None:
     state = moto.state_url()
     total = reference_appends(tmp_path / "reference", scenario, state)

@@ -32,7 +32,6 @@ def test_demo_runs_every_act_as_expected_and_leaves_nothing_behind(tmp_path: Pat
                             4: ("promoted", True), 5: ("stopped", True)}, json.dumps(acts, indent=1)
         assert "now serving {'v2'" in acts[2]["detail"]  # act 3: traffic went back to v2
         assert summary["ok"] is True and res.returncode == 0
-        assert summary["seconds"] < 180
         report = Path(summary["report"])
         html = report.read_text()
         assert "data:image/png;base64," in html and "<script" not in html and "http://" not in html.split("<img")[1]

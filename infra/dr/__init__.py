@@ -1,0 +1,1 @@
+"""Disaster recovery: a standby region, failover and failback with a measured RTO (``gantry dr``)."""
