@@ -481,8 +481,11 @@ class Engine:
             result = AnalysisResult(Verdict.FAIL, (CheckResult("analysis", Verdict.FAIL, None, None,
                                                                f"analysis raised: {_one_line(str(exc))}"),))
         if s.step_hook_failures:
-            hook_checks = [CheckResult(f"hook:{n}", Verdict.FAIL, None, None, "step hook failed")
-                           for n in s.step_hook_failures]
+            # The hook's own reason ("cannot run gantry: ...", "exit 1: ...") reaches the view and `status`.
+            reasons = (*s.step_hook_reasons, *([""] * len(s.step_hook_failures)))
+            hook_checks = [CheckResult(f"hook:{n}", Verdict.FAIL, None, None,
+                                       f"step hook failed: {why}" if why else "step hook failed")
+                           for n, why in zip(s.step_hook_failures, reasons, strict=False)]
             result = AnalysisResult(Verdict.FAIL, (*result.checks, *hook_checks), result.traffic)
         checks: list[JSONValue] = [
             {"name": c.name, "verdict": c.verdict.value, "value": c.value, "limit": c.limit, "detail": c.detail}
@@ -492,7 +495,8 @@ class Engine:
                                          for track, c in sorted(result.traffic.items())}
         self._append(s, EntryKind.ANALYSIS, {"step": a.step, "weight": ps.weight, "label": ps.label,
                                              "verdict": result.verdict.value, "checks": checks,
-                                             "window": now - s.window_started_at, "traffic": traffic})
+                                             "window": now - s.window_started_at, "traffic": traffic,
+                                             **({"needed": result.needed} if result.needed is not None else {})})
 
     def _decide(self, s: RolloutState, a: Action) -> None:
         decision = a.decision

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -43,6 +44,18 @@ def hook_environment(name: str, phase: HookPhase, payload: JSONObject, extra: Ma
     env.update({var: str(payload[key]) for key, var in PAYLOAD_ENV.items() if payload.get(key) is not None})
     env.update(GANTRY_HOOK_NAME=name, GANTRY_HOOK_PHASE=phase.value)
     return env
+
+
+GANTRY_MODULE = "infra.cli"
+"""The module behind the ``gantry`` script (pyproject's ``[project.scripts]``)."""
+
+
+def resolve_argv(argv: Sequence[str]) -> list[str]:
+    """``gantry ...`` runs through this interpreter (``python -m infra.cli``): a hook must not depend on an
+    activated venv or on which ``gantry`` PATH happens to find first."""
+    if argv and argv[0] == "gantry":
+        return [sys.executable, "-m", GANTRY_MODULE, *argv[1:]]
+    return list(argv)
 
 
 def _check_timeout(name: str, timeout: float) -> None:
@@ -108,7 +121,7 @@ class CommandHook:
         body = json.dumps({"hook": self.name, "phase": self.phase.value, **payload})
         env = hook_environment(self.name, self.phase, payload, self.env)
         try:
-            done = run_argv(self.argv, timeout=self.timeout, stdin=body, env=env, cwd=self.cwd)
+            done = run_argv(resolve_argv(self.argv), timeout=self.timeout, stdin=body, env=env, cwd=self.cwd)
         except Timeout:
             return HookResult(False, f"timed out after {self.timeout:g}s")
         except OSError as exc:

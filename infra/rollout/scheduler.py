@@ -163,6 +163,8 @@ class RolloutState:
     """Failed pre-rollout / confirm-promotion hooks: they roll back."""
     step_hook_failures: tuple[str, ...] = ()
     """Failed step hooks since the last analysis: they count as failed gates of that analysis."""
+    step_hook_reasons: tuple[str, ...] = ()
+    """Why each of ``step_hook_failures`` failed (its detail, e.g. ``cannot run gantry: ...``), same order."""
     prepared: bool = False
     step: int = 0
     applied: bool = False
@@ -179,6 +181,8 @@ class RolloutState:
     """The failed checks of the last analysis (``restarts 9 > 5``), named in a rollback's reason."""
     failures: int = 0
     holds: int = 0
+    starved: str = ""
+    """Set when the last analysis used up the holds without a verdict: why, in numbers (the rollback's reason)."""
     analyses: int = 0
     paused: bool = False
     abort_requested: str | None = None
@@ -271,11 +275,12 @@ def _changes(s: RolloutState, e: Entry) -> Changes:
                     "phase": Phase.PROGRESSING if s.phase is Phase.PENDING else s.phase}
         case EntryKind.HOOK:
             phase = HookPhase(str(d["phase"]))
-            failed = tuple(str(r["name"]) for r in cast(Sequence[Mapping[str, JSONValue]], d["results"])
-                           if not r["ok"])
+            bad = [r for r in cast(Sequence[Mapping[str, JSONValue]], d["results"]) if not r["ok"]]
+            failed = tuple(str(r["name"]) for r in bad)
             out: Changes = {"hooks_done": s.hooks_done | {str(d["key"])}}
             if phase is HookPhase.STEP:
                 out["step_hook_failures"] = s.step_hook_failures + failed
+                out["step_hook_reasons"] = s.step_hook_reasons + tuple(str(r.get("detail") or "") for r in bad)
             elif phase in (HookPhase.PRE_ROLLOUT, HookPhase.CONFIRM_PROMOTION):
                 out["gate_failures"] = s.gate_failures + failed
             return out
@@ -289,7 +294,7 @@ def _changes(s: RolloutState, e: Entry) -> Changes:
                 return {"pending": None, "phase": Phase.FAILED, "reason": f"rollback failed: {d['message']}"}
             return {"pending": None, "error": f"{d['action']} failed: {d['message']}"}
         case EntryKind.ANALYSIS:
-            return _analysed(s, Verdict(str(d["verdict"])), failed_checks(d.get("checks")))
+            return _analysed(s, Verdict(str(d["verdict"])), failed_checks(d.get("checks")), _starvation(d))
         case EntryKind.DECISION:
             return _decided(s, Decision(str(d["decision"])), str(d.get("reason", "")), bool(d.get("override")),
                             e.at)
@@ -337,19 +342,32 @@ def failed_checks(checks: object) -> tuple[str, ...]:
     return tuple(out)
 
 
-def _analysed(s: RolloutState, verdict: Verdict, failed: tuple[str, ...] = ()) -> Changes:
-    failures, holds = s.failures, s.holds
+def _starvation(d: Mapping[str, JSONValue]) -> str:
+    """``(M canary requests, K needed)`` from an analysis entry's journaled traffic and ``needed``."""
+    traffic = d.get("traffic")
+    canary = traffic.get("canary") if isinstance(traffic, Mapping) else None
+    seen = canary.get("requests") if isinstance(canary, Mapping) else None
+    requests = int(seen) if isinstance(seen, int | float) else 0
+    needed = d.get("needed")
+    return f"{requests} canary requests" + (f", {int(needed)} needed" if isinstance(needed, int | float) else "")
+
+
+def _analysed(s: RolloutState, verdict: Verdict, failed: tuple[str, ...] = (), traffic: str = "") -> Changes:
+    failures, holds, starved = s.failures, s.holds, ""
     if verdict is Verdict.FAIL:
         failures, holds = failures + 1, 0
     elif verdict is Verdict.INCONCLUSIVE:
         holds += 1
         if holds >= s.plan.max_holds:
-            # Starved of evidence for too long: that is a failure, never a pass.
+            # Starved of evidence for too long: that counts as a failure, never a pass, but it is its own
+            # outcome: the reason says too little traffic, not that a gate failed.
+            starved = f"inconclusive after {holds} holds: too little traffic ({traffic or 'no canary requests'})"
             failures, holds = failures + 1, 0
     else:
         holds = 0
     return {"last_verdict": verdict, "failures": failures, "holds": holds, "analyses": s.analyses + 1,
-            "attempt": s.attempt + 1, "step_hook_failures": (), "last_failed": failed}
+            "attempt": s.attempt + 1, "step_hook_failures": (), "step_hook_reasons": (), "last_failed": failed,
+            "starved": starved}
 
 
 def _decided(s: RolloutState, decision: Decision, reason: str, override: bool, at: float) -> Changes:
@@ -401,6 +419,9 @@ class Ruling:
 def decide(s: RolloutState) -> Ruling:
     """Advance, hold, promote or roll back after the analysis just journaled."""
     threshold = s.plan.threshold
+    if s.failures >= threshold and s.starved:
+        earlier = f" ({s.failures}/{threshold} failures)" if threshold > 1 else ""
+        return Ruling(Decision.ROLLBACK, s.starved + earlier)
     if s.failures >= threshold:
         why = f": {', '.join(s.last_failed)}" if s.last_failed else ""
         return Ruling(Decision.ROLLBACK, f"{s.failures} failed analyses reached the threshold of {threshold}{why}")
