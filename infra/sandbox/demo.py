@@ -40,6 +40,8 @@ if TYPE_CHECKING:
 
 STACK = "local"
 BUDGET_SECONDS = 170.0
+IMAGES = {"healthy": "demo:v2", "faulty": "demo:v3", "bluegreen": "demo:v4"}
+"""The demo's own version range: the README's walkthrough uses v5 to v7, so the demo never quarantines them."""
 
 
 @dataclass(slots=True)
@@ -266,7 +268,7 @@ def run(project: Path, *, as_json: bool = False, report_path: Path | None = None
             a = acts[1]
             watch.act, watch.service, watch.new_version = 2, "web", "v2"
             started = time.monotonic()
-            code, outcome = _run_rollout(project, rollout_argv("web", "demo:v2", *extra), a, tick, 100)
+            code, outcome = _run_rollout(project, rollout_argv("web", IMAGES["healthy"], *extra), a, tick, 100)
             serving = _serving(loads["web"])
             a.outcome = str(outcome.get("phase", f"exit {code}"))
             a.ok = code == 0 and a.outcome == "promoted" and set(serving) == {"v2"}
@@ -276,10 +278,10 @@ def run(project: Path, *, as_json: bool = False, report_path: Path | None = None
 
             # Act 3: faulty canary, rolled back by the analysis of real traffic.
             a = acts[2]
-            lifecycle.set_fault(project, "v3", FaultSpec(error_rate=0.2))
+            lifecycle.set_fault(project, version_of(IMAGES["faulty"]), FaultSpec(error_rate=0.2))
             watch.act, watch.new_version = 3, "v3"
             started = time.monotonic()
-            code, outcome = _run_rollout(project, rollout_argv("web", "demo:v3", "--force", *extra), a, tick, 100)
+            code, outcome = _run_rollout(project, rollout_argv("web", IMAGES["faulty"], "--force", *extra), a, tick, 100)
             serving = _serving(loads["web"])
             a.outcome = str(outcome.get("phase", f"exit {code}"))
             a.ok = code == 1 and a.outcome == "rolled_back" and set(serving) == {"v2"}
@@ -291,7 +293,7 @@ def run(project: Path, *, as_json: bool = False, report_path: Path | None = None
             a = acts[3]
             watch.act, watch.service, watch.new_version = 4, "api", "v4"
             started = time.monotonic()
-            code, outcome = _run_rollout(project, rollout_argv("api", "demo:v4", *extra), a, tick, 100)
+            code, outcome = _run_rollout(project, rollout_argv("api", IMAGES["bluegreen"], *extra), a, tick, 100)
             serving = _serving(loads["api"])
             smoke_ok = any(e.startswith("hook smoke: ok") for e in a.events)
             a.outcome = str(outcome.get("phase", f"exit {code}"))
