@@ -16,8 +16,6 @@ from infra.console import make_console, styled
 from infra.errors import ExitCode, GantryError
 
 if TYPE_CHECKING:
-    from rich.console import Console, RenderableType
-
     from infra.render import RenderResult
 
 # Markup and emoji codes are off: nothing a user wrote is ever read as a style (see infra.console).
@@ -38,22 +36,6 @@ def short_lived() -> None:
     commands (rollouts, the sandbox) never call this.
     """
     gc.disable()
-
-
-WIDE = 10_000
-"""Columns a table may take when stdout is not a terminal: a pipe has no width, so nothing is cut or folded."""
-
-
-def fit(console: Console, renderable: RenderableType) -> None:
-    """Print ``renderable``; when the console is not a terminal, as wide as its content needs, so a pipe gets
-    whole values (no ``…`` truncation, no word cut in the middle), whatever ``COLUMNS`` says."""
-    if console.is_terminal:
-        console.print(renderable)
-        return
-    from rich.measure import Measurement
-
-    width = Measurement.get(console, console.options.update(max_width=WIDE), renderable).maximum
-    console.print(renderable, width=max(1, min(width, WIDE)), crop=False)
 
 
 def emit_json(document: object) -> None:

@@ -19,7 +19,7 @@ import typer
 
 from components.spec import Strategy
 from infra.commands.common import err, fail, out
-from infra.console import plain, styled
+from infra.console import fit, plain, styled
 from infra.errors import ExitCode, InputError
 
 if TYPE_CHECKING:
@@ -286,9 +286,17 @@ def start_cmd(
         journal.close()
     report(outcome, json_mode)
 
-def status_cmd(rollout_id: IdArg, json_mode: JsonOpt = False, project: ProjectOpt = Path(".")) -> None:
-    """Where a rollout stands, replayed from the journal."""
+def status_cmd(
+    rollout_id: IdArg,
+    steps: Annotated[bool | None, typer.Option(
+        "--steps/--no-steps", help="Show every step: weight, each analysis with each gate against its limit, holds, "
+                                   "decision, timings (default: on for a finished rollout).")] = None,
+    json_mode: JsonOpt = False,
+    project: ProjectOpt = Path("."),
+) -> None:
+    """Where a rollout stands, replayed from the journal; every step of it once it has finished."""
     from infra.errors import GantryError
+    from infra.rollout import steps as steps_view
     from infra.rollout.journal import EntryKind
     from infra.rollout.scheduler import replay
     from infra.rollout.seams import RolloutId
@@ -303,17 +311,26 @@ def status_cmd(rollout_id: IdArg, json_mode: JsonOpt = False, project: ProjectOp
     finally:
         journal.close()
     state = replay(entries)
+    show_steps = state.phase.terminal if steps is None else steps
+    story = steps_view.story(entries) if show_steps else None
     analyses = [e for e in entries if e.kind is EntryKind.ANALYSIS]
     raw = analyses[-1].data.get("checks", []) if analyses else []
     checks = [c for c in raw if isinstance(c, Mapping)] if isinstance(raw, list) else []
     if json_mode:
-        sys.stdout.write(json.dumps({
+        doc: dict[str, object] = {
             "rollout": record.id, "stack": record.stack, "service": record.service, "image": record.image,
             "strategy": record.strategy.value, "phase": state.phase.value, "step": state.step,
             "weight": state.weight, "failures": state.failures, "threshold": state.plan.threshold,
-            "reason": state.reason, "entries": len(entries), "checks": checks}, sort_keys=True) + "\n")
+            "reason": state.reason, "entries": len(entries), "checks": checks}
+        if story is not None:
+            doc.update(steps_view.as_json(story))
+        sys.stdout.write(json.dumps(doc, sort_keys=True) + "\n")
         return
-    out.print(render(state, checks, None, entries[-1].at))
+    fit(out, render(state, checks, None, entries[-1].at, wide=not out.is_terminal))
+    if story is not None:
+        for line in steps_view.lines(story):
+            out.print(plain(line), highlight=False)
+
 
 def _operator(rollout_id: str, action: str, project: Path, json_mode: bool, then_run: bool) -> None:
     from infra.errors import GantryError
@@ -404,7 +421,7 @@ def history_cmd(
         table.add_column(col, no_wrap=col in ("id", "phase", "started"))
     for r in records:
         table.add_row(r.id, r.stack, r.service, r.image, r.strategy.value, r.phase.value, iso(r.created_at))
-    out.print(table)
+    fit(out, table)
 
 def rollback_cmd(
     stack: Annotated[str, typer.Option("--stack", "-s", help="Stack name.")],

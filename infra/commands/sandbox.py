@@ -1,4 +1,4 @@
-"""`gantry sandbox up|down|status|load|fault|demo`: the local sandbox (real HAProxy, Prometheus and demo app on 127.0.0.1).
+"""`gantry sandbox up|down|status|load|fault|demo`: the local sandbox (real HAProxy, Prometheus, demo app on 127.0.0.1).
 
 Thin: parses, calls ``infra.sandbox.lifecycle`` / ``infra.sandbox.demo`` and renders with rich or JSON.
 """
@@ -138,7 +138,7 @@ def status_cmd(project: ProjectOpt = Path("."), as_json: JsonOpt = False) -> Non
             table.add_row(f"load/{g.service}", str(g.pid), "yes" if g.running else "NO",
                           f"{g.rps:g} req/s; {g.requests} sent, {g.failed} failed")
         console = make_console()
-        from infra.commands.common import fit
+        from infra.console import fit
 
         fit(console, table)
         for svc, weights in s.weights.items():

@@ -279,9 +279,10 @@ def run(project: Path, *, as_json: bool = False, report_path: Path | None = None
             # Act 3: faulty canary, rolled back by the analysis of real traffic.
             a = acts[2]
             lifecycle.set_fault(project, version_of(IMAGES["faulty"]), FaultSpec(error_rate=0.2))
-            watch.act, watch.new_version = 3, "v3"
+            watch.act, watch.new_version = 3, version_of(IMAGES["faulty"])
             started = time.monotonic()
-            code, outcome = _run_rollout(project, rollout_argv("web", IMAGES["faulty"], "--force", *extra), a, tick, 100)
+            argv = rollout_argv("web", IMAGES["faulty"], "--force", *extra)
+            code, outcome = _run_rollout(project, argv, a, tick, 100)
             serving = _serving(loads["web"])
             a.outcome = str(outcome.get("phase", f"exit {code}"))
             a.ok = code == 1 and a.outcome == "rolled_back" and set(serving) == {"v2"}

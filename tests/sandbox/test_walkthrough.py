@@ -1,4 +1,4 @@
-"""The README's by-hand walkthrough, run line by line exactly as written, from a fresh project, on real HAProxy and Prometheus.
+"""The README's walkthrough, run line by line exactly as written, from a fresh project, on real HAProxy and Prometheus.
 
 The commands come from the README itself (the fenced block after the ``walkthrough`` marker), so the two
 cannot drift. Each line's expected exit code is the ``(exit N)`` of its comment (0 when it gives none).
