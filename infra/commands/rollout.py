@@ -472,6 +472,49 @@ def rollback_cmd(
     raise typer.Exit(int(report_exit))
 
 
+def report_cmd(
+    rollout_id: IdArg,
+    png: Annotated[Path | None, typer.Option("--png", help="Write the chart here (PNG).")] = None,
+    html_path: Annotated[Path | None, typer.Option("--html", help="Write a page with the chart and every step.")
+                         ] = None,
+    json_mode: Annotated[bool, typer.Option("--json", help="Print the paths written as JSON.")] = False,
+    project: ProjectOpt = Path("."),
+) -> None:
+    """Chart one rollout from its journaled analyses: canary and stable error rates, threshold, analyses,
+    decision and rollback; the weight on its own panel. Default: both files under .gantry/reports/."""
+    from infra.errors import GantryError
+    from infra.rollout.chart import Chartable, draw, html_page
+    from infra.rollout.seams import RolloutId
+    from infra.rollout.steps import story
+
+    journal = open_journal(project)
+    try:
+        record = journal.get(RolloutId(rollout_id))
+        entries = journal.entries(record.id)
+    except GantryError as exc:
+        fail(exc)
+    finally:
+        journal.close()
+    if png is None and html_path is None:
+        png = project / ".gantry" / "reports" / f"{record.id}.png"
+        html_path = png.with_suffix(".html")
+    item = Chartable(f"{record.stack}/{record.service} {record.image} ({record.strategy.value})", story(entries))
+    chart_png = png or (html_path.with_suffix(".png") if html_path else None)
+    assert chart_png is not None
+    try:
+        draw([item], chart_png)
+        page = html_page([item], chart_png, html_path, f"gantry rollout {record.id}") if html_path else None
+    except OSError as exc:
+        usage(f"--png/--html must be writable paths, but writing failed: {exc.strerror}")
+    if json_mode:
+        sys.stdout.write(json.dumps({"rollout": record.id, "png": str(chart_png),
+                                     "html": str(page) if page else None}) + "\n")
+        return
+    out.print(plain(f"chart: {chart_png}"), highlight=False)
+    if page is not None:
+        out.print(plain(f"html:  {page}"), highlight=False)
+
+
 def register(app: typer.Typer) -> None:
     """Add ``gantry rollout ...`` and ``gantry rollback``."""
     rollout = typer.Typer(
@@ -486,4 +529,5 @@ def register(app: typer.Typer) -> None:
     rollout.command("abort")(abort_cmd)
     rollout.command("promote")(promote_cmd)
     rollout.command("history")(history_cmd)
+    rollout.command("report")(report_cmd)
     app.command("rollback")(rollback_cmd)

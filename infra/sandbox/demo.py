@@ -29,7 +29,7 @@ from infra.sandbox import lifecycle, procs
 from infra.sandbox.haproxy import RuntimeApi
 from infra.sandbox.loadgen import LoadGenerator
 from infra.sandbox.procs import SandboxError
-from infra.sandbox.report import ActRow, TimelinePoint, chart, html_report
+from infra.sandbox.report import ActRow, TimelinePoint, html_report
 from infra.sandbox.settings import FaultSpec
 from infra.sandbox.state import SandboxState, load, marker_for, sandbox_dir, version_of
 
@@ -318,7 +318,7 @@ def run(project: Path, *, as_json: bool = False, report_path: Path | None = None
     report: Path | None = None
     png: Path | None = None
     if watch is not None and watch.points:
-        png = chart(watch.points, [x.row() for x in acts], png_path)
+        png = rollout_chart(project, acts, png_path)
         report = html_report([x.row() for x in acts], png, report_path, "gantry sandbox demo",
                              f"{platform.node()} ({platform.machine()}, {os.cpu_count()} CPUs), "
                              f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')}")
@@ -333,6 +333,23 @@ def run(project: Path, *, as_json: bool = False, report_path: Path | None = None
     outcome_all = DemoOutcome(tuple(acts), report, png, time.monotonic() - t0, kpi_report, kpi_md)
     view.summary(outcome_all)
     return outcome_all
+
+
+def rollout_chart(project: Path, acts: Sequence[ActResult], path: Path) -> Path:
+    """The same chart as ``gantry rollout report``, one pair of panels per act that ran a rollout, from the
+    journal: the canary's and the stable's error rates, threshold, analyses, decision, rollback; the weight."""
+    from infra.rollout.chart import Chartable, draw
+    from infra.rollout.journal import SqliteJournal, journal_path
+    from infra.rollout.seams import RolloutId
+    from infra.rollout.steps import story
+
+    journal = SqliteJournal(journal_path(project))
+    try:
+        items = [Chartable(f"Act {a.number}: {a.title}", story(journal.entries(RolloutId(a.rollout))))
+                 for a in acts if a.rollout]
+    finally:
+        journal.close()
+    return draw(items, path)
 
 
 def kpi_summary(project: Path, rollout_ids: Sequence[str], since: float) -> KpiReport | None:
