@@ -34,7 +34,7 @@ from infra.sandbox.settings import FaultSpec
 from infra.sandbox.state import SandboxState, load, marker_for, sandbox_dir, version_of
 
 if TYPE_CHECKING:
-    from rich.console import RenderableType
+    from rich.console import Console, RenderableType
 
     from infra.rollout.kpis import KpiReport
 
@@ -383,17 +383,30 @@ class _View:
         self.last_event = ""
         self.point: TimelinePoint | None = None
         self.live: object | None = None
+        self.piped: Console | None = None
 
     def __enter__(self) -> _View:
         if not self.as_json and self.echo is None:
             from rich.live import Live
 
-            live = Live(self._render(), auto_refresh=False, transient=False)
+            from infra.console import make_console
+
+            console = make_console()
+            if not console.is_terminal:
+                # A pipe gets the final frame once, whole, on its own lines (see __exit__), not Live's redraws.
+                self.piped = console
+                return self
+            live = Live(self._render(), console=console, auto_refresh=False, transient=False)
             live.start()
             self.live = live
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self.piped is not None:
+            from infra.console import fit
+
+            fit(self.piped, self._render())
+            self.piped = None
         if self.live is not None:
             from rich.live import Live
 
