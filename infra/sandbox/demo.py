@@ -405,17 +405,18 @@ class _View:
         if self.piped is not None:
             from infra.console import fit
 
-            fit(self.piped, self._render())
+            fit(self.piped, self._render(final=True))
             self.piped = None
         if self.live is not None:
             from rich.live import Live
 
             assert isinstance(self.live, Live)
-            self.live.update(self._render(), refresh=True)
+            self.live.update(self._render(final=True), refresh=True)
             self.live.stop()
             self.live = None
 
-    def _render(self) -> RenderableType:
+    def _render(self, final: bool = False) -> RenderableType:
+        """The acts table, and while it runs (not in the ``final`` frame) the traffic bar and the last event."""
         from rich.console import Group
         from rich.table import Table
         from rich.text import Text
@@ -424,9 +425,11 @@ class _View:
         for col in ("act", "what", "expected", "outcome", "ok", "s"):
             table.add_column(col)
         for a in self.acts:
-            ok = "" if a.outcome == "not run" else ("[green]yes[/green]" if a.ok else "[red]NO[/red]")
+            ok = Text("") if a.outcome == "not run" else Text("yes", "green") if a.ok else Text("NO", "red")
             table.add_row(str(a.number), a.title, a.expected, a.outcome, ok, f"{a.seconds:.0f}" if a.seconds else "")
         parts: list[RenderableType] = [table]
+        if final:
+            return table
         if self.point is not None:
             w = self.point.new_weight
             bar = "[green]" + "█" * ((100 - w) // 4) + "[/green][magenta]" + "█" * (w // 4) + "[/magenta]"
@@ -470,7 +473,7 @@ class _View:
                                          "chart": str(outcome.chart) if outcome.chart else None,
                                          "kpis": kpis}, sort_keys=True) + "\n")
             return
-        from infra.console import make_console, styled
+        from infra.console import fit, make_console, styled
 
         console = make_console()
         verdict = "[green]every act ended as expected[/green]" if outcome.ok else "[red]some acts did not[/red]"
@@ -481,7 +484,7 @@ class _View:
             from infra.rollout.kpi_formats import text
 
             console.print(styled("\n[bold]Delivery KPIs of the demo's rollouts[/bold]"))
-            console.print(text(outcome.kpis))
+            fit(console, text(outcome.kpis))
             if outcome.kpis_markdown is not None:
                 console.print(f"markdown: {outcome.kpis_markdown}")
 
