@@ -15,6 +15,7 @@ ProjectOpt = Annotated[
     Path, typer.Option("--project", "-p", help="Pulumi project directory (read through its Pulumi.yaml).")
 ]
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="table for people, json for pipelines.")]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Same as --format json.")]
 
 
 def _version() -> str:
@@ -54,6 +55,7 @@ def register(app: typer.Typer) -> None:
         project: ProjectOpt = Path("."),
         fmt: FormatOpt = Format.TABLE,
         debug: Annotated[bool, typer.Option("--debug", help="On a program error, print its traceback.")] = False,
+        as_json: JsonFlag = False,
     ) -> None:
         """Run the program under mocks (no CLI, credentials or network) and print its resource graph.
 
@@ -64,6 +66,7 @@ def register(app: typer.Typer) -> None:
         from infra.errors import ExitCode, GantryError
         from infra.render import Project, render_stacks
 
+        fmt = Format.JSON if as_json else fmt
         if all_stacks == bool(stack):
             err.print(styled("[red]error:[/red] pass --stack NAME (repeatable) or --all-stacks, not both"))
             raise typer.Exit(ExitCode.USAGE)
@@ -83,8 +86,7 @@ def register(app: typer.Typer) -> None:
         report_program_errors(results, debug=debug)
 
     @app.command()
-    def stacks(project: ProjectOpt = Path("."), fmt: FormatOpt = Format.TABLE,
-               as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False) -> None:
+    def stacks(project: ProjectOpt = Path("."), fmt: FormatOpt = Format.TABLE, as_json: JsonFlag = False) -> None:
         """List the project's stacks with their cloud, tier and whether their config validates."""
         short_lived()
         from infra.config import ConfigError, namespace_values, parse, read_stack_file
