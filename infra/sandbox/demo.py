@@ -111,9 +111,7 @@ class _Watch:
 
 def _env() -> dict[str, str]:
     env = dict(os.environ)
-    bindir = str(Path(sys.executable).parent)
-    # The rollout's hooks call `gantry`; make sure this interpreter's scripts directory is on PATH.
-    env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
+    # No PATH change: a hook's `gantry` runs through the rollout's own interpreter (infra.rollout.hooks).
     env["PYTHONPATH"] = str(lifecycle.REPO_ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env

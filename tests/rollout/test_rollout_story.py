@@ -87,8 +87,10 @@ def test_a_failed_step_hook_shows_its_reason_in_the_gates_and_status(tmp_path: P
     outcome = rig.start()
     assert outcome.phase is Phase.ROLLED_BACK
     analysis = next(e for e in rig.entries(outcome.rollout_id) if e.kind is EntryKind.ANALYSIS)
-    hook_check = next(c for c in analysis.data["checks"] if c["name"] == "hook:smoke")  # type: ignore[union-attr,index]
-    assert f"cannot run {missing}" in str(hook_check["detail"])  # type: ignore[index]
+    checks = analysis.data["checks"]
+    assert isinstance(checks, list)
+    hook_check = next(c for c in checks if isinstance(c, dict) and c["name"] == "hook:smoke")
+    assert isinstance(hook_check, dict) and f"cannot run {missing}" in str(hook_check["detail"])
     res = runner.invoke(app, ["rollout", "status", outcome.rollout_id, "--project", str(tmp_path)])
     assert res.exit_code == 0, res.output
     assert f"cannot run {missing}" in res.output
@@ -126,9 +128,10 @@ def test_promoted_frame_shows_the_new_version_as_stable_and_no_empty_gates(tmp_p
     rig = make_rig(tmp_path, analysis=CountingAnalysis([(Verdict.PASS, 500, 0)]))
     outcome = rig.start()
     state = replay(rig.entries(outcome.rollout_id))
-    console = make_console(file=io.StringIO(), width=200)
+    buf = io.StringIO()
+    console = make_console(file=buf, width=200)
     console.print(render(state, [], None, 0.0))
-    text = console.file.getvalue()  # type: ignore[attr-defined]
+    text = buf.getvalue()
     assert f"stable 100% / canary 0% (stable: {state.image})" in text and state.image != state.baseline_image
     assert "gates" not in text, "no gates table when there is no analysis to show"
 
