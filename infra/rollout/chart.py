@@ -91,6 +91,10 @@ def _panels(ax: object, wx: object, item: Chartable) -> None:
                            label=f"analysis: {verdict}")
     for a in s.analyses:
         ax.axvline(a.at, color=_VERDICT_COLOR.get(a.verdict, "grey"), alpha=0.25, lw=1)
+        if a.canary and a.canary.errors:
+            # The counts behind the point: 5/27 is not the same evidence as 50/270.
+            ax.annotate(f"{a.canary.errors}/{a.canary.requests}", (a.at, 100 * a.canary.rate),
+                        textcoords="offset points", xytext=(6, 4), fontsize=7, color="tab:purple")
     if threshold is not None:
         ax.axhline(threshold, color="tab:red", ls="--", lw=1, label=f"fails at {threshold:.2g}% (threshold)")
     decision = next(((st.decided_at, st.decision) for st in reversed(s.steps)

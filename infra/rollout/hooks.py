@@ -2,7 +2,8 @@
 
 The scheduler runs them at pre-rollout, each step, confirm-promotion, post-rollout and rollback, like
 Flagger's webhooks. Never a shell, always a timeout, and ``run`` never raises: a hook that cannot run
-fails, and its detail is masked before it reaches the journal.
+fails, and its detail is masked before it reaches the journal. An argv starting with ``gantry`` runs as
+``<this interpreter> -m infra.cli``: no activated venv or PATH entry is needed.
 
 A command hook runs with a minimal environment, never Gantry's own (which holds cloud credentials and
 webhook URLs): ``PATH`` and ``HOME``, the variables its ``env:`` lists, and these, from the payload:

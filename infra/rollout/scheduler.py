@@ -10,6 +10,7 @@ and the same functions rebuild the state after a crash. Tests drive them directl
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -329,16 +330,27 @@ def _applied(s: RolloutState, d: JSONObject, at: float) -> Changes:
     return out
 
 
+_SPRT_COUNTS = re.compile(r"(\d+)/(\d+) canary errors")
+
+
 def failed_checks(checks: object) -> tuple[str, ...]:
     """``name value > limit`` for each failed check of an analysis entry, for the rollback's reason."""
     out: list[str] = []
     for c in checks if isinstance(checks, list) else []:
         if not isinstance(c, dict) or c.get("verdict") != Verdict.FAIL.value:
             continue
-        value, limit = c.get("value"), c.get("limit")
+        value, limit, name = c.get("value"), c.get("limit"), c.get("name")
         shown = f"{value:g}" if isinstance(value, int | float) else "no data"
-        out.append(f"{c.get('name')} {shown} > {limit:g}" if isinstance(limit, int | float) else
-                   f"{c.get('name')} {shown}")
+        # The SPRT's value is a log-likelihood ratio: lead with the counts a reader can check.
+        counts = _SPRT_COUNTS.match(str(c.get("detail") or "")) if name == "error-rate-sprt" else None
+        if counts and isinstance(value, int | float) and isinstance(limit, int | float):
+            errors, requests = int(counts.group(1)), int(counts.group(2))
+            out.append(f"{name} {errors}/{requests} canary requests failed ({100 * errors / max(requests, 1):.1f}%), "
+                       f"LLR {value:.3g} > {limit:.3g}")
+            continue
+        # Every gate fails above its limit but the Mann-Whitney p-value, which fails below it.
+        sign = "<" if name == "latency-mann-whitney" else ">"
+        out.append(f"{name} {shown} {sign} {limit:g}" if isinstance(limit, int | float) else f"{name} {shown}")
     return tuple(out)
 
 
@@ -349,7 +361,13 @@ def _starvation(d: Mapping[str, JSONValue]) -> str:
     seen = canary.get("requests") if isinstance(canary, Mapping) else None
     requests = int(seen) if isinstance(seen, int | float) else 0
     needed = d.get("needed")
-    return f"{requests} canary requests" + (f", {int(needed)} needed" if isinstance(needed, int | float) else "")
+    text = f"{requests} canary requests" + (f", {int(needed)} needed" if isinstance(needed, int | float) else "")
+    stable = traffic.get("baseline") if isinstance(traffic, Mapping) else None
+    seen_stable = stable.get("requests") if isinstance(stable, Mapping) else None
+    if isinstance(needed, int | float) and requests >= needed and isinstance(seen_stable, int | float):
+        # Enough canary traffic: what was short is the stable's, which the comparison needs as well.
+        text += f"; {int(seen_stable)} stable requests"
+    return text
 
 
 def _analysed(s: RolloutState, verdict: Verdict, failed: tuple[str, ...] = (), traffic: str = "") -> Changes:

@@ -58,6 +58,29 @@ def test_holds_running_out_is_inconclusive_with_the_numbers_not_a_failed_thresho
     assert "reached the threshold" not in outcome.reason
 
 
+def test_rollback_reasons_read_as_counts_and_in_each_gates_direction() -> None:
+    from infra.rollout.scheduler import failed_checks
+
+    sprt = {"name": "error-rate-sprt", "verdict": "fail", "value": 9.107, "limit": 4.554,
+            "detail": "5/27 canary errors; H0 p=0.003 vs H1 p=0.020; LLR 9.11 in (-2.99, 4.55)"}
+    mann = {"name": "latency-mann-whitney", "verdict": "fail", "value": 0.001, "limit": 0.02, "detail": "slower"}
+    assert failed_checks([sprt, mann]) == (
+        "error-rate-sprt 5/27 canary requests failed (18.5%), LLR 9.11 > 4.55", "latency-mann-whitney 0.001 < 0.02")
+
+
+def test_starved_with_enough_canary_traffic_names_the_stable_count(tmp_path: Path) -> None:
+    class StableStarved(CountingAnalysis):
+        def analyse(self, ctx: AnalysisContext) -> AnalysisResult:
+            result = super().analyse(ctx)
+            traffic = {**result.traffic, Track.BASELINE: TrafficCounts(requests=3, errors=0)}
+            return AnalysisResult(result.verdict, result.checks, traffic, needed=result.needed)
+
+    rig = make_rig(tmp_path, analysis=StableStarved([(Verdict.INCONCLUSIVE, 80, 0)], needed=50))
+    outcome = rig.start()
+    assert outcome.reason == ("inconclusive after 3 holds: too little traffic (80 canary requests, 50 needed; "
+                              "3 stable requests)")
+
+
 def test_a_real_failure_after_holds_keeps_the_failed_gate_reason(tmp_path: Path) -> None:
     rig = make_rig(tmp_path, analysis=CountingAnalysis([(Verdict.INCONCLUSIVE, 6, 0), (Verdict.FAIL, 200, 40)]))
     outcome = rig.start()
