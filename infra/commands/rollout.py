@@ -480,8 +480,7 @@ def report_cmd(
     json_mode: Annotated[bool, typer.Option("--json", help="Print the paths written as JSON.")] = False,
     project: ProjectOpt = Path("."),
 ) -> None:
-    """Chart one rollout from its journaled analyses: canary and stable error rates, threshold, analyses,
-    decision and rollback; the weight on its own panel. Default: both files under .gantry/reports/."""
+    """Chart any rollout of the journal from its analyses (default: PNG and HTML under .gantry/reports/)."""
     from infra.errors import GantryError
     from infra.rollout.chart import Chartable, draw, html_page
     from infra.rollout.seams import RolloutId
