@@ -2,7 +2,8 @@
 
 Called by ``gantry sandbox up`` (unless ``--no-load``), ``gantry sandbox load --rps N | --stop`` and
 ``gantry sandbox status``. Each generator runs as ``python -m infra.sandbox.traffic`` in its own session,
-with its pid file (``load-<service>.pid``) in the sandbox directory and that directory in its argv, so
+under ``infra.sandbox.supervisor`` (restarted if it dies), with its pid file (``load-<service>.pid``) in the
+sandbox directory and that directory in its argv, so
 ``gantry sandbox down`` stops it like any other sandbox process (pid verified against its argv; strays swept)
 and never touches a process it did not start. Every second it writes its rate and totals to
 ``load-<service>.json``, which ``status`` reads.
@@ -89,7 +90,11 @@ def start(project: Path, rps: float) -> list[str]:
         started: list[tuple[str, int]] = []
         for service in sorted(st.services):
             status = _statusfile(directory, service)
-            argv = [sys.executable, "-m", "infra.sandbox.traffic", "--url", st.frontend_url(service),
+            # Under the sandbox's supervisor, like the demo versions: a generator that dies is restarted (and
+            # counted in load-<service>.restarts); SIGTERM to the recorded pid stops both.
+            argv = [sys.executable, "-m", "infra.sandbox.supervisor", "--restarts-file",
+                    str(directory / f"load-{service}.restarts"), "--",
+                    sys.executable, "-m", "infra.sandbox.traffic", "--url", st.frontend_url(service),
                     "--rps", f"{rps:g}", "--status", str(status), "--service", service]
             pid = procs.spawn(argv, directory / f"load-{service}.log", _pidfile(directory, service),
                               cwd=directory, env=_env())

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -48,6 +49,24 @@ def test_up_loads_every_service_load_changes_the_rate_and_down_stops_only_ours(p
     assert all(g["running"] and g["rps"] == 200 and g["failed"] == 0 for g in load.values()), load
     old_pids = {g["pid"] for g in load.values()}
 
+    # Supervised: a generator killed outright is restarted, and its traffic resumes.
+    marker = str(sandbox_dir(project)) + "/"
+    supervisor = int(str(load["web"]["pid"]))
+    child = next(p for p in procs.tagged(marker, "--service", "web") if p != supervisor)
+    os.kill(child, signal.SIGKILL)
+    deadline = time.monotonic() + 15
+    while not [p for p in procs.tagged(marker, "--service", "web") if p not in (supervisor, child)]:
+        assert time.monotonic() < deadline, "the killed generator was not restarted"
+        time.sleep(0.1)
+    killed_at = time.time()
+    status_file = sandbox_dir(project) / "load-web.json"
+    while True:  # the new generator reports, with requests it sent itself (its counters start at 0)
+        doc = json.loads(status_file.read_text())
+        if doc["updated"] > killed_at + 1.0 and doc["requests"] > 0:
+            break
+        assert time.monotonic() < deadline + 10, doc
+        time.sleep(0.2)
+    assert load_status(project)["web"]["running"]
     res = gantry(project, "sandbox", "load", "--rps", "20")
     assert res.returncode == 0, res.stderr
     load = wait_requests(project, 5)
