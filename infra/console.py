@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import IO, Any
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.text import Text
 
 _secrets: list[str] = []
@@ -41,6 +41,27 @@ def make_console(*, stderr: bool = False, file: IO[str] | None = None, **options
     """A console that never interprets markup, emoji codes or control characters in what it prints."""
     options.setdefault("soft_wrap", True)
     return SafeConsole(stderr=stderr, file=file, markup=False, emoji=False, highlight=False, **options)
+
+
+WIDE = 10_000
+"""Columns a table may take when stdout is not a terminal: a pipe has no width, so nothing is cut or folded."""
+
+
+def fit(console: Console, renderable: RenderableType) -> None:
+    """Print ``renderable``; when the console is not a terminal, as wide as its content needs, so a pipe gets
+    whole values (no ``…`` truncation, no word cut in the middle), whatever ``COLUMNS`` says."""
+    if console.is_terminal:
+        console.print(renderable)
+        return
+    from rich.measure import Measurement
+
+    width = Measurement.get(console, console.options.update(max_width=WIDE), renderable).maximum
+    saved = console._width  # print(width=) is capped at the console's width: widen the console itself
+    console.width = max(1, min(width, WIDE))
+    try:
+        console.print(renderable, crop=False)
+    finally:
+        console._width = saved
 
 
 def register_secrets(values: Iterable[str]) -> None:

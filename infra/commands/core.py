@@ -9,12 +9,13 @@ from typing import Annotated, cast
 import typer
 
 from infra.commands.common import Format, emit_json, err, fail, out, report_program_errors, short_lived
-from infra.console import styled
+from infra.console import fit, styled
 
 ProjectOpt = Annotated[
     Path, typer.Option("--project", "-p", help="Pulumi project directory (read through its Pulumi.yaml).")
 ]
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="table for people, json for pipelines.")]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Same as --format json.")]
 
 
 def _version() -> str:
@@ -54,6 +55,7 @@ def register(app: typer.Typer) -> None:
         project: ProjectOpt = Path("."),
         fmt: FormatOpt = Format.TABLE,
         debug: Annotated[bool, typer.Option("--debug", help="On a program error, print its traceback.")] = False,
+        as_json: JsonFlag = False,
     ) -> None:
         """Run the program under mocks (no CLI, credentials or network) and print its resource graph.
 
@@ -64,6 +66,7 @@ def register(app: typer.Typer) -> None:
         from infra.errors import ExitCode, GantryError
         from infra.render import Project, render_stacks
 
+        fmt = Format.JSON if as_json else fmt
         if all_stacks == bool(stack):
             err.print(styled("[red]error:[/red] pass --stack NAME (repeatable) or --all-stacks, not both"))
             raise typer.Exit(ExitCode.USAGE)
@@ -83,7 +86,7 @@ def register(app: typer.Typer) -> None:
         report_program_errors(results, debug=debug)
 
     @app.command()
-    def stacks(project: ProjectOpt = Path("."), fmt: FormatOpt = Format.TABLE) -> None:
+    def stacks(project: ProjectOpt = Path("."), fmt: FormatOpt = Format.TABLE, as_json: JsonFlag = False) -> None:
         """List the project's stacks with their cloud, tier and whether their config validates."""
         short_lived()
         from infra.config import ConfigError, namespace_values, parse, read_stack_file
@@ -96,6 +99,13 @@ def register(app: typer.Typer) -> None:
             fail(exc)
         from infra.rollout.readiness import readiness
 
+        if as_json:
+            fmt = Format.JSON
+        if not proj.stacks():
+            from infra.errors import InputError
+
+            fail(InputError(f"--project must hold stack files (Pulumi.<stack>.yaml in {proj.config_dir}), "
+                            "but none was found"))
         rows: list[dict[str, object]] = []
         for name in proj.stacks():
             row: dict[str, object] = {"stack": name, "cloud": None, "tier": None, "valid": True, "error": None}
@@ -124,7 +134,7 @@ def register(app: typer.Typer) -> None:
                 ready = cast(dict[str, object], r["rollout"])["ready"]
                 table.add_row(str(r["stack"]), str(r["cloud"] or "-"), str(r["tier"] or "-"), status,
                               "ready" if ready else "not ready")
-            out.print(table)
+            fit(out, table)
         if not all(r["valid"] for r in rows):
             err.print("error: one or more stacks do not validate")
             raise typer.Exit(1)

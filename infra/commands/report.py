@@ -57,6 +57,7 @@ def register(app: typer.Typer) -> None:
         output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file (atomically) "
                                                                           "instead of stdout.")] = None,
         project: Annotated[Path, typer.Option("--project", "-p", help="Project directory (.gantry/).")] = Path("."),
+        as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
     ) -> None:
         """DORA metrics and the seed's success metrics per stack, per service and overall, each beside its
         target with met or missed."""
@@ -64,6 +65,7 @@ def register(app: typer.Typer) -> None:
         from infra.rollout import kpis as kpi
         from infra.rollout.journal import SqliteJournal, journal_path
 
+        fmt = ReportFormat.JSON if as_json else fmt
         now = time.time()
         try:
             start = kpi.parse_since(since, now)
@@ -84,7 +86,9 @@ def register(app: typer.Typer) -> None:
         match fmt:
             case ReportFormat.TEXT:
                 if output is None:
-                    out.print(kpi_formats.text(result))
+                    from infra.console import fit
+
+                    fit(out, kpi_formats.text(result))
                     return
                 import io
 

@@ -1,4 +1,4 @@
-"""`gantry sandbox up|down|status|fault|demo`: the local sandbox (real HAProxy, Prometheus and demo app on 127.0.0.1).
+"""`gantry sandbox up|down|status|load|fault|demo`: the local sandbox (real HAProxy, Prometheus, demo app on 127.0.0.1).
 
 Thin: parses, calls ``infra.sandbox.lifecycle`` / ``infra.sandbox.demo`` and renders with rich or JSON.
 """
@@ -33,23 +33,74 @@ RegionsOpt = Annotated[int, typer.Option(
 
 @sandbox_app.command("up")
 def up_cmd(stack: StackOpt = "local", project: ProjectOpt = Path("."), as_json: JsonOpt = False,
-           regions: RegionsOpt = 1) -> None:
-    """Start the demo service's stable versions, Prometheus and HAProxy on free loopback ports."""
+           regions: RegionsOpt = 1,
+           no_load: Annotated[bool, typer.Option("--no-load", help="Do not start the load generator.")] = False,
+           ) -> None:
+    """Start the demo service's stable versions, Prometheus and HAProxy on free loopback ports, and send
+    steady traffic to every service at the stack's gantry:sandbox.rateRps (unless --no-load)."""
     from infra.config import ConfigError
-    from infra.sandbox import lifecycle
+    from infra.sandbox import lifecycle, traffic
 
     try:
         st = lifecycle.up(project, stack, regions=regions)
+        rate = None
+        if not no_load:
+            rate = _stack_rate(project, stack)
+            try:
+                traffic.start(project, rate)
+            except BaseException:
+                lifecycle.down(project)  # all or nothing: a sandbox without its load is not what was asked
+                raise
     except (GantryError, ConfigError) as exc:
         raise _fail(exc) from None
     if as_json:
         typer.echo(json.dumps({"up": True, "prometheus": st.prometheus_url,
-                               "frontends": {n: st.frontend_url(n) for n in st.services}}))
+                               "frontends": {n: st.frontend_url(n) for n in st.services}, "load_rps": rate}))
         return
     typer.echo(f"sandbox up in {st.directory}")
     typer.echo(f"  prometheus  {st.prometheus_url}")
     for name in st.services:
         typer.echo(f"  {name:<10}  {st.frontend_url(name)}")
+    typer.echo(f"  load        {rate:g} req/s per service (gantry sandbox load --rps N | --stop)" if rate
+               else "  load        none (start it with: gantry sandbox load --rps N)")
+
+
+def _stack_rate(project: Path, stack: str) -> float:
+    from infra.config import load_stack
+
+    return float(load_stack(stack, project / "stacks").sandbox.rate_rps)
+
+
+@sandbox_app.command("load")
+def load_cmd(
+    rps: Annotated[float | None, typer.Option("--rps", help="Requests per second to each service.")] = None,
+    stop: Annotated[bool, typer.Option("--stop", help="Stop the load generator.")] = False,
+    project: ProjectOpt = Path("."),
+    as_json: JsonOpt = False,
+) -> None:
+    """Set the sandbox's steady traffic: --rps N (re)starts it at N requests per second, --stop ends it."""
+    from infra.sandbox import traffic
+
+    if (rps is None) == (not stop):
+        typer.echo("error: exactly one of --rps N or --stop must be given, but "
+                   f"{'both were' if stop else 'neither was'} given", err=True)
+        raise typer.Exit(int(ExitCode.USAGE))
+    try:
+        if stop:
+            stopped = traffic.stop(project)
+            services: list[str] = []
+        else:
+            assert rps is not None
+            services = traffic.start(project, rps)
+            stopped = []
+    except GantryError as exc:
+        raise _fail(exc) from None
+    if as_json:
+        typer.echo(json.dumps({"rps": rps if not stop else 0, "services": services, "stopped": stopped}))
+    elif stop:
+        typer.echo(f"load stopped ({len(stopped)} generator(s))")
+    else:
+        typer.echo(f"load: {rps:g} req/s to each of {', '.join(services)}")
 
 
 @sandbox_app.command("down")
@@ -66,17 +117,21 @@ def down_cmd(project: ProjectOpt = Path("."), as_json: JsonOpt = False) -> None:
 
 @sandbox_app.command("status")
 def status_cmd(project: ProjectOpt = Path("."), as_json: JsonOpt = False) -> None:
-    """Show each part, its pid and whether it runs, and the live HAProxy weights. Exit 1 if not fully up."""
+    """Show each part, its pid and whether it runs, the live HAProxy weights and the load generator's rate.
+    Exit 1 if not fully up."""
     from rich.table import Table
 
     from infra.console import make_console
-    from infra.sandbox import lifecycle
+    from infra.sandbox import lifecycle, traffic
 
     s = lifecycle.status(project)
+    load = traffic.status(project) if s.parts else {}
     if as_json:
         typer.echo(json.dumps({
             "up": s.up, "prometheus": s.prometheus_url, "frontends": s.frontends, "weights": s.weights,
             "parts": [{"name": p.name, "pid": p.pid, "running": p.running, "detail": p.detail} for p in s.parts],
+            "load": {n: {"pid": g.pid, "running": g.running, "rps": g.rps if g.running else 0,
+                         "requests": g.requests, "failed": g.failed} for n, g in load.items()},
         }))
     elif not s.parts:
         typer.echo("sandbox is down")
@@ -84,10 +139,18 @@ def status_cmd(project: ProjectOpt = Path("."), as_json: JsonOpt = False) -> Non
         table = Table("part", "pid", "running", "detail", title="gantry sandbox")
         for p in s.parts:
             table.add_row(p.name, str(p.pid), "yes" if p.running else "NO", p.detail)
+        for g in load.values():
+            table.add_row(f"load/{g.service}", str(g.pid), "yes" if g.running else "NO",
+                          f"{g.rps:g} req/s; {g.requests} sent, {g.failed} failed")
         console = make_console()
-        console.print(table)
+        from infra.console import fit
+
+        fit(console, table)
         for svc, weights in s.weights.items():
             console.print(f"{svc}: " + ", ".join(f"{k}={v}" for k, v in weights.items()) + f"  ({s.frontends[svc]})")
+        rates = {g.rps for g in load.values() if g.running}
+        console.print("load: " + (f"{', '.join(f'{r:g}' for r in sorted(rates))} req/s per service" if rates
+                                  else "none (gantry sandbox load --rps N)"))
     if not s.up:
         raise typer.Exit(int(ExitCode.FAILED))
 

@@ -330,7 +330,7 @@ class ThresholdAnalysis:
             if stable is not None:
                 seen[Track.BASELINE] = stable
         checks.extend(gate_check(g) for g in self.gates)
-        return AnalysisResult.combine(checks, seen)
+        return replace(AnalysisResult.combine(checks, seen), needed=self.settings.min_samples)
 
 
 class SequentialAnalysis:
@@ -421,7 +421,7 @@ class SequentialAnalysis:
         checks.extend(gate_check(g) for g in self.gates)
         seen = {track: read for track, read in ((Track.CANARY, canary), (Track.BASELINE, baseline))
                 if isinstance(read, TrafficCounts)}
-        return AnalysisResult.combine(checks, seen)
+        return replace(AnalysisResult.combine(checks, seen), needed=self.settings.min_samples)
 
     def _latency(self, canary: TrafficCounts, baseline: TrafficCounts) -> CheckResult:
         enough = min(canary.requests, baseline.requests) >= self.settings.min_samples

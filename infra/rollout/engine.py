@@ -521,14 +521,18 @@ class Engine:
             result = AnalysisResult(Verdict.FAIL, (CheckResult("analysis", Verdict.FAIL, None, None,
                                                                f"analysis raised: {_one_line(str(exc))}"),))
         if s.step_hook_failures:
-            hook_checks = [CheckResult(f"hook:{n}", Verdict.FAIL, None, None, "step hook failed")
-                           for n in s.step_hook_failures]
+            # The hook's own reason ("cannot run gantry: ...", "exit 1: ...") reaches the view and `status`.
+            reasons = (*s.step_hook_reasons, *([""] * len(s.step_hook_failures)))
+            hook_checks = [CheckResult(f"hook:{n}", Verdict.FAIL, None, None,
+                                       f"step hook failed: {why}" if why else "step hook failed")
+                           for n, why in zip(s.step_hook_failures, reasons, strict=False)]
             result = AnalysisResult(Verdict.FAIL, (*result.checks, *hook_checks), result.traffic)
         # The request and error counts the judge read, per track: the KPI report's zero-downtime evidence.
         traffic = {track.value: {"requests": c.requests, "errors": c.errors}
                    for track, c in sorted(result.traffic.items())}
         self._append(s, Analysed(step=a.step, weight=ps.weight, label=ps.label, verdict=result.verdict,
-                                 checks=_checks(result), window=now - s.window_started_at, traffic=traffic))
+                                 checks=_checks(result), window=now - s.window_started_at, traffic=traffic,
+                                 **({"needed": result.needed} if result.needed is not None else {})))
 
     def _decide(self, s: RolloutState, a: Action) -> None:
         decision = a.decision

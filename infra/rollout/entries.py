@@ -280,6 +280,8 @@ class Analysed(Body):
     """A streaming look within the interval failed the step."""
     traffic: Traffic = None
     """Requests and errors per track (``canary``, ``baseline``): the KPI report's zero-downtime evidence."""
+    needed: int | None = None
+    """Requests per track the judge needs for a verdict (journaled with inconclusive analyses' reasons)."""
 
     def counts(self, track: Track) -> tuple[int, int] | None:
         """(requests, errors) the track served, when the analysis recorded sensible counts."""

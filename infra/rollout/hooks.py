@@ -3,7 +3,8 @@
 Registers the ``http`` and ``command`` hook backends.
 The scheduler runs them at pre-rollout, each step, confirm-promotion, post-rollout and rollback, like
 Flagger's webhooks. Never a shell, always a timeout, and ``run`` never raises: a hook that cannot run
-fails, and its detail is masked before it reaches the journal.
+fails, and its detail is masked before it reaches the journal. An argv starting with ``gantry`` runs as
+``<this interpreter> -m infra.cli``: no activated venv or PATH entry is needed.
 
 A command hook runs with a minimal environment, never Gantry's own (which holds cloud credentials and
 webhook URLs): ``PATH`` and ``HOME``, the variables its ``env:`` lists, and these, from the payload:
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Literal
@@ -53,6 +55,18 @@ def hook_environment(name: str, phase: HookPhase, payload: JSONObject, extra: Ma
     env.update({var: str(payload[key]) for key, var in PAYLOAD_ENV.items() if payload.get(key) is not None})
     env.update(GANTRY_HOOK_NAME=name, GANTRY_HOOK_PHASE=phase.value)
     return env
+
+
+GANTRY_MODULE = "infra.cli"
+"""The module behind the ``gantry`` script (pyproject's ``[project.scripts]``)."""
+
+
+def resolve_argv(argv: Sequence[str]) -> list[str]:
+    """``gantry ...`` runs through this interpreter (``python -m infra.cli``): a hook must not depend on an
+    activated venv or on which ``gantry`` PATH happens to find first."""
+    if argv and argv[0] == "gantry":
+        return [sys.executable, "-m", GANTRY_MODULE, *argv[1:]]
+    return list(argv)
 
 
 def _check_timeout(name: str, timeout: float) -> None:
@@ -120,7 +134,7 @@ class CommandHook:
         body = json.dumps({"hook": self.name, "phase": self.phase.value, **payload})
         env = hook_environment(self.name, self.phase, payload, self.env)
         try:
-            done = run_argv(self.argv, timeout=self.timeout, stdin=body, env=env, cwd=self.cwd)
+            done = run_argv(resolve_argv(self.argv), timeout=self.timeout, stdin=body, env=env, cwd=self.cwd)
         except Timeout:
             return HookResult(False, f"timed out after {self.timeout:g}s")
         except OSError as exc:

@@ -9,7 +9,8 @@ and the same functions rebuild the state after a crash. Tests drive them directl
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import assert_never
@@ -18,6 +19,7 @@ from components.spec import Color, Strategy
 from infra.rollout.entries import (
     Analysed,
     Applied,
+    Check,
     Checkpointed,
     Decided,
     EffectKind,
@@ -51,6 +53,7 @@ from infra.rollout.seams import (
     Phase,
     RolloutId,
     StackName,
+    Track,
     TrafficState,
     Verdict,
 )
@@ -76,6 +79,8 @@ class RolloutState:
     """Failed pre-rollout / confirm-promotion hooks: they roll back."""
     step_hook_failures: tuple[str, ...] = ()
     """Failed step hooks since the last analysis: they count as failed gates of that analysis."""
+    step_hook_reasons: tuple[str, ...] = ()
+    """Why each of ``step_hook_failures`` failed (its detail, e.g. ``cannot run gantry: ...``), same order."""
     prepared: bool = False
     step: int = 0
     applied: bool = False
@@ -92,6 +97,8 @@ class RolloutState:
     """The failed checks of the last analysis (``restarts 9 > 5``), named in a rollback's reason."""
     failures: int = 0
     holds: int = 0
+    starved: str = ""
+    """Set when the last analysis used up the holds without a verdict: why, in numbers (the rollback's reason)."""
     analyses: int = 0
     paused: bool = False
     abort_requested: str | None = None
@@ -168,6 +175,7 @@ def _changes(s: RolloutState, e: Logged) -> Changes:
             out: Changes = {"hooks_done": s.hooks_done | {d.key}}
             if d.phase is HookPhase.STEP:
                 out["step_hook_failures"] = s.step_hook_failures + failed
+                out["step_hook_reasons"] = s.step_hook_reasons + tuple(r.detail for r in d.results if not r.ok)
             elif d.phase in (HookPhase.PRE_ROLLOUT, HookPhase.CONFIRM_PROMOTION):
                 out["gate_failures"] = s.gate_failures + failed
             return out
@@ -181,7 +189,7 @@ def _changes(s: RolloutState, e: Logged) -> Changes:
                 return {"pending": None, "phase": Phase.FAILED, "reason": f"rollback failed: {d.message}"}
             return {"pending": None, "error": f"{d.action.value} failed: {d.message}"}
         case Analysed():
-            return _analysed(s, d.verdict, d.failed)
+            return _analysed(s, d.verdict, failed_checks(d.checks), _starvation(d))
         case Decided():
             return _decided(s, d.decision, d.reason, d.override, e.at)
         case Requested():
@@ -218,19 +226,58 @@ def _applied(s: RolloutState, d: Applied, at: float) -> Changes:
     return out
 
 
-def _analysed(s: RolloutState, verdict: Verdict, failed: tuple[str, ...] = ()) -> Changes:
-    failures, holds = s.failures, s.holds
+_SPRT_COUNTS = re.compile(r"(\d+)/(\d+) canary errors")
+
+
+def failed_checks(checks: Iterable[Check | Mapping[str, object]]) -> tuple[str, ...]:
+    """``name value > limit`` for each failed check of an analysis, for the rollback's reason."""
+    out: list[str] = []
+    for raw in checks:
+        c = raw if isinstance(raw, Check) else Check.model_validate(raw)
+        if c.verdict is not Verdict.FAIL:
+            continue
+        shown = "no data" if c.value is None else f"{c.value:g}"
+        # The SPRT's value is a log-likelihood ratio: lead with the counts a reader can check.
+        counts = _SPRT_COUNTS.match(c.detail) if c.name == "error-rate-sprt" else None
+        if counts and c.value is not None and c.limit is not None:
+            errors, requests = int(counts.group(1)), int(counts.group(2))
+            out.append(f"{c.name} {errors}/{requests} canary requests failed ({100 * errors / max(requests, 1):.1f}%), "
+                       f"LLR {c.value:.3g} > {c.limit:.3g}")
+            continue
+        # Every gate fails above its limit but the Mann-Whitney p-value, which fails below it.
+        sign = "<" if c.name == "latency-mann-whitney" else ">"
+        out.append(f"{c.name} {shown} {sign} {c.limit:g}" if c.limit is not None else f"{c.name} {shown}")
+    return tuple(out)
+
+
+def _starvation(d: Analysed) -> str:
+    """``(M canary requests, K needed)`` from an analysis's journaled traffic and ``needed``."""
+    canary = d.counts(Track.CANARY)
+    requests = canary[0] if canary is not None else 0
+    text = f"{requests} canary requests" + (f", {d.needed} needed" if d.needed is not None else "")
+    stable = d.counts(Track.BASELINE)
+    if d.needed is not None and requests >= d.needed and stable is not None:
+        # Enough canary traffic: what was short is the stable's, which the comparison needs as well.
+        text += f"; {stable[0]} stable requests"
+    return text
+
+
+def _analysed(s: RolloutState, verdict: Verdict, failed: tuple[str, ...] = (), traffic: str = "") -> Changes:
+    failures, holds, starved = s.failures, s.holds, ""
     if verdict is Verdict.FAIL:
         failures, holds = failures + 1, 0
     elif verdict is Verdict.INCONCLUSIVE:
         holds += 1
         if holds >= s.plan.max_holds:
-            # Starved of evidence for too long: that is a failure, never a pass.
+            # Starved of evidence for too long: that counts as a failure, never a pass, but it is its own
+            # outcome: the reason says too little traffic, not that a gate failed.
+            starved = f"inconclusive after {holds} holds: too little traffic ({traffic or 'no canary requests'})"
             failures, holds = failures + 1, 0
     else:
         holds = 0
     return {"last_verdict": verdict, "failures": failures, "holds": holds, "analyses": s.analyses + 1,
-            "attempt": s.attempt + 1, "step_hook_failures": (), "last_failed": failed}
+            "attempt": s.attempt + 1, "step_hook_failures": (), "step_hook_reasons": (), "last_failed": failed,
+            "starved": starved}
 
 
 def _decided(s: RolloutState, decision: Decision, reason: str, override: bool, at: float) -> Changes:
@@ -282,6 +329,9 @@ class Ruling:
 def decide(s: RolloutState) -> Ruling:
     """Advance, hold, promote or roll back after the analysis just journaled."""
     threshold = s.plan.threshold
+    if s.failures >= threshold and s.starved:
+        earlier = f" ({s.failures}/{threshold} failures)" if threshold > 1 else ""
+        return Ruling(Decision.ROLLBACK, s.starved + earlier)
     if s.failures >= threshold:
         why = f": {', '.join(s.last_failed)}" if s.last_failed else ""
         return Ruling(Decision.ROLLBACK, f"{s.failures} failed analyses reached the threshold of {threshold}{why}")

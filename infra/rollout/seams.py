@@ -186,6 +186,9 @@ class AnalysisResult:
     checks: tuple[CheckResult, ...] = ()
     traffic: Mapping[Track, TrafficCounts] = field(default_factory=dict)
     """The counts the judge read per track (journaled; zero-downtime is measured on BASELINE). Default: none."""
+    needed: int | None = None
+    """Canary requests a verdict needs (``minSamples``), journaled so that a rollout starved of traffic says
+    how far short it fell. Default: None (the judge does not say)."""
 
     @staticmethod
     def combine(checks: Sequence[CheckResult], traffic: Mapping[Track, TrafficCounts] | None = None

@@ -21,6 +21,7 @@ from infra.console import make_console, plain
 from infra.rollout.entries import Analysed, Checkpointed, Logged, Started
 from infra.rollout.scheduler import RolloutState
 from infra.rollout.seams import JSONObject, JSONValue, Phase
+from infra.rollout.steps import direction
 
 _PHASE_STYLE = {Phase.PROMOTED: "bold green", Phase.ROLLED_BACK: "bold yellow", Phase.FAILED: "bold red",
                 Phase.ROLLING_BACK: "yellow", Phase.PAUSED: "cyan"}
@@ -42,9 +43,15 @@ def remaining_seconds(state: RolloutState, until: float | None, now: float) -> f
     return wait + ahead * state.plan.interval + (state.plan.scale_down_delay if ahead or wait else 0.0)
 
 
+def limit_text(gate: str, limit: JSONValue) -> str:
+    """The limit with its direction (``≤ 0.005``), so every row of the column reads the same way."""
+    return "-" if limit is None else f"{direction(gate)} {_num(limit)}"
+
+
 def render(state: RolloutState, checks: Sequence[Mapping[str, JSONValue]], until: float | None,
-           now: float) -> RenderableType:
-    """One frame of the live view (pure, so it can be tested without a terminal)."""
+           now: float, *, wide: bool = False) -> RenderableType:
+    """One frame of the live view (pure, so it can be tested without a terminal). ``wide``: for a pipe, where
+    nothing is cut (details in full, the panel as wide as its content)."""
     # Every value from the stack, the journal or a gate is wrapped in Text: literal on any console.
     head = Table.grid(padding=(0, 2))
     head.add_row("rollout", plain(state.rollout_id), "stack", plain(f"{state.stack}/{state.service}"))
@@ -54,9 +61,12 @@ def render(state: RolloutState, checks: Sequence[Mapping[str, JSONValue]], until
     head.add_row("phase", phase, "stage", plain(f"{stage} (step {min(state.step + 1, len(state.plan.steps))}/"
                                                 f"{len(state.plan.steps)})"))
     if state.plan.strategy is Strategy.CANARY:
-        w = state.weight
+        # Once promoted the new version IS the stable one: it serves 100% as stable, whatever the last weight.
+        w = 0 if state.phase in (Phase.PROMOTED, Phase.ROLLED_BACK) else state.weight
         bar = "[green]" + "█" * ((100 - w) // 5) + "[/green][magenta]" + "█" * (w // 5) + "[/magenta]"
-        head.add_row("weights", f"stable {100 - w}% / canary {w}%", "", Text.from_markup(bar))
+        stable = state.image if state.phase is Phase.PROMOTED else state.baseline_image
+        head.add_row("weights", plain(f"stable {100 - w}% / canary {w}% (stable: {stable})"), "",
+                     Text.from_markup(bar))
     else:
         active = state.active_color.value if state.active_color else "-"
         head.add_row("active", active, "new color", state.new_color.value if state.new_color else "-")
@@ -65,18 +75,25 @@ def render(state: RolloutState, checks: Sequence[Mapping[str, JSONValue]], until
     if until is not None and until > now:
         head.add_row("time left", f"{until - now:.0f}s until the next analysis", "at least",
                      f"{remaining_seconds(state, until, now):.0f}s to promotion")
-    gates = Table(title="gates (last analysis)", expand=False)
-    for col in ("gate", "value", "limit", "verdict", "detail"):
-        gates.add_column(col)
-    for c in checks:
-        verdict = str(c.get("verdict", ""))
-        gates.add_row(plain(c.get("name", "")), plain(_num(c.get("value"))), plain(_num(c.get("limit"))),
-                      Text(verdict, style=_VERDICT_STYLE.get(verdict, "")), plain(str(c.get("detail", ""))[:60]))
-    return Panel(Group(head, gates), title="gantry rollout")
+    parts: list[RenderableType] = [head]
+    if checks:  # a rollout that ended before any analysis (a hook, an abort) has no gates to show
+        gates = Table(title="gates (last analysis)", expand=False)
+        for col in ("gate", "value", "pass if", "verdict", "detail"):
+            gates.add_column(col, no_wrap=wide)
+        for c in checks:
+            verdict = str(c.get("verdict", ""))
+            detail = str(c.get("detail", ""))
+            gates.add_row(plain(c.get("name", "")), plain(_num(c.get("value"))),
+                          plain(limit_text(str(c.get("name", "")), c.get("limit"))),
+                          Text(verdict, style=_VERDICT_STYLE.get(verdict, "")),
+                          plain(detail if wide else detail[:90]))
+        parts.append(gates)
+    return Panel(Group(*parts), title="gantry rollout", expand=not wide)
 
 
 class LiveView:
-    """A rich Live panel refreshed on every journal entry and every wait tick."""
+    """A rich Live panel refreshed on every journal entry and every wait tick. When the console is not a
+    terminal (a pipe, a CI log) nothing is redrawn: the final frame is printed once, whole, at the end."""
 
     def __init__(self, console: Console | None = None) -> None:
         self.console = console or make_console()
@@ -84,15 +101,23 @@ class LiveView:
         self.until: float | None = None
         self.live = Live(console=self.console, auto_refresh=False, transient=False)
         self.started = False
+        self.interactive = self.console.is_terminal
+        self.last: tuple[RolloutState, float] | None = None
 
     def __enter__(self) -> LiveView:
-        self.live.start()
+        if self.interactive:
+            self.live.start()
         self.started = True
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.live.stop()
-        self.console.print()
+        if self.interactive:
+            self.live.stop()
+            self.console.print()
+        elif self.last is not None:
+            from infra.console import fit
+
+            fit(self.console, render(self.last[0], self.checks, None, self.last[1], wide=True))
 
     def on_entry(self, state: RolloutState, entry: Logged) -> None:
         if isinstance(entry.body, Analysed):
@@ -105,7 +130,8 @@ class LiveView:
         self._draw(state, now)
 
     def _draw(self, state: RolloutState, now: float) -> None:
-        if self.started:
+        self.last = (state, now)
+        if self.started and self.interactive:
             self.live.update(render(state, self.checks, self.until, now), refresh=True)
 
 

@@ -29,17 +29,19 @@ from infra.sandbox import lifecycle, procs
 from infra.sandbox.haproxy import RuntimeApi
 from infra.sandbox.loadgen import LoadGenerator
 from infra.sandbox.procs import SandboxError
-from infra.sandbox.report import ActRow, TimelinePoint, chart, html_report
+from infra.sandbox.report import ActRow, TimelinePoint, html_report
 from infra.sandbox.settings import FaultSpec
 from infra.sandbox.state import SandboxState, load, marker_for, sandbox_dir, version_of
 
 if TYPE_CHECKING:
-    from rich.console import RenderableType
+    from rich.console import Console, RenderableType
 
     from infra.rollout.kpis import KpiReport
 
 STACK = "local"
 BUDGET_SECONDS = 170.0
+IMAGES = {"healthy": "demo:v2", "faulty": "demo:v3", "bluegreen": "demo:v4"}
+"""The demo's own version range: the README's walkthrough uses v5 to v7, so the demo never quarantines them."""
 
 
 @dataclass(slots=True)
@@ -109,9 +111,7 @@ class _Watch:
 
 def _env() -> dict[str, str]:
     env = dict(os.environ)
-    bindir = str(Path(sys.executable).parent)
-    # The rollout's hooks call `gantry`; make sure this interpreter's scripts directory is on PATH.
-    env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
+    # No PATH change: a hook's `gantry` runs through the rollout's own interpreter (infra.rollout.hooks).
     env["PYTHONPATH"] = str(lifecycle.REPO_ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
@@ -266,7 +266,7 @@ def run(project: Path, *, as_json: bool = False, report_path: Path | None = None
             a = acts[1]
             watch.act, watch.service, watch.new_version = 2, "web", "v2"
             started = time.monotonic()
-            code, outcome = _run_rollout(project, rollout_argv("web", "demo:v2", *extra), a, tick, 100)
+            code, outcome = _run_rollout(project, rollout_argv("web", IMAGES["healthy"], *extra), a, tick, 100)
             serving = _serving(loads["web"])
             a.outcome = str(outcome.get("phase", f"exit {code}"))
             a.ok = code == 0 and a.outcome == "promoted" and set(serving) == {"v2"}
@@ -276,10 +276,11 @@ def run(project: Path, *, as_json: bool = False, report_path: Path | None = None
 
             # Act 3: faulty canary, rolled back by the analysis of real traffic.
             a = acts[2]
-            lifecycle.set_fault(project, "v3", FaultSpec(error_rate=0.2))
-            watch.act, watch.new_version = 3, "v3"
+            lifecycle.set_fault(project, version_of(IMAGES["faulty"]), FaultSpec(error_rate=0.2))
+            watch.act, watch.new_version = 3, version_of(IMAGES["faulty"])
             started = time.monotonic()
-            code, outcome = _run_rollout(project, rollout_argv("web", "demo:v3", "--force", *extra), a, tick, 100)
+            argv = rollout_argv("web", IMAGES["faulty"], "--force", *extra)
+            code, outcome = _run_rollout(project, argv, a, tick, 100)
             serving = _serving(loads["web"])
             a.outcome = str(outcome.get("phase", f"exit {code}"))
             a.ok = code == 1 and a.outcome == "rolled_back" and set(serving) == {"v2"}
@@ -291,7 +292,7 @@ def run(project: Path, *, as_json: bool = False, report_path: Path | None = None
             a = acts[3]
             watch.act, watch.service, watch.new_version = 4, "api", "v4"
             started = time.monotonic()
-            code, outcome = _run_rollout(project, rollout_argv("api", "demo:v4", *extra), a, tick, 100)
+            code, outcome = _run_rollout(project, rollout_argv("api", IMAGES["bluegreen"], *extra), a, tick, 100)
             serving = _serving(loads["api"])
             smoke_ok = any(e.startswith("hook smoke: ok") for e in a.events)
             a.outcome = str(outcome.get("phase", f"exit {code}"))
@@ -315,7 +316,7 @@ def run(project: Path, *, as_json: bool = False, report_path: Path | None = None
     report: Path | None = None
     png: Path | None = None
     if watch is not None and watch.points:
-        png = chart(watch.points, [x.row() for x in acts], png_path)
+        png = rollout_chart(project, acts, png_path)
         report = html_report([x.row() for x in acts], png, report_path, "gantry sandbox demo",
                              f"{platform.node()} ({platform.machine()}, {os.cpu_count()} CPUs), "
                              f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')}")
@@ -330,6 +331,23 @@ def run(project: Path, *, as_json: bool = False, report_path: Path | None = None
     outcome_all = DemoOutcome(tuple(acts), report, png, time.monotonic() - t0, kpi_report, kpi_md)
     view.summary(outcome_all)
     return outcome_all
+
+
+def rollout_chart(project: Path, acts: Sequence[ActResult], path: Path) -> Path:
+    """The same chart as ``gantry rollout report``, one pair of panels per act that ran a rollout, from the
+    journal: the canary's and the stable's error rates, threshold, analyses, decision, rollback; the weight."""
+    from infra.rollout.chart import Chartable, draw
+    from infra.rollout.journal import SqliteJournal, journal_path
+    from infra.rollout.seams import RolloutId
+    from infra.rollout.steps import story
+
+    journal = SqliteJournal(journal_path(project))
+    try:
+        items = [Chartable(f"Act {a.number}: {a.title}", story(journal.entries(RolloutId(a.rollout))))
+                 for a in acts if a.rollout]
+    finally:
+        journal.close()
+    return draw(items, path)
 
 
 def kpi_summary(project: Path, rollout_ids: Sequence[str], since: float) -> KpiReport | None:
@@ -363,26 +381,40 @@ class _View:
         self.last_event = ""
         self.point: TimelinePoint | None = None
         self.live: object | None = None
+        self.piped: Console | None = None
 
     def __enter__(self) -> _View:
         if not self.as_json and self.echo is None:
             from rich.live import Live
 
-            live = Live(self._render(), auto_refresh=False, transient=False)
+            from infra.console import make_console
+
+            console = make_console()
+            if not console.is_terminal:
+                # A pipe gets the final frame once, whole, on its own lines (see __exit__), not Live's redraws.
+                self.piped = console
+                return self
+            live = Live(self._render(), console=console, auto_refresh=False, transient=False)
             live.start()
             self.live = live
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self.piped is not None:
+            from infra.console import fit
+
+            fit(self.piped, self._render(final=True))
+            self.piped = None
         if self.live is not None:
             from rich.live import Live
 
             assert isinstance(self.live, Live)
-            self.live.update(self._render(), refresh=True)
+            self.live.update(self._render(final=True), refresh=True)
             self.live.stop()
             self.live = None
 
-    def _render(self) -> RenderableType:
+    def _render(self, final: bool = False) -> RenderableType:
+        """The acts table, and while it runs (not in the ``final`` frame) the traffic bar and the last event."""
         from rich.console import Group
         from rich.table import Table
         from rich.text import Text
@@ -391,9 +423,11 @@ class _View:
         for col in ("act", "what", "expected", "outcome", "ok", "s"):
             table.add_column(col)
         for a in self.acts:
-            ok = "" if a.outcome == "not run" else ("[green]yes[/green]" if a.ok else "[red]NO[/red]")
+            ok = Text("") if a.outcome == "not run" else Text("yes", "green") if a.ok else Text("NO", "red")
             table.add_row(str(a.number), a.title, a.expected, a.outcome, ok, f"{a.seconds:.0f}" if a.seconds else "")
         parts: list[RenderableType] = [table]
+        if final:
+            return table
         if self.point is not None:
             w = self.point.new_weight
             bar = "[green]" + "█" * ((100 - w) // 4) + "[/green][magenta]" + "█" * (w // 4) + "[/magenta]"
@@ -437,7 +471,7 @@ class _View:
                                          "chart": str(outcome.chart) if outcome.chart else None,
                                          "kpis": kpis}, sort_keys=True) + "\n")
             return
-        from infra.console import make_console, styled
+        from infra.console import fit, make_console, styled
 
         console = make_console()
         verdict = "[green]every act ended as expected[/green]" if outcome.ok else "[red]some acts did not[/red]"
@@ -448,7 +482,7 @@ class _View:
             from infra.rollout.kpi_formats import text
 
             console.print(styled("\n[bold]Delivery KPIs of the demo's rollouts[/bold]"))
-            console.print(text(outcome.kpis))
+            fit(console, text(outcome.kpis))
             if outcome.kpis_markdown is not None:
                 console.print(f"markdown: {outcome.kpis_markdown}")
 

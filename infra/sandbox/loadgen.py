@@ -50,7 +50,7 @@ class LoadGenerator:
     """Sends GET ``url`` at ``rate_rps`` until ``max_requests`` or ``max_seconds``, whichever comes first."""
 
     def __init__(self, url: str, rate_rps: float = 200.0, max_requests: int = 100_000, max_seconds: float = 300.0,
-                 workers: int = 48, timeout: float = 5.0) -> None:
+                 workers: int = 48, timeout: float = 5.0, keep_records: bool = True) -> None:
         parts = urlsplit(url)
         if parts.hostname not in LOOPBACK or parts.scheme != "http" or parts.port is None:
             raise InputError(f"load target must be an http URL on 127.0.0.1 with a port, but {url!r} was given")
@@ -63,6 +63,10 @@ class LoadGenerator:
         self.rate, self.max_requests, self.max_seconds = rate_rps, max_requests, max_seconds
         self.timeout = timeout
         self._records: list[RequestRecord] = []
+        # A long-running generator (``gantry sandbox load``) keeps only totals, so its memory stays flat.
+        self.keep_records = keep_records
+        self.sent = 0
+        self.failed = 0
         self._lock = threading.Lock()
         self._jobs: queue.Queue[float | None] = queue.Queue()
         self._stop = threading.Event()
@@ -101,6 +105,11 @@ class LoadGenerator:
         return time.monotonic() - self.started_at
 
     # ------------------------------------------------------------------ results
+
+    def totals(self) -> tuple[int, int]:
+        """(requests answered or failed so far, failed ones): kept even when records are not."""
+        with self._lock:
+            return self.sent, self.failed
 
     def records(self) -> list[RequestRecord]:
         with self._lock:
@@ -159,7 +168,10 @@ class LoadGenerator:
                 conn = None
             rec = RequestRecord(began - self.started_at, status, version, (time.monotonic() - began) * 1000.0)
             with self._lock:
-                self._records.append(rec)
+                if self.keep_records:
+                    self._records.append(rec)
+                self.sent += 1
+                self.failed += int(rec.failed)
         if conn is not None:
             conn.close()
 

@@ -1,6 +1,6 @@
-"""The demo's evidence: a PNG chart (weights and error rate over time per act) and a self-contained HTML report.
+"""The demo's evidence: a self-contained HTML report around the rollout chart (``infra.rollout.chart``).
 
-Called by ``infra.sandbox.demo`` after the acts ran; matplotlib uses the Agg backend (no display needed).
+Called by ``infra.sandbox.demo`` after the acts ran. ``TimelinePoint`` is what the demo's live view samples.
 """
 
 from __future__ import annotations
@@ -35,39 +35,6 @@ class ActRow:
     events: tuple[str, ...] = ()
 
 
-def chart(points: Sequence[TimelinePoint], acts: Sequence[ActRow], path: Path) -> Path:
-    """Weights (left axis) and error rate (right axis) over time, one panel per act that shifted traffic."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    panels = [a for a in acts if any(p.act == a.number for p in points)]
-    fig, axes = plt.subplots(max(1, len(panels)), 1, figsize=(9, 2.6 * max(1, len(panels))), squeeze=False)
-    for ax, act in zip(axes[:, 0], panels, strict=False):
-        pts = [p for p in points if p.act == act.number]
-        t0 = pts[0].t
-        ts = [p.t - t0 for p in pts]
-        ax.step(ts, [p.new_weight for p in pts], where="post", color="tab:purple", label="new version weight %")
-        ax.set_ylim(-5, 105)
-        ax.set_ylabel("weight %")
-        ax.set_xlabel("seconds")
-        ax2 = ax.twinx()
-        ax2.plot(ts, [100 * p.error_rate for p in pts], color="tab:red", alpha=0.7, label="error rate %")
-        ax2.set_ylim(0, max(5.0, 100 * max(p.error_rate for p in pts) * 1.2))
-        ax2.set_ylabel("errors %")
-        verdict = "as expected" if act.ok else "NOT as expected"
-        ax.set_title(f"Act {act.number}: {act.title} -> {act.outcome} ({verdict})", fontsize=10)
-        lines = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
-        labels = ax.get_legend_handles_labels()[1] + ax2.get_legend_handles_labels()[1]
-        ax.legend(lines, labels, loc="upper left", fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
-
-
 def html_report(acts: Sequence[ActRow], png: Path, path: Path, title: str, machine: str) -> Path:
     """One HTML file with the chart inlined (base64), so it can be mailed or archived as is."""
     img = base64.b64encode(png.read_bytes()).decode()
@@ -97,10 +64,11 @@ Machine: {html.escape(machine)}.</p>
 <th>detail</th></tr>
 {rows}
 </table>
-<h2>Weights and error rate over time</h2>
-<p>Purple: the new version's share of traffic as HAProxy reports it (runtime API). Red: the share of failed
-requests the load generator saw, over the last second.</p>
-<img alt="weights and error rate per act" src="data:image/png;base64,{img}">
+<h2>Error rates and weight over time, per rollout</h2>
+<p>For each act's rollout, from its journaled analyses: the canary's error rate (purple, each analysis a point
+coloured by its verdict) and the stable's (blue), the threshold (dashed), the decision (dotted) and the rollback
+(red); below, the new version's share of traffic.</p>
+<img alt="error rates and weight per rollout" src="data:image/png;base64,{img}">
 <h2>Rollout events</h2>
 {events}
 </body></html>
