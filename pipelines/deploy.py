@@ -189,10 +189,15 @@ def newest_rollout(history_stdout: str, service: str) -> dict[str, object] | Non
     return None
 
 
-def verify_promotion(exit_code: int, record: dict[str, object] | None) -> Verdict:
-    """Verification after ``gantry promote``: the prod stack's newest rollout of the service must match its exit."""
+def verify_promotion(exit_code: int, record: dict[str, object] | None, *, already: bool = False) -> Verdict:
+    """Verification after ``gantry promote``: the prod stack's newest rollout of the service must match its exit.
+
+    ``already``: promote said the destination already runs the version (a rerun of the job), so no rollout ran.
+    """
     if exit_code in (USAGE, LOCKED):
         return Verdict(exit_code, f"promote did not run a rollout (exit {exit_code})")
+    if exit_code == OK and already:
+        return Verdict(OK, "the destination already runs the verified version: nothing to promote")
     if record is None:
         return Verdict(OPERATOR, f"promote exited {exit_code} but the journal holds no rollout of the service")
     want = {OK: "promoted", ROLLED_BACK: "rolled_back"}.get(exit_code)
@@ -208,9 +213,11 @@ def verify_promotion(exit_code: int, record: dict[str, object] | None) -> Verdic
 
 def staged_image(stack: str, service: str) -> str:
     """The image the stack file names for ``service`` (what the merged pull request set)."""
+    from infra import plugins
     from infra.config import load_stack
     from infra.errors import GantryError
 
+    plugins.load()  # the stack's backends validate against what is registered
     try:
         config = load_stack(stack, Path("stacks"))
     except (GantryError, OSError, ValueError) as exc:
@@ -267,9 +274,9 @@ def stage_promote(source: str, dest: str, service: str, dry_run: bool, echo: Ech
     if dry_run:
         echo(shlex.join(argv))
         return OK
-    code, _ = run(argv, echo=echo)
+    code, said = run(argv, echo=echo)
     _, history = run(["gantry", "rollout", "history", "--stack", dest, "--json"], capture=True, echo=echo)
-    verdict = verify_promotion(code, newest_rollout(history, service))
+    verdict = verify_promotion(code, newest_rollout(history, service), already="nothing to promote" in said)
     echo(f"pipeline: rollback verification: {verdict.message}")
     return verdict.code
 

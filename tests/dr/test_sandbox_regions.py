@@ -218,6 +218,12 @@ def test_the_cli_fails_over_with_json_events_and_status_follows(project: Path, t
 
     runner = CliRunner()
     args = ["--stack", "local", "--project", str(project)]
+    # The standby's lag gauge must have been scraped once, or the check rightly reports "no data".
+    parts = dr_parts.build(project, "local")
+    try:
+        assert wait_for(lambda: parts.target.replication_lag() is not None, 30.0)
+    finally:
+        parts.close()
     refused = runner.invoke(app, ["dr", "failover", *args, "--json"])
     assert refused.exit_code == 1
     assert json.loads(refused.output.splitlines()[-1])["result"] == "refused"

@@ -1,17 +1,15 @@
 """Each pipeline's deploy commands, read from its YAML, run in job order against the sandbox (HAProxy, Prometheus).
 
 How the environments map onto the one sandbox stack (``local``), and what is simulated:
-- ``STAGING_STACK`` and ``PROD_STACK`` are both ``local``: the pipeline's commands take the stack names as
-  variables, so the test runs the very lines the jobs run with the sandbox's stack in both places. Staging
-  and prod are therefore the same HAProxy: promoting to "prod" re-delivers the version staging verified,
-  which must be safe (a rerun of the promote job does exactly that).
+- ``STAGING_STACK`` is ``local`` and ``PROD_STACK`` is ``local-prod``, a copy of it on the same sandbox: the
+  pipeline's commands take the stack names as variables, so the test runs the very lines the jobs run.
+  Staging and prod are therefore the same HAProxy: "prod" already serves what staging verified, so the
+  promote job finds nothing to promote and succeeds (as a rerun of the job must).
 - The manual approval (GitHub's required reviewers, GitLab's ``when: manual``) is the test going on to the
   next job; the jobs' `needs` are modelled by stopping at the first command that fails, as CI does.
 - The hooks are the staging stack's own ``migrate`` and ``smoke`` hooks, verbatim, except that
   ``SMOKE_URL`` points at the sandbox's frontend; ``kubectl`` (the cluster, the outermost boundary) is a
   recording fake on PATH.
-- ``gantry promote`` is built on another branch: when ``gantry promote --help`` exits 0 the promote job runs
-  for real; until then the test checks the exact command the job would run (the runner's dry run).
 """
 
 from __future__ import annotations
@@ -74,6 +72,8 @@ def project(tmp_path: Path) -> Any:
     root = tmp_path / "proj"
     (root / "stacks").mkdir(parents=True)
     shutil.copyfile(REPO / "stacks" / "Pulumi.local.yaml", root / "stacks" / "Pulumi.local.yaml")
+    # "prod" is a second stack on the same sandbox: promote refuses --to equal to --from.
+    shutil.copyfile(REPO / "stacks" / "Pulumi.local.yaml", root / "stacks" / "Pulumi.local-prod.yaml")
     # The checkout's pipelines/ (CI runs the runner and the hooks from the checkout, as `python -m`).
     shutil.copytree(REPO / "pipelines", root / "pipelines", ignore=shutil.ignore_patterns("__pycache__"))
     yield root
@@ -125,7 +125,7 @@ def test_pipeline_delivers_a_healthy_release_and_stops_a_faulty_one_before_prod(
     configure(project, st)
     record = tmp_path / "kubectl.jsonl"
     env = env_for(fake_kubectl(tmp_path / "fakebin", record).parent)
-    variables = {"STAGING_STACK": "local", "PROD_STACK": "local", "SERVICE": "web"}
+    variables = {"STAGING_STACK": "local", "PROD_STACK": "local-prod", "SERVICE": "web"}
     stages = [c.stage for c in commands(kind)]
     assert stages[-2:] == ["deploy", "promote"] and sorted(stages[:-2]) == ["check", "test", "wheel"], stages
     deploy_only = {"deploy", "promote"}
@@ -159,7 +159,7 @@ def test_pipeline_delivers_a_healthy_release_and_stops_a_faulty_one_before_prod(
         if promote["code"] is None:
             # gantry promote is not on this branch yet: the job's exact command, as the runner would run it.
             assert promote["dry"].returncode == 0, promote["dry"].stderr
-            assert promote["out"].strip() == "gantry promote --from local --to local --service web"
+            assert promote["out"].strip() == "gantry promote --from local --to local-prod --service web"
         else:
             assert promote["code"] == 0, promote["out"][-3000:]
             assert live(st) == ({"stable": 100, "canary": 0}, "demo:v2")
@@ -206,7 +206,7 @@ def test_a_failed_migration_stops_the_release_before_any_traffic_moves(project: 
     configure(project, st)
     record = tmp_path / "kubectl.jsonl"
     env = env_for(fake_kubectl(tmp_path / "fakebin", record, exit_code=1).parent)
-    variables = {"STAGING_STACK": "local", "PROD_STACK": "local", "SERVICE": "web", "IMAGE": "demo:v2"}
+    variables = {"STAGING_STACK": "local", "PROD_STACK": "local-prod", "SERVICE": "web", "IMAGE": "demo:v2"}
     with LoadGenerator(st.frontend_url("web"), rate_rps=100, max_seconds=120):
         ran = run_pipeline_only("gitlab", project, variables, env, {"deploy", "promote"})
     assert [r["stage"] for r in ran] == ["deploy"] and ran[0]["code"] == 1, ran[0]["out"][-3000:]

@@ -146,11 +146,12 @@ def test_steps_show_every_step_with_gates_directions_holds_decisions(tmp_path: P
 
 
 def test_promoted_frame_shows_the_new_version_as_stable_and_no_empty_gates(tmp_path: Path) -> None:
+    from infra.rollout.entries import parse_all
     from infra.rollout.scheduler import replay
 
     rig = make_rig(tmp_path, analysis=CountingAnalysis([(Verdict.PASS, 500, 0)]))
     outcome = rig.start()
-    state = replay(rig.entries(outcome.rollout_id))
+    state = replay(parse_all(rig.entries(outcome.rollout_id)))
     buf = io.StringIO()
     console = make_console(file=buf, width=200)
     console.print(render(state, [], None, 0.0))
