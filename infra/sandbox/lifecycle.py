@@ -150,6 +150,10 @@ def stop_version(directory: Path, service: str, slot: Slot) -> None:
         procs.stop_pid(slot.pid, marker_for(directory))
 
 
+PORT_RACE_ATTEMPTS = 3
+"""Starts tried when a listener loses the race for a port picked free (see ``up``)."""
+
+
 def up(project_dir: Path, stack: str = "local", config_dir: Path | None = None, *, regions: int = 1) -> SandboxState:
     """Start the sandbox for a ``cloud: local`` stack: each service's stable version, Prometheus, HAProxy.
 
@@ -171,11 +175,19 @@ def up(project_dir: Path, stack: str = "local", config_dir: Path | None = None, 
             raise SandboxError("the sandbox is already up; stop it first with: gantry sandbox down")
         # Whatever a crashed run left behind goes first.
         _stop_all(directory)
-        try:
-            st = _start(directory, stack, cfg, hap_bin, prom_bin, regions=regions)
-        except BaseException:
-            _stop_all(directory)
-            raise
+        for attempt in range(PORT_RACE_ATTEMPTS):
+            try:
+                st = _start(directory, stack, cfg, hap_bin, prom_bin, regions=regions)
+                break
+            except SandboxError as exc:
+                _stop_all(directory)
+                # A free port is only free until another process binds it (parallel test workers do): a
+                # listener that lost that race is retried on fresh ports, anything else is reported.
+                if "Address already in use" not in str(exc) or attempt == PORT_RACE_ATTEMPTS - 1:
+                    raise
+            except BaseException:
+                _stop_all(directory)
+                raise
         save(directory, st)
     return st
 
